@@ -1,0 +1,209 @@
+"""``MetaWorldMT10-v2`` and ``MetaWorldMT50-v2``: the Meta-World multi-task benchmarks (spec §5.5).
+
+The ids are the release's; the tasks are Meta-World 3's ``-v3`` environments (the ``-v2`` ones
+no longer exist in ``metaworld>=3``). Following the release:
+
+* one task per environment class of the benchmark, in the benchmark's order (``train_classes``);
+  each task cycles through the 50 goal variations (``Task`` objects) that the benchmark drew for
+  its class, a new variation on every reset, so a policy must read the goal from the observation;
+* training environments use the goal variations of ``metaworld.MT10(seed=seed)`` (or ``MT50``),
+  evaluation environments are separate instances over a benchmark drawn with ``seed + 100``;
+* observation: Meta-World's 39-d state (hand, gripper, objects, previous frame, goal) plus the
+  task one-hot, i.e. 49 (MT10) or 89 (MT50) dims; ``split_mode='zero'`` (the one-hot is zeroed,
+  the width is kept); action ``Box(-1, 1, (4,))``; horizon 500; reward in [0, 10], so the reward
+  used to relabel other tasks' transitions is ``min_reward=0.0``;
+* ``info['success']`` is Meta-World's own success flag (the per-task success rate is the
+  benchmark's metric).
+
+Two details of Meta-World 3.1.1 are handled here (the project's stack notes, B10, B11, B13):
+
+* garage's ``MetaWorldTaskSampler`` / ``MetaWorldSetTaskEnv`` need gym<=0.21, so the per-task
+  environment is built by ``make_metaworld_env`` and reaches garage through ``GymnasiumEnv``;
+* after ``set_task`` with an MT task (goal visible), ``env.observation_space`` keeps the goal
+  dims bounded to [0, 0] although ``obs[36:39]`` holds the goal; ``GoalVariationWrapper``
+  refreshes it from ``sawyer_observation_space`` (against which Meta-World clips its step
+  observations; reset observations were checked to lie inside it for all 2,500 MT50 goals).
+
+Pickling stays small (no MuJoCo state): ``GymnasiumEnv`` pickles its factory, a
+``functools.partial`` of the module-level ``make_metaworld_env`` holding the task name, its 50
+goal variations (about 16 kB) and the goal-order seed. Building a benchmark draws its goals by
+simulating every class (seconds for MT10, over half a minute for MT50), so it happens once per
+process and seed (``get_benchmark``) in the process that builds the family; a process that
+unpickles an environment (a Ray worker) needs no benchmark at all.
+
+Meta-World never terminates an episode: it truncates at step 500 (and raises if stepped
+further), where the adapter emits ``StepType.TIMEOUT`` and the sampler resets.
+
+Rendering: every environment is built with ``render_mode='rgb_array'`` (Meta-World's default
+camera, 480x480); the renderer is created lazily on the first ``render()``, so this costs
+nothing otherwise. Off-screen rendering needs ``MUJOCO_GL=egl`` (or ``osmesa``) set before
+MuJoCo is first imported.
+"""
+from __future__ import annotations
+
+import functools
+from typing import Any, ClassVar, Sequence
+
+import gymnasium
+import metaworld
+import metaworld.env_dict
+import numpy as np
+from metaworld.sawyer_xyz_env import SawyerXYZEnv
+from metaworld.types import Task
+
+from environments.gymnasium_adapter import GymnasiumEnv
+from environments.multitask import MultiTaskEnv, TaskOneHotWrapper
+
+MAX_EPISODE_LENGTH = 500
+TEST_SEED_OFFSET = 100
+RENDER_MODE = 'rgb_array'
+BENCHMARKS: dict[str, type[metaworld.Benchmark]] = {'MT10': metaworld.MT10,
+                                                     'MT50': metaworld.MT50}
+# The benchmarks' class dictionaries, in benchmark order; reading them builds nothing.
+BENCHMARK_CLASSES: dict[str, dict[str, type[SawyerXYZEnv]]] = {
+    'MT10': metaworld.env_dict.MT10_V3, 'MT50': metaworld.env_dict.MT50_V3}
+
+
+@functools.lru_cache(maxsize=8)
+def get_benchmark(benchmark_name: str, seed: int) -> metaworld.Benchmark:
+    """``metaworld.MT10(seed=seed)`` (or ``MT50``), built once per process and seed."""
+    return BENCHMARKS[benchmark_name](seed=seed)
+
+
+def task_names(benchmark_name: str) -> tuple[str, ...]:
+    """The benchmark's environment names (``reach-v3``, ...) in benchmark order."""
+    return tuple(BENCHMARK_CLASSES[benchmark_name])
+
+
+def goal_variations(benchmark_name: str, seed: int, env_name: str) -> tuple[Task, ...]:
+    """The 50 goal variations the benchmark drew for ``env_name``, in the benchmark's order."""
+    benchmark = get_benchmark(benchmark_name, seed)
+    tasks = tuple(task for task in benchmark.train_tasks if task.env_name == env_name)
+    if not tasks:
+        raise ValueError(f'{env_name} is not a task of Meta-World {benchmark_name}')
+    return tasks
+
+
+class GoalVariationWrapper(gymnasium.Wrapper):
+    """Sets a new goal variation of one Meta-World environment on every reset (spec §5.5).
+
+    The variations are visited in a random permutation, reshuffled after each full pass; the
+    first variation of a new pass is never the last one of the previous pass, so consecutive
+    episodes always have different goals. The order comes from the wrapper's own generator,
+    seeded at construction and re-seeded by ``reset(seed=...)`` (Meta-World itself ignores the
+    reset seed and, with fixed goal variations, draws nothing at reset).
+
+    Args:
+        env: a Meta-World environment (built with its class's constructor, no task set yet).
+        tasks: its goal variations.
+        seed: seed of the visiting order.
+    """
+
+    def __init__(self, env: SawyerXYZEnv, tasks: Sequence[Task], seed: int | None) -> None:
+        super().__init__(env)
+        if not tasks:
+            raise ValueError('GoalVariationWrapper needs at least one goal variation')
+        self._tasks = tuple(tasks)
+        self._rng = np.random.default_rng(seed)
+        self._order = np.empty(0, dtype=np.int64)
+        self._position = 0
+        self._goal_index: int | None = None
+        # A task must be set before the spaces are read (and before any step or reset).
+        self._set_goal(0)
+        self._goal_index = None
+
+    @property
+    def n_goals(self) -> int:
+        """Number of goal variations."""
+        return len(self._tasks)
+
+    @property
+    def goal_index(self) -> int | None:
+        """Index of the current episode's goal variation (``None`` before the first reset)."""
+        return self._goal_index
+
+    def reset(self, *, seed: int | None = None,
+              options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+        if seed is not None:
+            self._rng = np.random.default_rng(seed)
+            self._order = np.empty(0, dtype=np.int64)
+            self._position = 0
+        self._set_goal(self._next_goal_index())
+        return self.env.reset(seed=seed, options=options)
+
+    def _next_goal_index(self) -> int:
+        if self._position >= len(self._order):
+            order = self._rng.permutation(len(self._tasks))
+            if len(order) > 1 and order[0] == self._goal_index:
+                order[[0, 1]] = order[[1, 0]]
+            self._order = order
+            self._position = 0
+        index = int(self._order[self._position])
+        self._position += 1
+        return index
+
+    def _set_goal(self, index: int) -> None:
+        """``set_task`` plus the stale-observation-space fix (stack.md B11)."""
+        metaworld_env = self.env.unwrapped
+        metaworld_env.set_task(self._tasks[index])
+        metaworld_env.observation_space = metaworld_env.sawyer_observation_space
+        self._goal_index = index
+
+
+def make_metaworld_env(benchmark_name: str, env_name: str, tasks: tuple[Task, ...],
+                       seed: int | None) -> GoalVariationWrapper:
+    """Module-level factory of one task's Gymnasium environment (picklable through a partial).
+
+    Args:
+        benchmark_name: ``'MT10'`` or ``'MT50'``.
+        env_name: the task, e.g. ``'reach-v3'``.
+        tasks: its goal variations (from ``goal_variations``).
+        seed: seed of the order in which the goal variations are visited.
+    """
+    env_cls = BENCHMARK_CLASSES[benchmark_name][env_name]
+    return GoalVariationWrapper(env_cls(render_mode=RENDER_MODE), tasks, seed)
+
+
+class MetaWorldMT(MultiTaskEnv):
+    """A Meta-World multi-task benchmark as a ``MultiTaskEnv`` (subclasses fix the benchmark).
+
+    Constructing it builds nothing: the benchmark and the environments are built on the first
+    ``get_train_envs`` / ``get_test_envs`` (or ``spec``) call.
+
+    Args:
+        seed: seed of the training benchmark's goal variations; evaluation environments use
+            ``seed + 100`` (spec §5.5), and each environment's goal order is seeded by
+            ``seed + task_id`` (plus 100 for evaluation).
+        include_task_id: keep the task one-hot in the network input.
+    """
+
+    BENCHMARK: ClassVar[str]
+    ENV_ID: ClassVar[str]
+
+    def __init__(self, seed: int = 0, include_task_id: bool = False) -> None:
+        self._seed = seed
+        super().__init__(self.ENV_ID, task_names(self.BENCHMARK), self._make, split_mode='zero',
+                         include_task_id=include_task_id, min_reward=0.0)
+
+    def _make(self, task_id: int, split: str) -> TaskOneHotWrapper:
+        offset = TEST_SEED_OFFSET if split == 'test' else 0
+        name = self.task_names[task_id]
+        tasks = goal_variations(self.BENCHMARK, self._seed + offset, name)
+        factory = functools.partial(make_metaworld_env, self.BENCHMARK, name, tasks,
+                                    self._seed + task_id + offset)
+        env = GymnasiumEnv(factory, MAX_EPISODE_LENGTH, seed=self._seed + task_id + offset)
+        return TaskOneHotWrapper(env, task_id, self.n_tasks, name)
+
+
+class MetaWorldMT10(MetaWorldMT):
+    """``MetaWorldMT10-v2``: Meta-World 3's MT10 (10 tasks, 50 goal variations each)."""
+
+    BENCHMARK = 'MT10'
+    ENV_ID = 'MetaWorldMT10-v2'
+
+
+class MetaWorldMT50(MetaWorldMT):
+    """``MetaWorldMT50-v2``: Meta-World 3's MT50 (50 tasks, 50 goal variations each)."""
+
+    BENCHMARK = 'MT50'
+    ENV_ID = 'MetaWorldMT50-v2'

@@ -1,0 +1,114 @@
+"""``PointReachMT-v0``: a pure-numpy multi-task point-reaching environment (the default env).
+
+After the QMP project page's illustrative example: a point starts in the bottom-left corner of
+the square [-1, 1]^2 and each task asks it to reach a different goal. The goals fan out to the
+upper right, so the good behaviours of different tasks overlap (all of them first head up and
+to the right) while their endpoints differ: sharing behaviour helps early, blind sharing hurts
+late. It needs no simulator and runs tens of thousands of steps per second.
+
+Per task: state (x, y); action = velocity command in [-1, 1]^2, moving the point by
+``0.1 * action``; dense reward ``exp(-d) - 1`` in (-1, 0] with d the distance to the goal
+(the Maze reward of the release), or ``1[success]`` for a sparse task; success when d < 0.1,
+which also ends the episode; horizon 50.
+"""
+from __future__ import annotations
+
+import functools
+from typing import Any, Sequence
+
+import gymnasium
+import numpy as np
+
+from environments.gymnasium_adapter import GymnasiumEnv
+from environments.multitask import MultiTaskEnv, TaskOneHotWrapper
+
+START = np.array([-0.8, -0.8], dtype=np.float32)
+START_NOISE = 0.05
+STEP_SIZE = 0.1
+SUCCESS_RADIUS = 0.1
+MAX_EPISODE_LENGTH = 50
+# Goals on an arc of radius 1.3 around the start, from "mostly right" to "mostly up".
+GOAL_ANGLES_DEG = (10.0, 35.0, 55.0, 80.0)
+GOALS = tuple(START + 1.3 * np.array([np.cos(np.radians(a)), np.sin(np.radians(a))],
+                                     dtype=np.float32) for a in GOAL_ANGLES_DEG)
+TASK_NAMES = tuple(f'reach-{int(a)}deg' for a in GOAL_ANGLES_DEG)
+
+
+class PointReachTaskEnv(gymnasium.Env):
+    """One task: reach ``goal`` from the bottom-left corner."""
+
+    metadata = {'render_modes': ['rgb_array']}
+
+    def __init__(self, goal: Sequence[float], sparse: bool = False,
+                 render_mode: str | None = 'rgb_array') -> None:
+        self.goal = np.asarray(goal, dtype=np.float32)
+        self.sparse = sparse
+        self.render_mode = render_mode
+        self.observation_space = gymnasium.spaces.Box(-1.0, 1.0, (2,), np.float32)
+        self.action_space = gymnasium.spaces.Box(-1.0, 1.0, (2,), np.float32)
+        self._position = START.copy()
+
+    def reset(self, *, seed: int | None = None,
+              options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
+        super().reset(seed=seed)
+        noise = self.np_random.uniform(-START_NOISE, START_NOISE, size=2)
+        self._position = (START + noise).astype(np.float32)
+        return self._position.copy(), {}
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict]:
+        action = np.clip(np.asarray(action, dtype=np.float32), -1.0, 1.0)
+        self._position = np.clip(self._position + STEP_SIZE * action, -1.0, 1.0)
+        distance = float(np.linalg.norm(self._position - self.goal))
+        success = distance < SUCCESS_RADIUS
+        reward = float(success) if self.sparse else float(np.exp(-distance) - 1.0)
+        info = {'success': float(success), 'distance_to_goal': distance}
+        return self._position.copy(), reward, success, False, info
+
+    def render(self) -> np.ndarray:
+        """A 64x64 RGB picture: goal in green, point in red."""
+        size = 64
+        image = np.full((size, size, 3), 255, dtype=np.uint8)
+
+        def paint(xy: np.ndarray, color: tuple[int, int, int], radius: int) -> None:
+            col, row = ((xy + 1.0) / 2.0 * (size - 1)).round().astype(int)
+            row = size - 1 - row
+            image[max(row - radius, 0):row + radius + 1,
+                  max(col - radius, 0):col + radius + 1] = color
+
+        paint(self.goal, (0, 160, 0), 3)
+        paint(self._position, (200, 0, 0), 2)
+        return image
+
+
+def make_task_gymnasium_env(task_id: int, sparse: bool) -> PointReachTaskEnv:
+    """Module-level factory, so that pickled environments stay small (see the adapter)."""
+    return PointReachTaskEnv(GOALS[task_id], sparse=sparse)
+
+
+class PointReachMT(MultiTaskEnv):
+    """The ``PointReachMT-v0`` family.
+
+    Args:
+        include_task_id: keep the task one-hot in the network input.
+        sparse_tasks: task ids whose reward is ``1[success]`` instead of the dense reward.
+        seed: base seed of the start-position noise; test envs use ``seed + 100``.
+    """
+
+    def __init__(self, include_task_id: bool = False, sparse_tasks: Sequence[int] = (),
+                 seed: int = 0) -> None:
+        for task_id in sparse_tasks:
+            if not 0 <= task_id < len(GOALS):
+                raise ValueError(f'sparse task {task_id} is not a task of PointReachMT-v0 '
+                                 f'(tasks 0..{len(GOALS) - 1})')
+        self._sparse_tasks = frozenset(sparse_tasks)
+        self._seed = seed
+        all_sparse = len(self._sparse_tasks) == len(GOALS)
+        super().__init__('PointReachMT-v0', TASK_NAMES, self._make, split_mode='slice',
+                         include_task_id=include_task_id, min_reward=0.0 if all_sparse else -1.0)
+
+    def _make(self, task_id: int, split: str) -> TaskOneHotWrapper:
+        seed = self._seed + task_id + (100 if split == 'test' else 0)
+        factory = functools.partial(make_task_gymnasium_env, task_id,
+                                    task_id in self._sparse_tasks)
+        env = GymnasiumEnv(factory, MAX_EPISODE_LENGTH, seed=seed)
+        return TaskOneHotWrapper(env, task_id, len(GOALS), TASK_NAMES[task_id])

@@ -1,0 +1,66 @@
+"""The single source of facts about each environment id: task count, horizon, builder.
+
+The registry imports nothing heavy: builders are named by import path and loaded on use, so
+``--dry_run``, the CLI's validation and the tests of the config never import a simulator.
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the registry must stay importable without torch and garage
+    from environments.multitask import MultiTaskEnv
+
+
+@dataclass(frozen=True)
+class EnvInfo:
+    """Facts about one environment id.
+
+    Attributes:
+        env_id: the CLI id.
+        n_tasks: number of tasks (= policies, critics and buffers).
+        max_episode_length: horizon in env steps.
+        builder: ``module:Class`` of the ``MultiTaskEnv`` subclass.
+        env_kwargs: the CLI flags this env accepts as constructor keyword arguments.
+        summary: one line for ``--help`` and the README.
+    """
+
+    env_id: str
+    n_tasks: int
+    max_episode_length: int
+    builder: str
+    env_kwargs: tuple[str, ...]
+    summary: str
+
+
+ENVS: dict[str, EnvInfo] = {
+    info.env_id: info for info in (
+        EnvInfo('PointReachMT-v0', 4, 50, 'environments.point_reach:PointReachMT',
+                ('include_task_id', 'sparse_tasks'),
+                'pure-numpy 2-D point reaching, 4 goals fanning out from one corner'),
+        EnvInfo('MetaWorldMT10-v2', 10, 500, 'environments.metaworld_mt:MetaWorldMT10',
+                ('include_task_id',),
+                'Meta-World 3 MT10: 10 manipulation tasks, 50 goal variations each'),
+        EnvInfo('MetaWorldMT50-v2', 50, 500, 'environments.metaworld_mt:MetaWorldMT50',
+                ('include_task_id',),
+                'Meta-World 3 MT50: 50 manipulation tasks, 50 goal variations each'),
+    )
+}
+
+DEFAULT_ENV = 'PointReachMT-v0'
+
+
+def make_env(env_id: str, seed: int = 0, **env_kwargs: Any) -> 'MultiTaskEnv':
+    """Builds the multi-task environment family registered under ``env_id``."""
+    info = ENVS[env_id]
+    unknown = set(env_kwargs) - set(info.env_kwargs)
+    if unknown:
+        raise ValueError(f'{env_id} does not take {sorted(unknown)}; it takes '
+                         f'{sorted(info.env_kwargs)}')
+    module_name, class_name = info.builder.split(':')
+    builder = getattr(importlib.import_module(module_name), class_name)
+    env = builder(seed=seed, **env_kwargs)
+    if env.n_tasks != info.n_tasks:
+        raise AssertionError(f'{env_id} built {env.n_tasks} tasks, registry says {info.n_tasks}')
+    return env

@@ -1,0 +1,143 @@
+"""garage experiments: the method table and the one recipe that builds and trains any method.
+
+QMP is orthogonal to the learner, and the table says so: a method is an algorithm plus,
+optionally, the Q-switch mixture as its data-collection policy.
+
+| method  | learner                        | collects data with        |
+|---------|--------------------------------|---------------------------|
+| dnc_sac | separated SAC (``DnCSAC``)     | each task's own policy    |
+| qmp_dnc | separated SAC (``DnCSAC``)     | ``QSwitchMixturePolicy``  |
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from learning import garage_compat  # noqa: F401  (must precede any garage import)
+
+import torch  # noqa: E402
+from dowel import logger  # noqa: E402
+from garage import wrap_experiment  # noqa: E402
+from garage.experiment.deterministic import set_seed  # noqa: E402
+from garage.sampler import DefaultWorker, LocalSampler, RaySampler, Sampler  # noqa: E402
+from garage.torch import set_gpu_mode  # noqa: E402
+from garage.trainer import Trainer  # noqa: E402
+
+from environments.multitask import MultiTaskEnv, describe  # noqa: E402
+from environments.registry import make_env  # noqa: E402
+from experiment_utils import ExperimentConfig, as_dict, env_kwargs, run_name  # noqa: E402
+from learning.algorithms import DnCSAC  # noqa: E402
+from learning.networks import TaskTanhGaussianPolicies, TaskTwinCritics  # noqa: E402
+from learning.plotting import plot_learning_curve  # noqa: E402
+from learning.policies import QSwitchMixturePolicy, TaskRoutingPolicy  # noqa: E402
+from learning.replay import PerTaskReplayBuffer  # noqa: E402
+from learning.snapshots import AtomicSnapshotter  # noqa: E402
+
+REPLAY_CAPACITY_PER_TASK = int(1e6)
+
+
+@dataclass(frozen=True)
+class Method:
+    """One row of the method table (module docstring); ``experiment_utils.METHODS`` holds
+    the CLI's one-line descriptions of the same names."""
+
+    algorithm: type
+    uses_qswitch: bool
+
+
+METHODS: dict[str, Method] = {
+    'dnc_sac': Method(DnCSAC, uses_qswitch=False),
+    'qmp_dnc': Method(DnCSAC, uses_qswitch=True),
+}
+
+
+def make_sampler(config: ExperimentConfig, agent: Any, env: MultiTaskEnv) -> Sampler:
+    """One worker per task env, as in the release (spec §2.4)."""
+    kwargs = dict(agents=agent, envs=env.get_train_envs(),
+                  max_episode_length=env.max_episode_length, n_workers=env.n_tasks,
+                  worker_class=DefaultWorker)
+    if config.sampler_type == 'ray':
+        garage_compat.init_ray()
+        return RaySampler(**kwargs)
+    return LocalSampler(**kwargs)
+
+
+def build_algorithm(config: ExperimentConfig, env: MultiTaskEnv) -> DnCSAC:
+    """Networks, buffers, the sampling policy, the sampler and the learner of ``config``."""
+    method = METHODS[config.method]
+    hidden_sizes = tuple(config.hidden_sizes)
+    policies = TaskTanhGaussianPolicies(env.n_tasks, env.network_input_dim, env.action_dim,
+                                        hidden_sizes)
+    critics = TaskTwinCritics(env.n_tasks, env.network_input_dim, env.action_dim,
+                              hidden_sizes, layer_norm=config.layer_norm)
+    split = env.split_observation
+    exploration_policy = None
+    if method.uses_qswitch:
+        exploration_policy = QSwitchMixturePolicy(
+            env.spec, policies, critics, split, score_action=config.qmp_score_action,
+            score_critic=config.qmp_score_critic, selection=config.qmp_selection,
+            sampling_freq=config.policy_sampling_freq)
+    task_policy = TaskRoutingPolicy(env.spec, policies, split)
+    return method.algorithm(
+        env.spec, policies, critics,
+        PerTaskReplayBuffer(env.n_tasks, REPLAY_CAPACITY_PER_TASK, split),
+        make_sampler(config, exploration_policy or task_policy, env), task_policy,
+        env.get_test_envs(),
+        exploration_policy=exploration_policy,
+        max_episode_length=env.max_episode_length,
+        gradient_steps_per_itr=config.gradient_steps_per_itr,
+        min_buffer_size=config.min_buffer_size, buffer_batch_size=config.buffer_batch_size,
+        steps_per_epoch=config.steps_per_epoch, discount=config.discount,
+        target_update_tau=config.target_update_tau, reward_scale=config.reward_scale,
+        lr=config.lr, target_entropy=config.target_entropy,
+        num_evaluation_episodes=config.num_evaluation_episodes,
+        evaluation_frequency=config.evaluation_frequency)
+
+
+def _device(config: ExperimentConfig) -> torch.device:
+    if config.gpu is not None and torch.cuda.is_available():
+        set_gpu_mode(True, gpu_id=config.gpu)
+        return torch.device(f'cuda:{config.gpu}')
+    set_gpu_mode(False)
+    return torch.device('cpu')
+
+
+def _train(ctxt: Any, config: dict[str, Any]) -> str:
+    """The body run inside garage's ``wrap_experiment`` (which set up the log dir and dowel)."""
+    cfg = ExperimentConfig(**config)
+    torch.set_num_threads(cfg.torch_threads)
+    set_seed(cfg.seed)
+    if cfg.wandb:
+        from learning.wandb_output import start_wandb  # pylint: disable=import-outside-toplevel
+        logger.add_output(start_wandb(config, run_name(cfg), ctxt.snapshot_dir))
+    trainer = Trainer(ctxt)
+    # garage's Snapshotter overwrites params.pkl in place; ours writes atomically.
+    trainer._snapshotter = AtomicSnapshotter(  # pylint: disable=protected-access
+        ctxt.snapshot_dir, ctxt.snapshot_mode, ctxt.snapshot_gap)
+    env = make_env(cfg.env, seed=cfg.seed, **env_kwargs(cfg))
+    logger.log(f'Environment: {describe(env)}')
+    algo = build_algorithm(cfg, env).to(_device(cfg))
+    trainer.setup(algo=algo, env=env.get_train_envs())
+    try:
+        trainer.train(n_epochs=cfg.n_epochs, batch_size=cfg.batch_size)
+    except BaseException:
+        # garage leaves sampler workers (Ray actors) running when training raises.
+        algo._sampler.shutdown_worker()  # pylint: disable=protected-access
+        raise
+    finally:
+        env.close()
+    plot_path = plot_learning_curve(ctxt.snapshot_dir)
+    logger.log(f'Learning curve: {plot_path}')
+    return ctxt.snapshot_dir
+
+
+def run_experiment(config: ExperimentConfig) -> str:
+    """Trains ``config`` in ``<log_root>/<run name>`` (``_1``, ``_2``... if that exists, so a
+    rerun never overwrites a finished run); returns the log directory."""
+    snapshot_mode = 'last' if config.snapshot_gap == 1 else 'gap_overwrite'
+    experiment = wrap_experiment(_train, log_dir=os.path.join(config.log_root, run_name(config)),
+                                 name=run_name(config), snapshot_mode=snapshot_mode,
+                                 snapshot_gap=config.snapshot_gap, archive_launch_repo=False,
+                                 use_existing_dir=False)
+    return experiment(config=as_dict(config))

@@ -1,0 +1,282 @@
+"""N separated SAC learners, one per task: the release's ``DnCSAC`` (spec §3.4) without KL.
+
+``dnc_sac`` collects task i's data with π_i; ``qmp_dnc`` is the same learner with the Q-switch
+mixture as ``exploration_policy`` (garage's seam for a behaviour policy that only collects data),
+so QMP changes who collects data and nothing else (paper §4).
+
+Per sampling round (``train_once``):
+
+1. collect ``batch_size`` env steps over the tasks (``min_buffer_size × N`` while any task buffer
+   holds fewer than ``min_buffer_size``), route each episode to its task's buffer;
+2. split ``gradient_steps_per_itr`` across tasks in proportion to the transitions each task
+   collected in this round, at least one per task that collected data
+   (``allocate_gradient_steps``);
+3. run the SAC update of every task whose buffer holds ``min_buffer_size`` transitions; all
+   tasks step together as one batched update, each task for its own number of steps
+   (``TaskAdam`` leaves the others untouched); each task's target critics follow its updates.
+"""
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import numpy as np
+import torch
+from dowel import logger, tabular
+from garage import EnvSpec, Environment
+from garage.np.algos import RLAlgorithm
+from garage.sampler import Sampler
+from torch import nn
+
+from learning.algorithms import sac_losses
+from learning.evaluation import evaluate
+from learning.logging_utils import nanmean, record, record_per_task
+from learning.metrics import (batch_episode_stats, episode_task_ids, selection_frequencies,
+                              split_by_task, summarize)
+from learning.networks import TaskTanhGaussianPolicies, TaskTwinCritics
+from learning.optim import TaskAdam
+from learning.policies import TaskRoutingPolicy
+from learning.policies.base import TorchSamplingPolicy
+from learning.replay import PerTaskReplayBuffer
+
+# Per-task SAC diagnostics from each task's last gradient step of the epoch.
+SAC_STAT_KEYS = ('PolicyLoss', 'Qf1Loss', 'Qf2Loss', 'AlphaLoss', 'AlphaTemperature', 'QTarget',
+                 'Qf1', 'Qf2', 'LogPi', 'Entropy')
+EVALUATION_KEYS = ('NumEpisodes', 'AverageReturn', 'StdReturn', 'MaxReturn', 'MinReturn',
+                   'AverageDiscountedReturn', 'AverageEpisodeLength', 'TerminationRate',
+                   'SuccessRate')
+
+
+def allocate_gradient_steps(total_steps: int, collected: np.ndarray) -> np.ndarray:
+    """Splits ``total_steps`` across tasks in proportion to the data each collected (spec §3.4).
+
+    ``steps_i = max(int(G · n_i / Σ_k n_k), 1)`` for a task that collected ``n_i > 0``
+    transitions; a task that collected nothing gets no steps (the release stopped in a
+    debugger there).
+    """
+    collected = np.asarray(collected, dtype=np.int64)
+    total = collected.sum()
+    if total == 0:
+        return np.zeros_like(collected)
+    steps = np.maximum((total_steps * collected / total).astype(np.int64), 1)
+    return np.where(collected > 0, steps, 0)
+
+
+class DnCSAC(RLAlgorithm):
+    """Separated per-task SAC; see the module docstring.
+
+    Args:
+        env_spec: spec of the raw per-task observations.
+        policies: the N task actors.
+        critics: the N task twin critics.
+        replay_buffer: one buffer per task.
+        sampler: garage sampler over the N training envs.
+        policy: the task policies as one routing policy (evaluated under ``Evaluation/``).
+        test_envs: one evaluation env per task.
+        exploration_policy: the data-collection policy (the Q-switch mixture for QMP); None
+            collects with the task policies.
+        Remaining keyword arguments are the CLI flags of the same names.
+    """
+
+    def __init__(self, env_spec: EnvSpec, policies: TaskTanhGaussianPolicies,
+                 critics: TaskTwinCritics, replay_buffer: PerTaskReplayBuffer,
+                 sampler: Sampler, policy: TaskRoutingPolicy, test_envs: list[Environment], *,
+                 exploration_policy: TorchSamplingPolicy | None = None,
+                 max_episode_length: int, gradient_steps_per_itr: int, min_buffer_size: int,
+                 buffer_batch_size: int, steps_per_epoch: int, discount: float,
+                 target_update_tau: float, reward_scale: float, lr: float,
+                 target_entropy: float | None, num_evaluation_episodes: int,
+                 evaluation_frequency: int) -> None:
+        self.n_tasks = policies.n_tasks
+        self.policies = policies
+        self.critics = critics
+        self.target_critics = copy.deepcopy(critics).requires_grad_(False)
+        self.log_alpha = nn.Parameter(torch.zeros(self.n_tasks))
+        self.policy = policy
+        self.exploration_policy = exploration_policy
+        self.replay_buffer = replay_buffer
+        self._sampler = sampler
+        self._test_envs = test_envs
+        self.max_episode_length = max_episode_length
+        self.gradient_steps_per_itr = gradient_steps_per_itr
+        self.min_buffer_size = min_buffer_size
+        self.buffer_batch_size = buffer_batch_size
+        self.steps_per_epoch = steps_per_epoch
+        self.discount = discount
+        self.tau = target_update_tau
+        self.reward_scale = reward_scale
+        self.target_entropy = (-float(env_spec.action_space.flat_dim)
+                               if target_entropy is None else float(target_entropy))
+        self.num_evaluation_episodes = num_evaluation_episodes
+        self.evaluation_frequency = evaluation_frequency
+        self.policy_optimizer = TaskAdam(policies.parameters(), self.n_tasks, lr)
+        self.critic_optimizer = TaskAdam(critics.parameters(), self.n_tasks, lr)
+        self.alpha_optimizer = TaskAdam([self.log_alpha], self.n_tasks, lr)
+        self.total_gradient_steps = np.zeros(self.n_tasks, dtype=np.int64)
+        self.env_steps = np.zeros(self.n_tasks, dtype=np.int64)
+        self._last_stats = {key: np.full(self.n_tasks, np.nan) for key in SAC_STAT_KEYS}
+
+    # ------------------------------------------------------------------ training loop
+    def train(self, trainer: Any) -> float:
+        """garage's entry point: one epoch = ``steps_per_epoch`` rounds, then evaluation."""
+        average_return = float('nan')
+        for epoch in trainer.step_epochs():
+            episodes, gradient_steps = [], np.zeros(self.n_tasks, dtype=np.int64)
+            for _ in range(self.steps_per_epoch):
+                round_episodes, round_steps = self.train_once(trainer)
+                episodes.append(round_episodes)
+                gradient_steps += round_steps
+            average_return = self._log_training(episodes, gradient_steps)
+            self._log_evaluation(epoch % self.evaluation_frequency == 0)
+            trainer.step_itr += 1
+        return average_return
+
+    def train_once(self, trainer: Any) -> tuple[Any, np.ndarray]:
+        """One sampling round and its gradient steps; returns the episodes and (N,) steps."""
+        warming_up = bool((self.replay_buffer.sizes() < self.min_buffer_size).any())
+        batch_size = self.min_buffer_size * self.n_tasks if warming_up else None
+        episodes = trainer.obtain_episodes(trainer.step_itr, batch_size)
+        collected = self.replay_buffer.add_episodes(episodes)
+        self.env_steps += collected
+        allocated = allocate_gradient_steps(self.gradient_steps_per_itr, collected)
+        taken = np.zeros(self.n_tasks, dtype=np.int64)
+        for step in range(int(allocated.max(initial=0))):
+            active = allocated > step
+            ready = active & (self.replay_buffer.sizes() >= self.min_buffer_size)
+            if ready.any():
+                self._gradient_step(ready)
+                taken += ready
+            self._update_targets(active)
+        self.total_gradient_steps += taken
+        return episodes, taken
+
+    # ------------------------------------------------------------------ the SAC update
+    def _device(self) -> torch.device:
+        return self.log_alpha.device
+
+    def _sample_batch(self, tasks: np.ndarray) -> sac_losses.TransitionBatch:
+        arrays = self.replay_buffer.sample(self.buffer_batch_size, tasks)
+        tensors = {key: torch.as_tensor(value, device=self._device())
+                   for key, value in arrays.items()}
+        return sac_losses.TransitionBatch(states=tensors['observations'],
+                                          actions=tensors['actions'],
+                                          rewards=tensors['rewards'][..., 0],
+                                          next_states=tensors['next_observations'],
+                                          terminals=tensors['terminals'][..., 0])
+
+    def _gradient_step(self, tasks: np.ndarray) -> None:
+        """One SAC step (critics, then actor, then temperature) for the tasks in ``tasks``."""
+        batch = self._sample_batch(tasks)
+        mask = torch.as_tensor(tasks, device=self._device())
+        weights = mask.float()
+        alpha = self.log_alpha.detach().exp()
+
+        target = sac_losses.td_target(batch, self.policies, self.target_critics, alpha,
+                                      self.discount, self.reward_scale)
+        qf1_loss, qf2_loss, q1, q2 = sac_losses.critic_losses(batch, self.critics, target)
+        self.critic_optimizer.zero_grad()
+        ((qf1_loss + qf2_loss) * weights).sum().backward()
+        self.critic_optimizer.step(mask)
+
+        policy_loss, log_pi, entropy = sac_losses.actor_loss(batch.states, self.policies,
+                                                             self.critics, alpha)
+        self.policy_optimizer.zero_grad()
+        (policy_loss * weights).sum().backward()
+        self.policy_optimizer.step(mask)
+
+        alpha_loss = sac_losses.temperature_loss(self.log_alpha, log_pi, self.target_entropy)
+        self.alpha_optimizer.zero_grad()
+        (alpha_loss * weights).sum().backward()
+        self.alpha_optimizer.step(mask)
+
+        values = {'PolicyLoss': policy_loss, 'Qf1Loss': qf1_loss, 'Qf2Loss': qf2_loss,
+                  'AlphaLoss': alpha_loss, 'AlphaTemperature': alpha, 'QTarget': target.mean(1),
+                  'Qf1': q1.mean(1), 'Qf2': q2.mean(1), 'LogPi': log_pi.mean(1),
+                  'Entropy': entropy}
+        for key, value in values.items():
+            self._last_stats[key][tasks] = value.detach().cpu().numpy()[tasks]
+
+    @torch.no_grad()
+    def _update_targets(self, tasks: np.ndarray) -> None:
+        """Polyak averaging θ̄ ← (1 − τ)θ̄ + τθ of the target critics of ``tasks``."""
+        mask = torch.as_tensor(tasks, device=self._device())
+        for target, online in zip(self.target_critics.parameters(), self.critics.parameters()):
+            row_mask = mask.view((-1,) + (1,) * (target.dim() - 1))
+            target.copy_(torch.where(row_mask, target + self.tau * (online - target), target))
+
+    # ------------------------------------------------------------------ logging
+    def _log_training(self, rounds: list[Any], gradient_steps: np.ndarray) -> float:
+        """Records this epoch's training metrics; returns the mean per-task return."""
+        task_returns = np.full(self.n_tasks, np.nan)
+        task_success = np.full(self.n_tasks, np.nan)
+        task_ids, selected, steps_task = [], [], []
+        for episodes in rounds:
+            task_ids.append(episode_task_ids(episodes))
+            steps_task.append(np.asarray(episodes.env_infos['task_id']))
+            selected.append(np.asarray(episodes.agent_infos['selected_policy']))
+        task_ids = np.concatenate(task_ids)
+        stats = {key: np.concatenate([batch_episode_stats(e, self.discount)[key]
+                                      for e in rounds]) for key in ('return', 'success')}
+        for task_id, task_stats in enumerate(split_by_task(stats, task_ids, self.n_tasks)):
+            if len(task_stats['return']):
+                task_returns[task_id] = task_stats['return'].mean()
+                task_success[task_id] = task_stats['success'].mean()
+        average_return = nanmean(task_returns)
+        record('Train/', {
+            'AverageReturn': average_return,
+            'SuccessRate': nanmean(task_success),
+            'GradientSteps': gradient_steps.sum(),
+            'ReplayBufferSize': self.replay_buffer.sizes().sum(),
+            **{key: nanmean(self._last_stats[key]) for key in
+               ('PolicyLoss', 'Qf1Loss', 'Qf2Loss', 'AlphaTemperature', 'Entropy')},
+        })
+        per_task = {'AverageReturn': task_returns, 'SuccessRate': task_success,
+                    'EnvSteps': self.env_steps, 'GradientSteps': gradient_steps,
+                    'ReplayBufferSize': self.replay_buffer.sizes(), **self._last_stats}
+        if self.exploration_policy is not None:
+            frequencies = selection_frequencies(np.concatenate(steps_task),
+                                                np.concatenate(selected), self.n_tasks)
+            per_task['OwnPolicyFreq'] = np.diag(frequencies)
+            for policy_id in range(self.n_tasks):
+                per_task[f'Policy{policy_id}Freq'] = frequencies[:, policy_id]
+            record('Train/', {'OwnPolicyFreq': nanmean(np.diag(frequencies))})
+        record_per_task('Train/', per_task)
+        return average_return
+
+    def _log_evaluation(self, evaluate_now: bool) -> None:
+        modes = {'Evaluation/': self.policy}
+        if self.exploration_policy is not None:
+            modes['Evaluation/Mixture/'] = self.exploration_policy
+        for prefix, policy in modes.items():
+            if evaluate_now:
+                logger.log(f'Evaluating {prefix[:-1]} ...')
+                stats, task_ids = evaluate(policy, self._test_envs,
+                                           max(self.num_evaluation_episodes // self.n_tasks, 1),
+                                           self.max_episode_length, self.discount)
+                summary = summarize(stats)
+                per_task = split_by_task(stats, task_ids, self.n_tasks)
+                task_success = np.array([t['success'].mean() for t in per_task])
+                task_return = np.array([t['return'].mean() for t in per_task])
+            else:
+                summary = {key: np.nan for key in EVALUATION_KEYS}
+                task_success = task_return = np.full(self.n_tasks, np.nan)
+            record(prefix, summary)
+            record_per_task(prefix, {'SuccessRate': task_success, 'AverageReturn': task_return})
+        tabular.record('Evaluation/Evaluated', float(evaluate_now))
+
+    # ------------------------------------------------------------------ devices
+    def to(self, device: torch.device | str | None = None) -> 'DnCSAC':
+        """Moves every tensor to ``device``; learned state (α, Adam moments) is kept.
+
+        garage's and the release's ``to()`` rebuilt log α, losing the learned temperatures
+        after a restore (spec §10 item 5); this one only moves.
+        """
+        if device is None:
+            from garage.torch import global_device  # pylint: disable=import-outside-toplevel
+            device = global_device()
+        for module in (self.policies, self.critics, self.target_critics):
+            module.to(device)
+        self.log_alpha.data = self.log_alpha.data.to(device)
+        for optimizer in (self.policy_optimizer, self.critic_optimizer, self.alpha_optimizer):
+            optimizer.to(device)
+        return self

@@ -1,0 +1,32 @@
+"""Recording metrics to dowel's tabular with a fixed set of keys every epoch.
+
+dowel's CSV output fixes its columns at the first dump and drops keys that appear later, so
+every key a run will ever log is recorded every epoch (NaN where there is no value this epoch,
+e.g. evaluation keys between evaluations).
+"""
+from __future__ import annotations
+
+from typing import Mapping
+
+import numpy as np
+from dowel import tabular
+
+
+def record(prefix: str, values: Mapping[str, float]) -> None:
+    """Records ``values`` under ``prefix`` (e.g. ``'Evaluation/'``)."""
+    for key, value in values.items():
+        tabular.record(f'{prefix}{key}', float(value))
+
+
+def record_per_task(prefix: str, values: Mapping[str, np.ndarray]) -> None:
+    """Records ``values[key][i]`` as ``{prefix}Task{i}/{key}``."""
+    for key, per_task in values.items():
+        for task_id, value in enumerate(np.asarray(per_task, dtype=np.float64)):
+            tabular.record(f'{prefix}Task{task_id}/{key}', float(value))
+
+
+def nanmean(values: np.ndarray) -> float:
+    """Mean over the finite entries; NaN (without a warning) when there are none."""
+    values = np.asarray(values, dtype=np.float64)
+    finite = values[np.isfinite(values)]
+    return float(finite.mean()) if finite.size else float('nan')

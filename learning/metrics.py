@@ -1,0 +1,82 @@
+"""Episode statistics and Q-switch selection frequencies, as pure functions of episodes.
+
+Metric names are documented in the README ("Logged metrics"); these functions compute the
+values, ``learning/logging_utils.py`` records them.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+from garage import EpisodeBatch, StepType
+
+
+def episode_task_ids(episodes: EpisodeBatch) -> np.ndarray:
+    """(n_episodes,) task of each episode (its first step's ``task_id`` env info)."""
+    starts = np.concatenate([[0], np.cumsum(episodes.lengths)[:-1]])
+    return np.asarray(episodes.env_infos['task_id'])[starts].astype(np.int64)
+
+
+def selection_frequencies(task_ids: np.ndarray, selected_policies: np.ndarray,
+                          n_tasks: int) -> np.ndarray:
+    """(N, N) matrix F with F[i, j] = share of task i's steps in which π_j acted.
+
+    Rows of tasks without steps are NaN. This backs the paper's mixture-probability analysis
+    (the release's ``MixtureProbs`` = F[i, i] and ``Policy{j}Prob`` = F[i, j]).
+    """
+    counts = np.zeros((n_tasks, n_tasks), dtype=np.float64)
+    np.add.at(counts, (np.asarray(task_ids, np.int64), np.asarray(selected_policies, np.int64)),
+              1.0)
+    totals = counts.sum(axis=1, keepdims=True)
+    with np.errstate(invalid='ignore', divide='ignore'):
+        return np.where(totals > 0, counts / totals, np.nan)
+
+
+def per_episode_stats(rewards: Sequence[np.ndarray], successes: Sequence[np.ndarray],
+                      step_types: Sequence[np.ndarray], discount: float) -> dict[str, np.ndarray]:
+    """Arrays over episodes: return, discounted return, length, any-step success, terminated."""
+    returns = np.array([r.sum() for r in rewards], dtype=np.float64)
+    discounted = np.array([np.sum(r * discount ** np.arange(len(r))) for r in rewards])
+    return {
+        'return': returns,
+        'discounted_return': discounted,
+        'length': np.array([len(r) for r in rewards], dtype=np.float64),
+        'success': np.array([float(np.any(s > 0)) for s in successes]),
+        'terminated': np.array([float(np.any(t == StepType.TERMINAL)) for t in step_types]),
+    }
+
+
+def summarize(stats: dict[str, np.ndarray]) -> dict[str, float]:
+    """The pooled numbers logged under ``Evaluation/`` (the release's ``log_performance``)."""
+    returns = stats['return']
+    if len(returns) == 0:
+        keys = ('NumEpisodes', 'AverageReturn', 'StdReturn', 'MaxReturn', 'MinReturn',
+                'AverageDiscountedReturn', 'AverageEpisodeLength', 'TerminationRate',
+                'SuccessRate')
+        return {key: (0.0 if key == 'NumEpisodes' else np.nan) for key in keys}
+    return {
+        'NumEpisodes': float(len(returns)),
+        'AverageReturn': float(returns.mean()),
+        'StdReturn': float(returns.std()),
+        'MaxReturn': float(returns.max()),
+        'MinReturn': float(returns.min()),
+        'AverageDiscountedReturn': float(stats['discounted_return'].mean()),
+        'AverageEpisodeLength': float(stats['length'].mean()),
+        'TerminationRate': float(stats['terminated'].mean()),
+        'SuccessRate': float(stats['success'].mean()),
+    }
+
+
+def split_by_task(stats: dict[str, np.ndarray], task_ids: np.ndarray,
+                  n_tasks: int) -> list[dict[str, np.ndarray]]:
+    """The per-episode arrays of each task, in task order."""
+    return [{key: value[task_ids == task] for key, value in stats.items()}
+            for task in range(n_tasks)]
+
+
+def batch_episode_stats(episodes: EpisodeBatch, discount: float) -> dict[str, np.ndarray]:
+    """``per_episode_stats`` of a garage ``EpisodeBatch``."""
+    bounds = np.cumsum(episodes.lengths)[:-1]
+    success = np.asarray(episodes.env_infos.get('success', np.zeros(len(episodes.rewards))))
+    return per_episode_stats(np.split(episodes.rewards, bounds), np.split(success, bounds),
+                             np.split(episodes.step_types, bounds), discount)

@@ -1,0 +1,5 @@
+"""Sampling policies handed to garage's samplers: per-task routing and the Q-switch mixture."""
+from learning.policies.qswitch_mixture import QSwitchMixturePolicy
+from learning.policies.task_routing_policy import TaskRoutingPolicy
+
+__all__ = ['QSwitchMixturePolicy', 'TaskRoutingPolicy']

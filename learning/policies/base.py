@@ -1,0 +1,65 @@
+"""What the two sampling policies share: garage's ``Policy`` surface over torch networks."""
+from __future__ import annotations
+
+from typing import Any
+
+import akro
+import numpy as np
+import torch
+from garage import EnvSpec
+from garage.np.policies import Policy
+from torch import nn
+
+from environments.multitask import ObservationSplitter
+
+
+class TorchSamplingPolicy(Policy):
+    """A garage ``Policy`` that acts with torch modules and ships their weights to workers.
+
+    ``get_param_values`` returns CPU state dicts of every module in ``modules``; garage's
+    trainer broadcasts exactly that to the sampler workers before each collection.
+    """
+
+    def __init__(self, env_spec: EnvSpec, split_observation: ObservationSplitter,
+                 modules: dict[str, nn.Module], name: str) -> None:
+        self._env_spec = env_spec
+        self._split = split_observation
+        self._modules = modules
+        self._name = name
+
+    @property
+    def env_spec(self) -> EnvSpec:
+        return self._env_spec
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def observation_space(self) -> akro.Space:
+        return self._env_spec.observation_space
+
+    @property
+    def action_space(self) -> akro.Space:
+        return self._env_spec.action_space
+
+    def _device(self) -> torch.device:
+        return next(next(iter(self._modules.values())).parameters()).device
+
+    def _split_to_torch(self, observations: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        tensor = torch.as_tensor(np.asarray(observations, dtype=np.float32),
+                                 device=self._device())
+        return self._split(tensor)
+
+    def get_action(self, observation: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
+        """Single-observation call: the batched path on a batch of one (never a second rule)."""
+        actions, infos = self.get_actions(np.asarray(observation)[None])
+        return actions[0], {key: value[0] for key, value in infos.items()}
+
+    def get_param_values(self) -> dict[str, dict[str, torch.Tensor]]:
+        return {key: {k: v.detach().cpu() for k, v in module.state_dict().items()}
+                for key, module in self._modules.items()}
+
+    def set_param_values(self, params: dict[str, dict[str, torch.Tensor]]) -> None:
+        for key, module in self._modules.items():
+            module.load_state_dict(params[key])

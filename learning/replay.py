@@ -1,0 +1,109 @@
+"""One garage ``PathBuffer`` per task, sampled together as (N, B, ...) arrays.
+
+Transitions are routed by ``task_id`` (whose reward they carry), never by which policy acted:
+under QMP, task i's buffer holds the transitions collected for task i whichever policy proposed
+the action (paper §4; spec §3.5). Only ``StepType.TERMINAL`` steps are stored as terminal, so
+time-outs are bootstrapped.
+"""
+from __future__ import annotations
+
+import numpy as np
+from garage import EpisodeBatch, StepType
+from garage.replay_buffer import PathBuffer
+
+from environments.multitask import ObservationSplitter
+
+KEYS = ('observations', 'actions', 'rewards', 'next_observations', 'terminals')
+
+
+class PerTaskReplayBuffer:
+    """N FIFO replay buffers of ``capacity_per_task`` transitions each.
+
+    Observations are stored split (``split_observation``), i.e. exactly as the networks see
+    them, for every method that uses this buffer.
+    """
+
+    def __init__(self, n_tasks: int, capacity_per_task: int,
+                 split_observation: ObservationSplitter) -> None:
+        self.n_tasks = n_tasks
+        self.capacity_per_task = capacity_per_task
+        self._split = split_observation
+        self._buffers = [PathBuffer(capacity_in_transitions=capacity_per_task)
+                         for _ in range(n_tasks)]
+
+    def sizes(self) -> np.ndarray:
+        """(N,) transitions stored per task."""
+        return np.array([b.n_transitions_stored for b in self._buffers], dtype=np.int64)
+
+    def add_episodes(self, episodes: EpisodeBatch) -> np.ndarray:
+        """Stores every episode in the buffer of its task; returns (N,) transitions added."""
+        added = np.zeros(self.n_tasks, dtype=np.int64)
+        for episode in episodes.split():
+            task_ids = np.asarray(episode.env_infos['task_id'])
+            task_id = int(task_ids[0])
+            if not np.all(task_ids == task_id):
+                raise ValueError('an episode changed task mid-way; cannot route it')
+            states, _ = self._split(episode.observations)
+            next_states, _ = self._split(episode.next_observations)
+            self._buffers[task_id].add_path({
+                'observations': states.astype(np.float32),
+                'actions': episode.actions.astype(np.float32),
+                'rewards': episode.rewards.reshape(-1, 1).astype(np.float32),
+                'next_observations': next_states.astype(np.float32),
+                'terminals': (episode.step_types == StepType.TERMINAL).reshape(-1, 1)
+                .astype(np.float32),
+            })
+            added[task_id] += len(episode.actions)
+        return added
+
+    def sample(self, batch_size: int, tasks: np.ndarray) -> dict[str, np.ndarray]:
+        """Samples ``batch_size`` transitions uniformly (with replacement) from the buffer of
+        each task where ``tasks`` (bool, (N,)) is true; other tasks' rows are zeros.
+
+        Returns:
+            dict of (N, batch_size, dim) float32 arrays under ``KEYS``.
+        """
+        if not np.any(tasks):
+            raise ValueError('sample() needs at least one task')
+        first = int(np.flatnonzero(tasks)[0])
+        template = self._buffers[first].sample_transitions(1)
+        batch = {key: np.zeros((self.n_tasks, batch_size, value.shape[-1]), np.float32)
+                 for key, value in template.items()}
+        for task_id in np.flatnonzero(tasks):
+            for key, value in self._buffers[task_id].sample_transitions(batch_size).items():
+                batch[key][task_id] = value
+        return batch
+
+    def __getstate__(self) -> dict:
+        """Pickles only the stored transitions, not the preallocated capacity.
+
+        garage's ``PathBuffer`` allocates ``capacity`` rows per key on first use; before it
+        wraps around, transitions occupy rows ``[0, stored)``, so the rest is zeros and need
+        not be written into every snapshot.
+        """
+        state = self.__dict__.copy()
+        state['_buffers'] = []
+        for buffer in self._buffers:
+            buffer_state = buffer.__dict__.copy()
+            stored = buffer.n_transitions_stored
+            if stored < buffer._capacity:  # pylint: disable=protected-access
+                buffer_state['_buffer'] = {k: v[:stored].copy()
+                                           for k, v in buffer_state['_buffer'].items()}
+            state['_buffers'].append(buffer_state)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        buffers = []
+        for buffer_state in state['_buffers']:
+            buffer = PathBuffer.__new__(PathBuffer)
+            capacity = buffer_state['_capacity']
+            arrays = {}
+            for key, value in buffer_state['_buffer'].items():
+                full = np.zeros((capacity, value.shape[1]), value.dtype)
+                full[:len(value)] = value
+                arrays[key] = full
+            buffer.__dict__.update(buffer_state)
+            buffer._buffer = arrays  # pylint: disable=protected-access
+            buffers.append(buffer)
+        self.__dict__.update(state)
+        self._buffers = buffers

@@ -1,0 +1,99 @@
+"""Command line: ``python run.py <method> [--flag value ...]``.
+
+Method names, flag names and defaults follow the official QMP release, so its commands keep
+working (e.g. ``python run.py qmp_dnc --env=MetaWorldMT10-v2``). Bad input (an unknown method,
+env or flag, a malformed value, a configuration that cannot run) prints one line and exits
+with code 2 before anything is written.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any, Callable, NoReturn, Sequence
+
+from experiment_utils import (METHODS, ConfigError, ExperimentConfig, as_dict, flags_for,
+                              resolve_config)
+
+
+def parse_bool(text: str) -> bool:
+    """``true/false``, ``yes/no``, ``1/0`` in any case (the release took ``--wandb False``)."""
+    lowered = text.lower()
+    if lowered in ('true', 'yes', '1'):
+        return True
+    if lowered in ('false', 'no', '0'):
+        return False
+    raise argparse.ArgumentTypeError(f'expected true or false, got {text!r}')
+
+
+_TYPES: dict[str, Callable[[str], Any]] = {
+    'int': int, 'float': float, 'str': str, 'bool': parse_bool,
+    'int | None': int, 'float | None': float, 'str | None': str,
+    'list[int]': int, 'list[float]': float,
+}
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    """argparse that reports errors as a ``ConfigError`` (one line, exit 2 in ``main``)."""
+
+    def error(self, message: str) -> NoReturn:
+        raise ConfigError(message)
+
+
+def build_parser(method: str) -> argparse.ArgumentParser:
+    """The parser of ``method``'s flags; unset flags stay absent (to apply presets first)."""
+    parser = _OneLineParser(prog=f'run.py {method}', argument_default=argparse.SUPPRESS,
+                            description=f'Train {method}. Defaults < env preset < your flags.')
+    for field in flags_for(method):
+        kwargs: dict[str, Any] = {'type': _TYPES[str(field.type)],
+                                  'help': f'{field.metadata["help"]} (default: %(default)s)'}
+        if 'nargs' in field.metadata:
+            kwargs['nargs'] = field.metadata['nargs']
+        if field.type == 'bool':
+            kwargs.update(nargs='?', const=True)
+        if field.metadata['choices']:
+            kwargs['choices'] = field.metadata['choices']
+        parser.add_argument(f'--{field.name}', **kwargs)
+    return parser
+
+
+def _top_level_help() -> str:
+    lines = ['usage: python run.py METHOD [--flag value ...]   (python run.py METHOD --help)',
+             '', 'methods:']
+    lines += [f'  {name:10s} {summary}' for name, summary in METHODS.items()]
+    return '\n'.join(lines)
+
+
+def parse(argv: Sequence[str]) -> ExperimentConfig:
+    """argv (without the program name) -> resolved, validated configuration."""
+    if not argv or argv[0].startswith('-'):
+        raise ConfigError(f'missing method; available: {", ".join(METHODS)}')
+    method, rest = argv[0], argv[1:]
+    if method not in METHODS:
+        raise ConfigError(f'unknown method {method!r}; available: {", ".join(METHODS)}')
+    typed = vars(build_parser(method).parse_args(rest))
+    return resolve_config(method, typed)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the process exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv in ([], ['-h'], ['--help']):
+        print(_top_level_help())
+        return 0
+    try:
+        config = parse(argv)
+    except ConfigError as error:
+        print(f'run.py: error: {error}', file=sys.stderr)
+        return 2
+    if config.dry_run:
+        print(json.dumps(as_dict(config), indent=2))
+        return 0
+    from garage_experiments import run_experiment  # pylint: disable=import-outside-toplevel
+    log_dir = run_experiment(config)
+    print(f'run.py: finished; logs, snapshot and learning_curve.png in {log_dir}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,109 @@
+"""Every method through ``run.py`` for real: training happens, logs and snapshots appear."""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import pickle
+import re
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO_ROOT, TINY_TOY_FLAGS
+from experiment_utils import METHODS
+
+QMP_ONLY = ('Evaluation/Mixture/SuccessRate', 'Train/OwnPolicyFreq', 'Train/Task0/Policy3Freq')
+
+
+def read_progress(log_dir: Path) -> list[dict[str, float]]:
+    with open(log_dir / 'progress.csv', newline='') as file:
+        return [{k: float(v) if v not in ('', None) else math.nan for k, v in row.items()}
+                for row in csv.DictReader(file)]
+
+
+def train(cli, tmp_path: Path, method: str, *flags: str) -> Path:
+    result = cli([method, '--log_root', str(tmp_path), *TINY_TOY_FLAGS, *flags])
+    assert result.returncode == 0, result.stderr[-3000:]
+    log_dirs = sorted(p for p in tmp_path.iterdir() if p.is_dir())
+    return log_dirs[-1]
+
+
+@pytest.mark.parametrize('method', sorted(METHODS))
+def test_method_trains_two_epochs_on_the_toy_env(method, cli, tmp_path):
+    log_dir = train(cli, tmp_path, method, '--n_epochs', '2')
+    assert log_dir.name == f'{method}_PointReachMT-v0_None_0'
+    rows = read_progress(log_dir)
+    assert len(rows) == 2
+    assert sum(row['Train/GradientSteps'] for row in rows) > 0
+    assert all(row[f'Train/Task{t}/GradientSteps'] >= 0 for row in rows for t in range(4))
+    assert rows[-1]['Train/Task3/GradientSteps'] > 0
+    assert rows[-1]['TotalEnvSteps'] > rows[0]['TotalEnvSteps'] > 0
+    assert 0.0 <= rows[-1]['Evaluation/SuccessRate'] <= 1.0
+    assert rows[-1]['Evaluation/NumEpisodes'] == 4
+    assert math.isfinite(rows[-1]['Train/Task0/Qf1Loss'])
+    is_qmp = method.startswith('qmp')
+    for key in QMP_ONLY:
+        assert (key in rows[-1]) == is_qmp
+    if is_qmp:
+        for task in range(4):
+            frequencies = [rows[-1][f'Train/Task{task}/Policy{j}Freq'] for j in range(4)]
+            assert sum(frequencies) == pytest.approx(1.0)
+    for name in ('params.pkl', 'learning_curve.png', 'variant.json', 'debug.log'):
+        assert (log_dir / name).stat().st_size > 0, name
+    assert list(log_dir.glob('events.out.tfevents.*'))
+    assert json.loads((log_dir / 'variant.json').read_text())['config']['method'] == method
+    with open(log_dir / 'params.pkl', 'rb') as file:
+        snapshot = pickle.load(file)
+    sizes = snapshot['algo'].replay_buffer.sizes()
+    assert sizes.sum() == rows[-1]['Train/ReplayBufferSize']
+
+
+def test_qmp_variants_run_and_reruns_never_overwrite(cli, tmp_path):
+    flags = ('--n_epochs', '1', '--qmp_score_action', 'sample', '--qmp_score_critic', 'min',
+             '--policy_sampling_freq', '3')
+    first = train(cli, tmp_path, 'qmp_dnc', *flags)
+    before = (first / 'progress.csv').read_bytes()
+    second = train(cli, tmp_path, 'qmp_dnc', '--n_epochs', '1', '--qmp_selection', 'uniform')
+    assert second.name == first.name + '_1'
+    assert (first / 'progress.csv').read_bytes() == before
+    config = json.loads((first / 'variant.json').read_text())['config']
+    assert (config['qmp_score_critic'], config['policy_sampling_freq']) == ('min', 3)
+    own = read_progress(second)[-1]['Train/OwnPolicyFreq']
+    assert 0.05 < own < 0.6  # uniform over 4 policies: about 1/4
+
+
+def test_every_logged_metric_is_documented_in_the_readme(cli, tmp_path):
+    log_dir = train(cli, tmp_path, 'qmp_dnc', '--n_epochs', '1')
+    readme = (REPO_ROOT / 'README.md').read_text()
+    documented = set(re.findall(r'`([A-Za-z]+(?:/[A-Za-z{}]+)*)`', readme))
+    undocumented = set()
+    for column in read_progress(log_dir)[0]:
+        pattern = re.sub(r'Task\d+', 'Task{i}', re.sub(r'Policy\d+Freq', 'Policy{j}Freq', column))
+        if pattern not in documented:
+            undocumented.add(pattern)
+    assert not undocumented, sorted(undocumented)
+
+
+@pytest.mark.slow
+def test_ray_sampler_collects_and_trains(cli, tmp_path):
+    log_dir = train(cli, tmp_path, 'qmp_dnc', '--n_epochs', '1', '--sampler_type', 'ray')
+    row = read_progress(log_dir)[-1]
+    assert row['Train/GradientSteps'] > 0 and row['Train/OwnPolicyFreq'] > 0
+
+
+@pytest.mark.slow
+@pytest.mark.mujoco
+def test_one_metaworld_mt10_iteration(cli, tmp_path):
+    result = cli(['qmp_dnc', '--env=MetaWorldMT10-v2', '--log_root', str(tmp_path),
+                  '--n_epochs', '1', '--steps_per_epoch', '1', '--min_buffer_size', '500',
+                  '--gradient_steps_per_itr', '20', '--buffer_batch_size', '32',
+                  '--num_evaluation_episodes', '10', '--hidden_sizes', '32', '32'], timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    (log_dir,) = tmp_path.iterdir()
+    row = read_progress(log_dir)[-1]
+    assert row['TotalEnvSteps'] == 5000  # the warm-up round: 500 x 10 tasks
+    assert row['Train/GradientSteps'] > 0
+    assert row['Evaluation/NumEpisodes'] == 10
+    assert row['Evaluation/Mixture/NumEpisodes'] == 10
+    assert all(row[f'Train/Task{t}/EnvSteps'] == 500 for t in range(10))

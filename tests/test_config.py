@@ -1,0 +1,96 @@
+"""The CLI's configuration: presets are real flags, precedence, validation, and clean errors."""
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+import experiment_utils
+import run
+from environments.registry import ENVS
+from experiment_utils import ENV_PRESETS, FIELDS, ConfigError, resolve_config, run_name
+
+
+def test_every_preset_key_is_a_flag_and_every_preset_env_is_registered():
+    for env_id, preset in ENV_PRESETS.items():
+        assert env_id in ENVS
+        assert set(preset) <= set(FIELDS)
+        assert preset['n_policies'] == ENVS[env_id].n_tasks
+
+
+def test_a_misspelled_preset_key_fails_at_import(monkeypatch):
+    monkeypatch.setitem(ENV_PRESETS, 'PointReachMT-v0',
+                        {**ENV_PRESETS['PointReachMT-v0'], 'num_epochs': 500})
+    with pytest.raises(ConfigError, match='num_epochs'):
+        experiment_utils._check_presets()
+
+
+def test_precedence_defaults_then_preset_then_typed_flags():
+    config = run.parse(['qmp_dnc', '--env', 'MetaWorldMT10-v2', '--lr', '0.01'])
+    assert config.lr == 0.01  # typed beats preset (0.0015)
+    assert config.buffer_batch_size == 2560  # preset beats default (32)
+    assert config.discount == 0.99  # default
+    assert config.n_policies == 10
+
+
+def test_release_command_lines_parse():
+    assert run.parse(['qmp_dnc', '--env=MetaWorldMT10-v2']).env == 'MetaWorldMT10-v2'
+    config = run.parse(['dnc_sac', '--env=MetaWorldMT50-v2', '--kl_coeff', '0', '--seed', '3',
+                        '--name', 'my run', '--include_task_id', 'True'])
+    assert config.include_task_id is True and config.hidden_sizes == [400, 400]
+    assert run_name(config) == 'dnc_sac_MetaWorldMT50-v2_my-run_3'
+    assert run.parse(['qmp_dnc', '--layer_norm']).layer_norm is True
+    assert run.parse(['qmp_dnc', '--wandb', 'false']).wandb is False
+
+
+@pytest.mark.parametrize('argv, message', [
+    (['mtsac'], "unknown method 'mtsac'"),
+    (['--env', 'x'], 'missing method'),
+    (['qmp_dnc', '--env=NoSuchEnv'], "invalid choice: 'NoSuchEnv'"),
+    (['qmp_dnc', '--no_such_flag', '1'], 'unrecognized arguments'),
+    (['dnc_sac', '--policy_sampling_freq', '2'], 'unrecognized arguments'),
+    (['dnc_sac', '--kl_coeff', 'a,b'], "invalid float value: 'a,b'"),
+    (['dnc_sac', '--kl_coeff', '0', '0'], 'takes 1 or n_tasks^2 = 16 values'),
+    (['dnc_sac', '--kl_coeff', '0.1'], 'not available in this version'),
+    (['qmp_dnc', '--batch_size', '100'], 'smaller than n_tasks x episode length'),
+    (['qmp_dnc', '--min_buffer_size', '10'], 'smaller than the episode length'),
+    (['qmp_dnc', '--n_policies', '3'], 'does not match PointReachMT-v0'),
+    (['qmp_dnc', '--lr', '-1'], '--lr must be positive'),
+    (['qmp_dnc', '--policy_sampling_freq', '0'], 'at least 1'),
+    (['qmp_dnc', '--sparse_tasks', '7'], 'are not tasks of'),
+    (['qmp_dnc', '--env=MetaWorldMT10-v2', '--sparse_tasks', '1'], 'no sparse-reward'),
+    (['qmp_dnc', '--wandb', 'maybe'], 'expected true or false'),
+    (['qmp_dnc', '--qmp_score_critic', 'q2'], "invalid choice: 'q2'"),
+])
+def test_bad_input_is_one_clear_line_and_exit_code_2(argv, message, capsys):
+    assert run.main(argv) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ''
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith('run.py: error: ')
+    assert message in lines[0]
+
+
+def test_bad_input_from_the_shell_has_no_traceback_and_writes_nothing(cli, tmp_path):
+    result = cli(['qmp_dnc', '--env=NoSuchEnv', '--log_root', str(tmp_path)])
+    assert result.returncode == 2
+    assert 'Traceback' not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert os.listdir(tmp_path) == []
+
+
+def test_dry_run_prints_the_resolved_configuration(capsys):
+    assert run.main(['qmp_dnc', '--env=MetaWorldMT10-v2', '--dry_run']) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed['lr'] == 0.0015 and printed['method'] == 'qmp_dnc'
+
+
+def test_top_level_help_lists_the_methods(capsys):
+    assert run.main([]) == 0
+    out = capsys.readouterr().out
+    assert 'dnc_sac' in out and 'qmp_dnc' in out
+
+
+def test_resolve_config_rejects_an_unknown_env_directly():
+    with pytest.raises(ConfigError, match='unknown env'):
+        resolve_config('qmp_dnc', {'env': 'Nope-v0'})
