@@ -95,6 +95,13 @@ class TaskOneHotWrapper(Wrapper):
     def spec(self) -> EnvSpec:
         return self._spec
 
+    def widen_observation_space(self, low: np.ndarray, high: np.ndarray) -> None:
+        """Replaces the observation bounds (see ``share_observation_space``)."""
+        self._observation_space = akro.Box(low=low, high=high, dtype=np.float32)
+        self._spec = EnvSpec(observation_space=self._observation_space,
+                             action_space=self._spec.action_space,
+                             max_episode_length=self._spec.max_episode_length)
+
     def _with_task(self, observation: np.ndarray) -> np.ndarray:
         return np.concatenate([observation.astype(np.float32), self._one_hot])
 
@@ -113,6 +120,19 @@ class TaskOneHotWrapper(Wrapper):
                        observation=self._with_task(env_step.observation),
                        env_info=env_info,
                        step_type=env_step.step_type)
+
+
+def share_observation_space(envs: Sequence[TaskOneHotWrapper]) -> None:
+    """Gives every task env the union of their observation bounds.
+
+    Tasks of one family can declare different bounds (Meta-World's goal ranges differ per task),
+    but garage checks a batch of episodes from all tasks against one spec (the first episode's)
+    and would report the other tasks' observations as out of bounds.
+    """
+    low = np.min([env.observation_space.low for env in envs], axis=0)
+    high = np.max([env.observation_space.high for env in envs], axis=0)
+    for env in envs:
+        env.widen_observation_space(low, high)
 
 
 class MultiTaskEnv:
@@ -147,12 +167,14 @@ class MultiTaskEnv:
         """One training environment per task (built on first use)."""
         if self._train_envs is None:
             self._train_envs = [self._make_task_env(i, 'train') for i in range(self.n_tasks)]
+            share_observation_space(self._train_envs)
         return self._train_envs
 
     def get_test_envs(self) -> list[Environment]:
         """One evaluation environment per task, distinct instances from the training ones."""
         if self._test_envs is None:
             self._test_envs = [self._make_task_env(i, 'test') for i in range(self.n_tasks)]
+            share_observation_space(self._test_envs)
         return self._test_envs
 
     @property

@@ -18,7 +18,7 @@ import math
 from typing import Literal
 
 import torch
-from garage.torch.distributions import TanhNormal
+from garage.torch.distributions import TanhNormal as GarageTanhNormal
 from torch import nn
 from torch.nn import functional as F
 
@@ -26,6 +26,16 @@ Init = Literal['xavier_uniform', 'xavier_normal']
 
 # garage's TanhGaussianMLPPolicy clamps the standard deviation to [e^-20, e^2] (spec §2.3).
 LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0
+
+
+class TanhNormal(GarageTanhNormal):
+    """garage's tanh-squashed Gaussian, declaring its (empty) argument constraints.
+
+    garage's class predates ``torch.distributions.Distribution.arg_constraints``; without the
+    declaration torch warns on every construction. Behaviour is garage's.
+    """
+
+    arg_constraints: dict = {}
 
 
 def _init_task_weight(weight: torch.Tensor, init: Init) -> None:

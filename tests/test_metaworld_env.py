@@ -6,7 +6,6 @@ building it. Run as a script to print steps/s through the adapter.
 """
 from __future__ import annotations
 
-import functools
 import json
 import os
 import pickle
@@ -23,7 +22,6 @@ import torch
 from garage import StepType
 from metaworld.policies import SawyerReachV3Policy
 
-from environments.gymnasium_adapter import GymnasiumEnv
 from environments.metaworld_mt import (MetaWorldMT10, MetaWorldMT50, get_benchmark,
                                        goal_variations, make_metaworld_env, task_names)
 from environments.multitask import MultiTaskEnv, TaskOneHotWrapper

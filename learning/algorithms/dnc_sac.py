@@ -209,14 +209,9 @@ class DnCSAC(RLAlgorithm):
         """Records this epoch's training metrics; returns the mean per-task return."""
         task_returns = np.full(self.n_tasks, np.nan)
         task_success = np.full(self.n_tasks, np.nan)
-        task_ids, selected, steps_task = [], [], []
-        for episodes in rounds:
-            task_ids.append(episode_task_ids(episodes))
-            steps_task.append(np.asarray(episodes.env_infos['task_id']))
-            selected.append(np.asarray(episodes.agent_infos['selected_policy']))
-        task_ids = np.concatenate(task_ids)
-        stats = {key: np.concatenate([batch_episode_stats(e, self.discount)[key]
-                                      for e in rounds]) for key in ('return', 'success')}
+        round_stats = [batch_episode_stats(episodes, self.discount) for episodes in rounds]
+        stats = {key: np.concatenate([s[key] for s in round_stats]) for key in round_stats[0]}
+        task_ids = np.concatenate([episode_task_ids(episodes) for episodes in rounds])
         for task_id, task_stats in enumerate(split_by_task(stats, task_ids, self.n_tasks)):
             if len(task_stats['return']):
                 task_returns[task_id] = task_stats['return'].mean()
@@ -234,8 +229,9 @@ class DnCSAC(RLAlgorithm):
                     'EnvSteps': self.env_steps, 'GradientSteps': gradient_steps,
                     'ReplayBufferSize': self.replay_buffer.sizes(), **self._last_stats}
         if self.exploration_policy is not None:
-            frequencies = selection_frequencies(np.concatenate(steps_task),
-                                                np.concatenate(selected), self.n_tasks)
+            frequencies = selection_frequencies(
+                np.concatenate([e.env_infos['task_id'] for e in rounds]),
+                np.concatenate([e.agent_infos['selected_policy'] for e in rounds]), self.n_tasks)
             per_task['OwnPolicyFreq'] = np.diag(frequencies)
             for policy_id in range(self.n_tasks):
                 per_task[f'Policy{policy_id}Freq'] = frequencies[:, policy_id]
