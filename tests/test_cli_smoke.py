@@ -76,7 +76,7 @@ def test_qmp_variants_run_and_reruns_never_overwrite(cli, tmp_path):
 def test_every_logged_metric_is_documented_in_the_readme(cli, tmp_path):
     log_dir = train(cli, tmp_path, 'qmp_dnc', '--n_epochs', '1')
     readme = (REPO_ROOT / 'README.md').read_text()
-    documented = set(re.findall(r'`([A-Za-z]+(?:/[A-Za-z{}]+)*)`', readme))
+    documented = set(re.findall(r'`([A-Za-z]+(?:/[A-Za-z0-9{}]+)*)`', readme))
     undocumented = set()
     for column in read_progress(log_dir)[0]:
         pattern = re.sub(r'Task\d+', 'Task{i}', re.sub(r'Policy\d+Freq', 'Policy{j}Freq', column))

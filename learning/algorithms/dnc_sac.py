@@ -148,6 +148,8 @@ class DnCSAC(RLAlgorithm):
                 taken += ready
             self._update_targets(active)
         self.total_gradient_steps += taken
+        logger.log(f'{"warm-up " if warming_up else ""}round: {collected.sum()} env steps, '
+                   f'{taken.sum()} gradient steps over {np.count_nonzero(taken)} tasks')
         return episodes, taken
 
     # ------------------------------------------------------------------ the SAC update
