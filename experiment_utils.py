@@ -13,15 +13,20 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from environments.registry import DEFAULT_ENV, ENVS
+from environments.registry import DEFAULT_ENV, ENVS, selected_task_count
 
 # The methods this version offers, with one line each for ``run.py --help``.
 METHODS: dict[str, str] = {
     'dnc_sac': 'Separated: one SAC learner per task, each collecting its own data',
     'qmp_dnc': 'Separated + QMP: per-task SAC, data collected by the Q-switch mixture',
+    'sac': 'one SAC learner for all tasks (multihead or shared networks), one temperature',
+    'mtsac': 'Parameters: multi-task SAC, multihead or shared networks, per-task temperature',
+    'qmp_sac': 'Parameters + QMP: mtsac with the Q-switch over the heads collecting data',
 }
 SEPARATED_METHODS = ('dnc_sac', 'qmp_dnc')
-QMP_METHODS = ('qmp_dnc',)
+SHARING_METHODS = ('sac', 'mtsac', 'qmp_sac')
+QMP_METHODS = ('qmp_dnc', 'qmp_sac')
+ARCHITECTURES = ('separate', 'multihead', 'shared')
 
 
 class ConfigError(ValueError):
@@ -66,8 +71,16 @@ class ExperimentConfig:
     hidden_sizes: list[int] = _flag([256, 256], 'hidden layer widths of actors and critics',
                                     nargs='+')
     layer_norm: bool = _flag(False, 'LayerNorm in the critics')
-    policy_architecture: str = _flag('separate', 'actor architecture', choices=('separate',))
-    Q_architecture: str = _flag('separate', 'critic architecture', choices=('separate',))
+    policy_architecture: str = _flag('separate', "actor architecture: 'separate' (one network "
+                                     "per task; separated methods), 'multihead' (shared trunk, "
+                                     "a head per task) or 'shared' (one network)",
+                                     choices=ARCHITECTURES)
+    Q_architecture: str = _flag('separate', 'critic architecture (as --policy_architecture)',
+                                choices=ARCHITECTURES)
+    use_pc_grad: bool = _flag(False, 'combine per-task gradients with PCGrad',
+                              methods=SHARING_METHODS)
+    skip_alpha_pc_grad: bool = _flag(True, 'with PCGrad, leave the temperature loss out of it',
+                                     methods=SHARING_METHODS)
     n_epochs: int = _flag(1000, 'epochs to train')
     batch_size: int = _flag(1000, 'env steps collected per sampling round, summed over tasks')
     lr: float = _flag(3e-4, 'Adam learning rate of actors, critics and temperatures')
@@ -84,6 +97,8 @@ class ExperimentConfig:
     include_task_id: bool = _flag(False, 'keep the task one-hot in the network input')
     sparse_tasks: list[int] = _flag([], 'task ids with sparse rewards (where the env has them)',
                                     nargs='*')
+    task_name: str | None = _flag(None, 'comma-separated task indices to keep, e.g. "0,3,7" '
+                                  '(where the env supports subsets)')
     kl_coeff: list[float] = _flag([0.0], 'DnC KL coefficients: one value for all pairs or '
                                   'n_tasks^2 values in the order 1->1 2->1 ... N->1 1->2 ...; '
                                   'only 0 is available in this version', methods=SEPARATED_METHODS,
@@ -109,7 +124,8 @@ class ExperimentConfig:
 
     @property
     def n_tasks(self) -> int:
-        return ENVS[self.env].n_tasks
+        """Tasks in this run: the env's, or the ``--task_name`` subset."""
+        return selected_task_count(self.env, self.task_name)
 
 
 FIELDS = {f.name: f for f in dataclasses.fields(ExperimentConfig)}
@@ -120,6 +136,11 @@ ENV_PRESETS: dict[str, dict[str, Any]] = {
                             min_buffer_size=200, buffer_batch_size=64, steps_per_epoch=2,
                             n_epochs=30, num_evaluation_episodes=20, hidden_sizes=[64, 64],
                             lr=1e-3),
+    'MazeLarge-10-v0': dict(n_policies=10, batch_size=6000, gradient_steps_per_itr=1000,
+                            min_buffer_size=3000, buffer_batch_size=256, steps_per_epoch=1,
+                            n_epochs=2000, num_evaluation_episodes=100),
+    'Walker2dMT4-v0': dict(n_policies=4, batch_size=4000, gradient_steps_per_itr=6000,
+                           n_epochs=2000, num_evaluation_episodes=40),
     'MetaWorldMT10-v2': dict(n_policies=10, batch_size=5000, gradient_steps_per_itr=500,
                              min_buffer_size=5000, buffer_batch_size=2560, steps_per_epoch=10,
                              lr=0.0015, num_evaluation_episodes=100),
@@ -131,6 +152,9 @@ ENV_PRESETS: dict[str, dict[str, Any]] = {
 
 
 def _check_presets() -> None:
+    for method, preset in METHOD_PRESETS.items():
+        if method not in METHODS or set(preset) - set(FIELDS):
+            raise ConfigError(f'invalid method preset for {method!r}')
     for env_id, preset in ENV_PRESETS.items():
         if env_id not in ENVS:
             raise ConfigError(f'preset for unregistered env {env_id!r}')
@@ -140,6 +164,13 @@ def _check_presets() -> None:
         if preset.get('n_policies', ENVS[env_id].n_tasks) != ENVS[env_id].n_tasks:
             raise ConfigError(f'preset for {env_id} has the wrong n_policies')
 
+
+# Per-method overrides, applied after the env preset: the parameter-sharing methods need
+# non-separate networks (the release's defaults made them fail an assertion, spec §10 item 3).
+METHOD_PRESETS: dict[str, dict[str, Any]] = {
+    method: dict(policy_architecture='multihead', Q_architecture='multihead')
+    for method in SHARING_METHODS
+}
 
 _check_presets()
 
@@ -156,7 +187,11 @@ def resolve_config(method: str, typed: dict[str, Any]) -> ExperimentConfig:
     env_id = typed.get('env', DEFAULT_ENV)
     if env_id not in ENVS:
         raise ConfigError(f'unknown env {env_id!r}; available: {", ".join(ENVS)}')
-    values = {**ENV_PRESETS.get(env_id, {}), **typed, 'method': method}
+    values = {**ENV_PRESETS.get(env_id, {}), **METHOD_PRESETS.get(method, {}), **typed,
+              'method': method}
+    if 'n_policies' not in typed and typed.get('task_name') is not None:
+        # A task subset changes the task count; follow it unless the user set n_policies.
+        values['n_policies'] = selected_task_count(env_id, typed['task_name'])
     config = ExperimentConfig(**values)
     validate(config)
     return config
@@ -165,6 +200,9 @@ def resolve_config(method: str, typed: dict[str, Any]) -> ExperimentConfig:
 def validate(config: ExperimentConfig) -> None:
     """Refuses configurations the release would crash on, hang on, or silently misread."""
     info = ENVS[config.env]
+    if config.task_name is not None:
+        _validate_task_name(config.task_name, config.env)
+    n_tasks = config.n_tasks
     positive = ('gradient_steps_per_itr', 'min_buffer_size', 'buffer_batch_size',
                 'steps_per_epoch', 'n_epochs', 'batch_size', 'num_evaluation_episodes',
                 'evaluation_frequency', 'snapshot_gap', 'n_policies', 'torch_threads')
@@ -180,14 +218,14 @@ def validate(config: ExperimentConfig) -> None:
         raise ConfigError(f'--discount must be in [0, 1], got {config.discount}')
     if not config.hidden_sizes or min(config.hidden_sizes) < 1:
         raise ConfigError(f'--hidden_sizes must be positive widths, got {config.hidden_sizes}')
-    if config.n_policies != info.n_tasks:
+    if config.n_policies != n_tasks:
         raise ConfigError(f'--n_policies {config.n_policies} does not match {config.env}, '
-                          f'which has {info.n_tasks} tasks')
+                          f'which has {n_tasks} tasks in this run')
     horizon = info.max_episode_length
-    if config.batch_size < info.n_tasks * horizon:
+    if config.batch_size < n_tasks * horizon:
         raise ConfigError(
             f'--batch_size {config.batch_size} is smaller than n_tasks x episode length = '
-            f'{info.n_tasks} x {horizon} = {info.n_tasks * horizon} on {config.env}: the '
+            f'{n_tasks} x {horizon} = {n_tasks * horizon} on {config.env}: the '
             'sampler visits tasks round-robin from task 0 each round, so the last tasks '
             'would collect no data')
     if config.min_buffer_size < horizon:
@@ -195,33 +233,68 @@ def validate(config: ExperimentConfig) -> None:
             f'--min_buffer_size {config.min_buffer_size} is smaller than the episode length '
             f'{horizon} on {config.env}: warm-up rounds (min_buffer_size x n_tasks steps) '
             'would not reach every task')
+    _validate_architectures(config, n_tasks)
     if config.sparse_tasks:
         if 'sparse_tasks' not in info.env_kwargs:
             raise ConfigError(f'{config.env} has no sparse-reward variant (--sparse_tasks)')
-        bad = [t for t in config.sparse_tasks if not 0 <= t < info.n_tasks]
+        bad = [t for t in config.sparse_tasks if not 0 <= t < n_tasks]
         if bad:
             raise ConfigError(f'--sparse_tasks {bad} are not tasks of {config.env} '
-                              f'(0..{info.n_tasks - 1})')
+                              f'(0..{n_tasks - 1})')
     if 'kl_coeff' in FIELDS and config.method in SEPARATED_METHODS:
         n_coeffs = len(config.kl_coeff)
-        if n_coeffs not in (1, info.n_tasks ** 2):
-            raise ConfigError(f'--kl_coeff takes 1 or n_tasks^2 = {info.n_tasks ** 2} values on '
+        if n_coeffs not in (1, n_tasks ** 2):
+            raise ConfigError(f'--kl_coeff takes 1 or n_tasks^2 = {n_tasks ** 2} values on '
                               f'{config.env}, got {n_coeffs}')
         if any(c != 0 for c in config.kl_coeff):
             raise ConfigError('DnC KL regularisation (a non-zero --kl_coeff) is not available '
                               'in this version; use --kl_coeff 0')
 
 
+def _validate_task_name(task_name: str, env_id: str) -> None:
+    """``--task_name "i,j,..."``: distinct task indices of an env that supports subsets."""
+    info = ENVS[env_id]
+    if 'task_name' not in info.env_kwargs:
+        raise ConfigError(f'{env_id} does not select task subsets (--task_name)')
+    parts = [part.strip() for part in task_name.split(',')]
+    if not all(re.fullmatch(r'\d+', part) for part in parts):
+        raise ConfigError(f'--task_name must be comma-separated task indices like "2,5", '
+                          f'got {task_name!r}')
+    indices = [int(part) for part in parts]
+    if len(set(indices)) != len(indices) or max(indices) >= info.n_tasks:
+        raise ConfigError(f'--task_name {task_name!r} must list distinct tasks of {env_id} '
+                          f'(0..{info.n_tasks - 1})')
+
+
+def _validate_architectures(config: ExperimentConfig, n_tasks: int) -> None:
+    """Which architectures each method can train (the release's assertions, spec §1.2)."""
+    architectures = (config.policy_architecture, config.Q_architecture)
+    if config.method in SEPARATED_METHODS and architectures != ('separate', 'separate'):
+        raise ConfigError(f'{config.method} trains one network per task: it needs '
+                          '--policy_architecture separate --Q_architecture separate')
+    if config.method in SHARING_METHODS and 'separate' in architectures:
+        raise ConfigError(f'{config.method} shares parameters across tasks: use multihead or '
+                          'shared for --policy_architecture and --Q_architecture')
+    if config.method == 'qmp_sac' and architectures != ('multihead', 'multihead'):
+        raise ConfigError('qmp_sac chooses among per-task heads: it needs '
+                          '--policy_architecture multihead --Q_architecture multihead')
+    if (config.method == 'mtsac' and n_tasks > 1 and 'shared' in architectures
+            and not config.include_task_id):
+        raise ConfigError('mtsac with a shared network needs --include_task_id true, or the '
+                          'network cannot tell the tasks apart')
+
+
 def run_name(config: ExperimentConfig) -> str:
-    """The release's deterministic run name, ``<prefix><env>_<name>_<seed>``."""
-    prefix = {'dnc_sac': 'dnc_sac_', 'qmp_dnc': 'qmp_dnc_'}[config.method]
+    """The deterministic run name ``<method>_<env>_<name>_<seed>`` (the release's naming;
+    it prefixed qmp_sac runs ``sac_qmp_`` and sac/mtsac runs both ``sac_``)."""
     name = re.sub(r'\s+', '-', config.name)
-    return f'{prefix}{config.env}_{name}_{config.seed}'
+    return f'{config.method}_{config.env}_{name}_{config.seed}'
 
 
 def env_kwargs(config: ExperimentConfig) -> dict[str, Any]:
     """Constructor keyword arguments of the env family, from the flags it accepts."""
-    kwargs = {'include_task_id': config.include_task_id, 'sparse_tasks': config.sparse_tasks}
+    kwargs = {'include_task_id': config.include_task_id, 'sparse_tasks': config.sparse_tasks,
+              'task_name': config.task_name}
     return {key: value for key, value in kwargs.items() if key in ENVS[config.env].env_kwargs}
 
 

@@ -3,10 +3,13 @@
 QMP is orthogonal to the learner, and the table says so: a method is an algorithm plus,
 optionally, the Q-switch mixture as its data-collection policy.
 
-| method  | learner                        | collects data with        |
-|---------|--------------------------------|---------------------------|
-| dnc_sac | separated SAC (``DnCSAC``)     | each task's own policy    |
-| qmp_dnc | separated SAC (``DnCSAC``)     | ``QSwitchMixturePolicy``  |
+| method  | learner                                   | collects data with        |
+|---------|-------------------------------------------|---------------------------|
+| dnc_sac | separated SAC (``DnCSAC``)                | each task's own policy    |
+| qmp_dnc | separated SAC (``DnCSAC``)                | ``QSwitchMixturePolicy``  |
+| sac     | shared-parameter SAC, one temperature     | the shared actor          |
+| mtsac   | shared-parameter SAC (``MultiTaskSAC``)   | the shared actor          |
+| qmp_sac | shared-parameter SAC (``MultiTaskSAC``)   | ``QSwitchMixturePolicy``  |
 """
 from __future__ import annotations
 
@@ -27,14 +30,15 @@ from garage.trainer import Trainer  # noqa: E402
 from environments.multitask import MultiTaskEnv, describe  # noqa: E402
 from environments.registry import make_env  # noqa: E402
 from experiment_utils import ExperimentConfig, as_dict, env_kwargs, run_name  # noqa: E402
-from learning.algorithms import DnCSAC  # noqa: E402
-from learning.networks import TaskTanhGaussianPolicies, TaskTwinCritics  # noqa: E402
+from learning.algorithms import DnCSAC, MultiTaskSAC  # noqa: E402
+from learning.algorithms.base import MultiTaskLearner  # noqa: E402
+from learning.architectures import make_critics, make_policies  # noqa: E402
 from learning.plotting import plot_learning_curve  # noqa: E402
 from learning.policies import QSwitchMixturePolicy, TaskRoutingPolicy  # noqa: E402
-from learning.replay import PerTaskReplayBuffer  # noqa: E402
+from learning.replay import PerTaskReplayBuffer, SharedReplayBuffer  # noqa: E402
 from learning.snapshots import AtomicSnapshotter  # noqa: E402
 
-REPLAY_CAPACITY_PER_TASK = int(1e6)
+REPLAY_CAPACITY = int(1e6)  # per task for the separated methods, in all for the others
 
 
 @dataclass(frozen=True)
@@ -44,11 +48,15 @@ class Method:
 
     algorithm: type
     uses_qswitch: bool
+    per_task_temperature: bool = True
 
 
 METHODS: dict[str, Method] = {
     'dnc_sac': Method(DnCSAC, uses_qswitch=False),
     'qmp_dnc': Method(DnCSAC, uses_qswitch=True),
+    'sac': Method(MultiTaskSAC, uses_qswitch=False, per_task_temperature=False),
+    'mtsac': Method(MultiTaskSAC, uses_qswitch=False),
+    'qmp_sac': Method(MultiTaskSAC, uses_qswitch=True),
 }
 
 
@@ -63,14 +71,14 @@ def make_sampler(config: ExperimentConfig, agent: Any, env: MultiTaskEnv) -> Sam
     return LocalSampler(**kwargs)
 
 
-def build_algorithm(config: ExperimentConfig, env: MultiTaskEnv) -> DnCSAC:
-    """Networks, buffers, the sampling policy, the sampler and the learner of ``config``."""
+def build_algorithm(config: ExperimentConfig, env: MultiTaskEnv) -> MultiTaskLearner:
+    """Networks, buffer, the sampling policy, the sampler and the learner of ``config``."""
     method = METHODS[config.method]
     hidden_sizes = tuple(config.hidden_sizes)
-    policies = TaskTanhGaussianPolicies(env.n_tasks, env.network_input_dim, env.action_dim,
-                                        hidden_sizes)
-    critics = TaskTwinCritics(env.n_tasks, env.network_input_dim, env.action_dim,
-                              hidden_sizes, layer_norm=config.layer_norm)
+    policies = make_policies(config.policy_architecture, env.n_tasks, env.network_input_dim,
+                             env.action_dim, hidden_sizes)
+    critics = make_critics(config.Q_architecture, env.n_tasks, env.network_input_dim,
+                           env.action_dim, hidden_sizes, config.layer_norm)
     split = env.split_observation
     exploration_policy = None
     if method.uses_qswitch:
@@ -79,13 +87,9 @@ def build_algorithm(config: ExperimentConfig, env: MultiTaskEnv) -> DnCSAC:
             score_critic=config.qmp_score_critic, selection=config.qmp_selection,
             sampling_freq=config.policy_sampling_freq)
     task_policy = TaskRoutingPolicy(env.spec, policies, split)
-    return method.algorithm(
-        env.spec, policies, critics,
-        PerTaskReplayBuffer(env.n_tasks, REPLAY_CAPACITY_PER_TASK, split),
-        make_sampler(config, exploration_policy or task_policy, env), task_policy,
-        env.get_test_envs(),
-        exploration_policy=exploration_policy,
-        max_episode_length=env.max_episode_length,
+    sampler = make_sampler(config, exploration_policy or task_policy, env)
+    hyperparameters = dict(
+        exploration_policy=exploration_policy, max_episode_length=env.max_episode_length,
         gradient_steps_per_itr=config.gradient_steps_per_itr,
         min_buffer_size=config.min_buffer_size, buffer_batch_size=config.buffer_batch_size,
         steps_per_epoch=config.steps_per_epoch, discount=config.discount,
@@ -93,6 +97,16 @@ def build_algorithm(config: ExperimentConfig, env: MultiTaskEnv) -> DnCSAC:
         lr=config.lr, target_entropy=config.target_entropy,
         num_evaluation_episodes=config.num_evaluation_episodes,
         evaluation_frequency=config.evaluation_frequency)
+    if method.algorithm is DnCSAC:
+        return DnCSAC(env.spec, policies, critics,
+                      PerTaskReplayBuffer(env.n_tasks, REPLAY_CAPACITY, split), sampler,
+                      task_policy, env.get_test_envs(), **hyperparameters)
+    return MultiTaskSAC(env.spec, policies, critics,
+                        SharedReplayBuffer(env.n_tasks, REPLAY_CAPACITY, split), sampler,
+                        task_policy, env.get_test_envs(), split,
+                        per_task_temperature=method.per_task_temperature,
+                        use_pc_grad=config.use_pc_grad,
+                        skip_alpha_pc_grad=config.skip_alpha_pc_grad, **hyperparameters)
 
 
 def _device(config: ExperimentConfig) -> torch.device:

@@ -22,7 +22,8 @@ class EnvInfo:
         n_tasks: number of tasks (= policies, critics and buffers).
         max_episode_length: horizon in env steps.
         builder: ``module:Class`` of the ``MultiTaskEnv`` subclass.
-        env_kwargs: the CLI flags this env accepts as constructor keyword arguments.
+        env_kwargs: the CLI flags this env accepts as constructor keyword arguments
+            (``task_name`` selects a subset of the tasks, so ``n_tasks`` is then its size).
         summary: one line for ``--help`` and the README.
     """
 
@@ -39,6 +40,13 @@ ENVS: dict[str, EnvInfo] = {
         EnvInfo('PointReachMT-v0', 4, 50, 'environments.point_reach:PointReachMT',
                 ('include_task_id', 'sparse_tasks'),
                 'pure-numpy 2-D point reaching, 4 goals fanning out from one corner'),
+        EnvInfo('MazeLarge-10-v0', 10, 600, 'environments.maze:MazeLarge10',
+                ('include_task_id', 'task_name', 'sparse_tasks'),
+                "D4RL's large point maze (Gymnasium-Robotics): 10 start->goal tasks, goal "
+                'not observed'),
+        EnvInfo('Walker2dMT4-v0', 4, 1000, 'environments.walker:Walker2dMT4',
+                ('include_task_id',),
+                'MuJoCo Walker2d: forward, backward, balance, and crawl under a ceiling'),
         EnvInfo('MetaWorldMT10-v2', 10, 500, 'environments.metaworld_mt:MetaWorldMT10',
                 ('include_task_id',),
                 'Meta-World 3 MT10: 10 manipulation tasks, 50 goal variations each'),
@@ -51,6 +59,13 @@ ENVS: dict[str, EnvInfo] = {
 DEFAULT_ENV = 'PointReachMT-v0'
 
 
+def selected_task_count(env_id: str, task_name: str | None) -> int:
+    """Tasks in a run of ``env_id``: all, or those that ``--task_name "i,j,..."`` lists."""
+    if task_name is None:
+        return ENVS[env_id].n_tasks
+    return len([part for part in task_name.split(',') if part.strip()])
+
+
 def make_env(env_id: str, seed: int = 0, **env_kwargs: Any) -> 'MultiTaskEnv':
     """Builds the multi-task environment family registered under ``env_id``."""
     info = ENVS[env_id]
@@ -61,6 +76,6 @@ def make_env(env_id: str, seed: int = 0, **env_kwargs: Any) -> 'MultiTaskEnv':
     module_name, class_name = info.builder.split(':')
     builder = getattr(importlib.import_module(module_name), class_name)
     env = builder(seed=seed, **env_kwargs)
-    if env.n_tasks != info.n_tasks:
+    if env_kwargs.get('task_name') is None and env.n_tasks != info.n_tasks:
         raise AssertionError(f'{env_id} built {env.n_tasks} tasks, registry says {info.n_tasks}')
     return env

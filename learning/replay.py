@@ -75,35 +75,91 @@ class PerTaskReplayBuffer:
         return batch
 
     def __getstate__(self) -> dict:
-        """Pickles only the stored transitions, not the preallocated capacity.
-
-        garage's ``PathBuffer`` allocates ``capacity`` rows per key on first use; before it
-        wraps around, transitions occupy rows ``[0, stored)``, so the rest is zeros and need
-        not be written into every snapshot.
-        """
         state = self.__dict__.copy()
-        state['_buffers'] = []
-        for buffer in self._buffers:
-            buffer_state = buffer.__dict__.copy()
-            stored = buffer.n_transitions_stored
-            if stored < buffer._capacity:  # pylint: disable=protected-access
-                buffer_state['_buffer'] = {k: v[:stored].copy()
-                                           for k, v in buffer_state['_buffer'].items()}
-            state['_buffers'].append(buffer_state)
+        state['_buffers'] = [compact_state(buffer) for buffer in self._buffers]
         return state
 
     def __setstate__(self, state: dict) -> None:
-        buffers = []
-        for buffer_state in state['_buffers']:
-            buffer = PathBuffer.__new__(PathBuffer)
-            capacity = buffer_state['_capacity']
-            arrays = {}
-            for key, value in buffer_state['_buffer'].items():
-                full = np.zeros((capacity, value.shape[1]), value.dtype)
-                full[:len(value)] = value
-                arrays[key] = full
-            buffer.__dict__.update(buffer_state)
-            buffer._buffer = arrays  # pylint: disable=protected-access
-            buffers.append(buffer)
         self.__dict__.update(state)
-        self._buffers = buffers
+        self._buffers = [restore_compact_state(buffer) for buffer in state['_buffers']]
+
+
+class SharedReplayBuffer:
+    """One FIFO buffer for all tasks (the parameter-sharing methods, spec §3.2).
+
+    It stores raw observations (state + one-hot), so a sampled transition still says which task
+    it belongs to: the per-task temperature and the multihead networks read it from there.
+    """
+
+    def __init__(self, n_tasks: int, capacity: int, split_observation: ObservationSplitter
+                 ) -> None:
+        self.n_tasks = n_tasks
+        self._split = split_observation
+        self._buffer = PathBuffer(capacity_in_transitions=capacity)
+
+    @property
+    def size(self) -> int:
+        return self._buffer.n_transitions_stored
+
+    def sizes(self) -> np.ndarray:
+        """(N,) transitions stored per task, read from the stored one-hots."""
+        if self.size == 0:
+            return np.zeros(self.n_tasks, dtype=np.int64)
+        observations = self._buffer._buffer['observations'][:self.size]  # pylint: disable=W0212
+        _, task_ids = self._split(observations)
+        return np.bincount(task_ids, minlength=self.n_tasks).astype(np.int64)
+
+    def add_episodes(self, episodes: EpisodeBatch) -> np.ndarray:
+        """Stores every episode; returns (N,) transitions added per task."""
+        added = np.zeros(self.n_tasks, dtype=np.int64)
+        for episode in episodes.split():
+            self._buffer.add_path({
+                'observations': episode.observations.astype(np.float32),
+                'actions': episode.actions.astype(np.float32),
+                'rewards': episode.rewards.reshape(-1, 1).astype(np.float32),
+                'next_observations': episode.next_observations.astype(np.float32),
+                'terminals': (episode.step_types == StepType.TERMINAL).reshape(-1, 1)
+                .astype(np.float32),
+            })
+            added[int(episode.env_infos['task_id'][0])] += len(episode.actions)
+        return added
+
+    def sample(self, batch_size: int) -> dict[str, np.ndarray]:
+        """``batch_size`` transitions drawn uniformly from all tasks' data: (B, dim) arrays."""
+        return self._buffer.sample_transitions(batch_size)
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state['_buffer'] = compact_state(self._buffer)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._buffer = restore_compact_state(state['_buffer'])
+
+
+def compact_state(buffer: PathBuffer) -> dict:
+    """A garage ``PathBuffer``'s state without its unused preallocated capacity.
+
+    ``PathBuffer`` allocates ``capacity`` rows per key on first use; before it wraps around,
+    transitions occupy rows ``[0, stored)``, so the rest is zeros and need not be written into
+    every snapshot.
+    """
+    state = buffer.__dict__.copy()
+    stored = buffer.n_transitions_stored
+    if stored < state['_capacity']:
+        state['_buffer'] = {key: value[:stored].copy() for key, value in state['_buffer'].items()}
+    return state
+
+
+def restore_compact_state(state: dict) -> PathBuffer:
+    """The ``PathBuffer`` of a ``compact_state``, with its full capacity allocated again."""
+    buffer = PathBuffer.__new__(PathBuffer)
+    arrays = {}
+    for key, value in state['_buffer'].items():
+        full = np.zeros((state['_capacity'], value.shape[1]), value.dtype)
+        full[:len(value)] = value
+        arrays[key] = full
+    buffer.__dict__.update(state)
+    buffer._buffer = arrays  # pylint: disable=protected-access
+    return buffer

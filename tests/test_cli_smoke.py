@@ -94,8 +94,9 @@ def test_ray_sampler_collects_and_trains(cli, tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.mujoco
-def test_one_metaworld_mt10_iteration(cli, tmp_path):
-    result = cli(['qmp_dnc', '--env=MetaWorldMT10-v2', '--log_root', str(tmp_path),
+@pytest.mark.parametrize('method', ['qmp_dnc', 'qmp_sac'])
+def test_one_metaworld_mt10_iteration(method, cli, tmp_path):
+    result = cli([method, '--env=MetaWorldMT10-v2', '--log_root', str(tmp_path),
                   '--n_epochs', '1', '--steps_per_epoch', '1', '--min_buffer_size', '500',
                   '--gradient_steps_per_itr', '20', '--buffer_batch_size', '32',
                   '--num_evaluation_episodes', '10', '--hidden_sizes', '32', '32'], timeout=600)
@@ -104,8 +105,30 @@ def test_one_metaworld_mt10_iteration(cli, tmp_path):
     assert 'outside observation_space' not in result.stderr
     (log_dir,) = tmp_path.iterdir()
     row = read_progress(log_dir)[-1]
-    assert row['TotalEnvSteps'] == 5000  # the warm-up round: 500 x 10 tasks
+    # The warm-up round: min_buffer_size x 10 tasks (separated) or min_buffer_size steps
+    # (shared buffer), rounded up to whole 500-step episodes.
+    assert row['TotalEnvSteps'] == (5000 if method == 'qmp_dnc' else 500)
     assert row['Train/GradientSteps'] > 0
     assert row['Evaluation/NumEpisodes'] == 10
     assert row['Evaluation/Mixture/NumEpisodes'] == 10
-    assert all(row[f'Train/Task{t}/EnvSteps'] == 500 for t in range(10))
+    if method == 'qmp_dnc':
+        assert all(row[f'Train/Task{t}/EnvSteps'] == 500 for t in range(10))
+
+
+@pytest.mark.slow
+@pytest.mark.mujoco
+@pytest.mark.parametrize('env_id, n_tasks, horizon', [('MazeLarge-10-v0', 10, 600),
+                                                      ('Walker2dMT4-v0', 4, 1000)])
+def test_one_qmp_dnc_iteration_on_each_mujoco_env(env_id, n_tasks, horizon, cli, tmp_path):
+    result = cli(['qmp_dnc', f'--env={env_id}', '--log_root', str(tmp_path), '--n_epochs', '1',
+                  '--batch_size', str(n_tasks * horizon), '--min_buffer_size', str(horizon),
+                  '--gradient_steps_per_itr', '20', '--buffer_batch_size', '32',
+                  '--num_evaluation_episodes', str(n_tasks), '--hidden_sizes', '32', '32'],
+                 timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert 'outside observation_space' not in result.stderr
+    (log_dir,) = tmp_path.iterdir()
+    row = read_progress(log_dir)[-1]
+    assert row['Train/GradientSteps'] > 0
+    assert row['Evaluation/NumEpisodes'] == n_tasks
+    assert row['Evaluation/Mixture/NumEpisodes'] == n_tasks

@@ -34,6 +34,24 @@ def test_precedence_defaults_then_preset_then_typed_flags():
     assert config.n_policies == 10
 
 
+def test_parameter_sharing_defaults_to_multihead_and_takes_the_readme_flags():
+    config = run.parse(['qmp_sac', '--policy_architecture', 'multihead', '--Q_architecture',
+                        'multihead', '--lr', '0.001', '--hidden_sizes', '512', '512'])
+    assert (config.policy_architecture, config.Q_architecture) == ('multihead', 'multihead')
+    assert config.lr == 0.001 and config.hidden_sizes == [512, 512]
+    assert run.parse(['mtsac']).policy_architecture == 'multihead'
+    shared = run.parse(['sac', '--policy_architecture', 'shared', '--Q_architecture', 'shared'])
+    assert shared.include_task_id is False  # the fully shared baseline sees no task id
+    assert run.parse(['mtsac', '--use_pc_grad', 'true']).skip_alpha_pc_grad is True
+
+
+def test_a_task_subset_sets_the_task_count():
+    config = run.parse(['qmp_dnc', '--env=MazeLarge-10-v0', '--task_name', '2,5'])
+    assert config.n_tasks == config.n_policies == 2
+    assert run.main(['qmp_dnc', '--env=MazeLarge-10-v0', '--task_name', '2,5',
+                     '--n_policies', '10']) == 2
+
+
 def test_release_command_lines_parse():
     assert run.parse(['qmp_dnc', '--env=MetaWorldMT10-v2']).env == 'MetaWorldMT10-v2'
     config = run.parse(['dnc_sac', '--env=MetaWorldMT50-v2', '--kl_coeff', '0', '--seed', '3',
@@ -45,7 +63,16 @@ def test_release_command_lines_parse():
 
 
 @pytest.mark.parametrize('argv, message', [
-    (['mtsac'], "unknown method 'mtsac'"),
+    (['mcal'], "unknown method 'mcal'"),
+    (['qmp_dnc', '--env=MazeLarge-10-v0', '--task_name', '2,x'], 'comma-separated task indices'),
+    (['qmp_dnc', '--env=MazeLarge-10-v0', '--task_name', '2,2'], 'distinct tasks'),
+    (['qmp_dnc', '--env=MazeLarge-10-v0', '--task_name', '10'], 'distinct tasks'),
+    (['qmp_dnc', '--env=Walker2dMT4-v0', '--task_name', '1'], 'does not select task subsets'),
+    (['mtsac', '--policy_architecture', 'separate'], 'shares parameters across tasks'),
+    (['qmp_sac', '--Q_architecture', 'shared'], 'needs --policy_architecture multihead'),
+    (['mtsac', '--policy_architecture', 'shared'], 'needs --include_task_id true'),
+    (['dnc_sac', '--Q_architecture', 'multihead'], 'trains one network per task'),
+    (['qmp_dnc', '--use_pc_grad'], 'unrecognized arguments'),
     (['--env', 'x'], 'missing method'),
     (['qmp_dnc', '--env=NoSuchEnv'], "invalid choice: 'NoSuchEnv'"),
     (['qmp_dnc', '--no_such_flag', '1'], 'unrecognized arguments'),

@@ -59,14 +59,15 @@ def parameters(algorithm):
 
 def test_warm_up_round_collects_min_buffer_size_per_task_then_trains(algo):
     algorithm, trainer = algo
-    episodes, steps = algorithm.train_once(trainer)
+    episodes, steps, total = algorithm.train_once(trainer)
+    assert total == steps.sum()
     assert trainer.requested == [50 * 4]
     # Every task got at least one 50-step episode worth of data, and trained on it.
     assert np.all(algorithm.replay_buffer.sizes() >= 1)
     np.testing.assert_array_equal(algorithm.env_steps, algorithm.replay_buffer.sizes())
     ready = algorithm.replay_buffer.sizes() >= 50
     assert np.all(steps[ready] > 0) and np.all(steps[~ready] == 0)
-    _, steps = algorithm.train_once(trainer)
+    algorithm.train_once(trainer)
     assert trainer.requested[-1] is None or not ready.all()
 
 

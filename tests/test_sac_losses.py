@@ -62,7 +62,7 @@ def test_td_target_equals_soft_bellman_backup(batch):
     alpha = torch.tensor([0.2, 0.05])
     policies, critics = constant_policies(), constant_critics()
     torch.manual_seed(7)
-    target = sac_losses.td_target(batch, policies, critics, alpha, discount=0.9,
+    target = sac_losses.td_target(batch, policies, critics, alpha[:, None], discount=0.9,
                                   reward_scale=3.0)
     torch.manual_seed(7)
     pre_tanh, _ = policies(batch.next_states).rsample_with_pre_tanh_value()
@@ -76,11 +76,11 @@ def test_td_target_equals_soft_bellman_backup(batch):
     assert not target.requires_grad
 
 
-def test_critic_losses_are_per_task_mse(batch):
+def test_critic_errors_are_squared_td_errors(batch):
     target = torch.randn(N, B)
-    qf1_loss, qf2_loss, q1, q2 = sac_losses.critic_losses(batch, constant_critics(), target)
-    torch.testing.assert_close(qf1_loss, ((Q1_CONST[:, None] - target) ** 2).mean(1))
-    torch.testing.assert_close(qf2_loss, ((Q2_CONST[:, None] - target) ** 2).mean(1))
+    qf1_errors, qf2_errors, q1, q2 = sac_losses.critic_errors(batch, constant_critics(), target)
+    torch.testing.assert_close(qf1_errors, (Q1_CONST[:, None] - target) ** 2)
+    torch.testing.assert_close(qf2_errors, (Q2_CONST[:, None] - target) ** 2)
     torch.testing.assert_close(q1, Q1_CONST[:, None].expand(N, B))
 
 
@@ -88,7 +88,9 @@ def test_actor_loss_is_alpha_log_pi_minus_min_q(batch):
     alpha = torch.tensor([0.5, 2.0])
     policies, critics = constant_policies(), constant_critics()
     torch.manual_seed(3)
-    loss, log_pi, entropy = sac_losses.actor_loss(batch.states, policies, critics, alpha)
+    objective, log_pi, entropy = sac_losses.actor_objective(batch.states, policies, critics,
+                                                            alpha[:, None])
+    loss = objective.mean(1)
     torch.manual_seed(3)
     pre_tanh, _ = policies(batch.states).rsample_with_pre_tanh_value()
     expected_log_pi = hand_log_prob(pre_tanh)
@@ -97,14 +99,15 @@ def test_actor_loss_is_alpha_log_pi_minus_min_q(batch):
                 - torch.minimum(Q1_CONST, Q2_CONST)[:, None]).mean(1)
     torch.testing.assert_close(loss, expected, rtol=1e-5, atol=1e-5)
     # Entropy of the pre-tanh diagonal Gaussian: A * (0.5 log(2 pi e) + log sigma).
-    torch.testing.assert_close(entropy, A * (0.5 * math.log(2 * math.pi * math.e) + LOG_STDS))
+    torch.testing.assert_close(entropy.mean(1),
+                               A * (0.5 * math.log(2 * math.pi * math.e) + LOG_STDS))
 
 
 def test_actor_loss_gradient_reaches_only_own_policy(batch):
     policies = constant_policies()
-    loss, _, _ = sac_losses.actor_loss(batch.states, policies, constant_critics(),
-                                       torch.ones(N))
-    loss[1].backward()
+    objective, _, _ = sac_losses.actor_objective(batch.states, policies, constant_critics(),
+                                                 torch.ones(N, 1))
+    objective[1].mean().backward()
     assert torch.all(policies.mean_head.bias.grad[0] == 0)
     assert torch.any(policies.mean_head.bias.grad[1] != 0)
 
@@ -112,9 +115,21 @@ def test_actor_loss_gradient_reaches_only_own_policy(batch):
 def test_temperature_loss_is_garage_form():
     log_alpha = torch.tensor([0.1, -0.3], requires_grad=True)
     log_pi = torch.tensor([[1.0, 3.0], [-2.0, 0.0]], requires_grad=True)
-    loss = sac_losses.temperature_loss(log_alpha, log_pi, target_entropy=-2.0)
+    loss = sac_losses.temperature_objective(log_alpha[:, None], log_pi,
+                                            target_entropy=-2.0).mean(1)
     # task 0: -0.1 * mean(1 - 2, 3 - 2) = 0 ; task 1: 0.3 * mean(-4, -2) = -0.9
     torch.testing.assert_close(loss, torch.tensor([0.0, -0.9]), atol=1e-6, rtol=0)
     loss.sum().backward()
     assert log_pi.grad is None  # log pi is treated as a constant
     torch.testing.assert_close(log_alpha.grad, torch.tensor([-0.0, 3.0]), atol=1e-6, rtol=0)
+
+
+def test_alpha_temperature_loss_is_the_release_sac_form():
+    log_alpha = torch.tensor([0.0, math.log(2.0)], requires_grad=True)
+    log_pi = torch.tensor([1.0, -3.0])
+    # -alpha * (log pi + H): task 0: -1 * (1 - 1) = 0 ; task 1: -2 * (-3 - 1) = 8
+    loss = sac_losses.alpha_temperature_objective(log_alpha, log_pi, target_entropy=-1.0)
+    torch.testing.assert_close(loss, torch.tensor([0.0, 8.0]))
+    loss.sum().backward()
+    # d/dlog_alpha = -alpha * (log pi + H): alpha times garage's gradient
+    torch.testing.assert_close(log_alpha.grad, torch.tensor([0.0, 8.0]))

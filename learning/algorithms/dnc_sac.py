@@ -22,30 +22,17 @@ from typing import Any
 
 import numpy as np
 import torch
-from dowel import logger, tabular
 from garage import EnvSpec, Environment
-from garage.np.algos import RLAlgorithm
 from garage.sampler import Sampler
 from torch import nn
 
 from learning.algorithms import sac_losses
-from learning.evaluation import evaluate
-from learning.logging_utils import nanmean, record, record_per_task
-from learning.metrics import (batch_episode_stats, episode_task_ids, selection_frequencies,
-                              split_by_task, summarize)
+from learning.algorithms.base import MultiTaskLearner
 from learning.networks import TaskTanhGaussianPolicies, TaskTwinCritics
 from learning.optim import TaskAdam
 from learning.policies import TaskRoutingPolicy
 from learning.policies.base import TorchSamplingPolicy
 from learning.replay import PerTaskReplayBuffer
-
-# Per-task SAC diagnostics from each task's last gradient step of the epoch.
-SAC_STAT_KEYS = ('PolicyLoss', 'Qf1Loss', 'Qf2Loss', 'AlphaLoss', 'AlphaTemperature', 'QTarget',
-                 'Qf1', 'Qf2', 'LogPi', 'Entropy')
-EVALUATION_KEYS = ('NumEpisodes', 'AverageReturn', 'StdReturn', 'MaxReturn', 'MinReturn',
-                   'AverageDiscountedReturn', 'AverageEpisodeLength', 'TerminationRate',
-                   'SuccessRate')
-
 
 def allocate_gradient_steps(total_steps: int, collected: np.ndarray) -> np.ndarray:
     """Splits ``total_steps`` across tasks in proportion to the data each collected (spec §3.4).
@@ -62,7 +49,7 @@ def allocate_gradient_steps(total_steps: int, collected: np.ndarray) -> np.ndarr
     return np.where(collected > 0, steps, 0)
 
 
-class DnCSAC(RLAlgorithm):
+class DnCSAC(MultiTaskLearner):
     """Separated per-task SAC; see the module docstring.
 
     Args:
@@ -87,52 +74,34 @@ class DnCSAC(RLAlgorithm):
                  target_update_tau: float, reward_scale: float, lr: float,
                  target_entropy: float | None, num_evaluation_episodes: int,
                  evaluation_frequency: int) -> None:
-        self.n_tasks = policies.n_tasks
+        super().__init__(policies.n_tasks, policy, exploration_policy, sampler, test_envs,
+                         max_episode_length=max_episode_length, steps_per_epoch=steps_per_epoch,
+                         discount=discount, num_evaluation_episodes=num_evaluation_episodes,
+                         evaluation_frequency=evaluation_frequency,
+                         evaluate_before_training=False)
         self.policies = policies
         self.critics = critics
         self.target_critics = copy.deepcopy(critics).requires_grad_(False)
         self.log_alpha = nn.Parameter(torch.zeros(self.n_tasks))
-        self.policy = policy
-        self.exploration_policy = exploration_policy
         self.replay_buffer = replay_buffer
-        self._sampler = sampler
-        self._test_envs = test_envs
-        self.max_episode_length = max_episode_length
         self.gradient_steps_per_itr = gradient_steps_per_itr
         self.min_buffer_size = min_buffer_size
         self.buffer_batch_size = buffer_batch_size
-        self.steps_per_epoch = steps_per_epoch
-        self.discount = discount
         self.tau = target_update_tau
         self.reward_scale = reward_scale
         self.target_entropy = (-float(env_spec.action_space.flat_dim)
                                if target_entropy is None else float(target_entropy))
-        self.num_evaluation_episodes = num_evaluation_episodes
-        self.evaluation_frequency = evaluation_frequency
         self.policy_optimizer = TaskAdam(policies.parameters(), self.n_tasks, lr)
         self.critic_optimizer = TaskAdam(critics.parameters(), self.n_tasks, lr)
         self.alpha_optimizer = TaskAdam([self.log_alpha], self.n_tasks, lr)
         self.total_gradient_steps = np.zeros(self.n_tasks, dtype=np.int64)
-        self.env_steps = np.zeros(self.n_tasks, dtype=np.int64)
-        self._last_stats = {key: np.full(self.n_tasks, np.nan) for key in SAC_STAT_KEYS}
 
-    # ------------------------------------------------------------------ training loop
-    def train(self, trainer: Any) -> float:
-        """garage's entry point: one epoch = ``steps_per_epoch`` rounds, then evaluation."""
-        average_return = float('nan')
-        for epoch in trainer.step_epochs():
-            episodes, gradient_steps = [], np.zeros(self.n_tasks, dtype=np.int64)
-            for _ in range(self.steps_per_epoch):
-                round_episodes, round_steps = self.train_once(trainer)
-                episodes.append(round_episodes)
-                gradient_steps += round_steps
-            average_return = self._log_training(episodes, gradient_steps)
-            self._log_evaluation(epoch % self.evaluation_frequency == 0)
-            trainer.step_itr += 1
-        return average_return
+    def replay_sizes(self) -> np.ndarray:
+        return self.replay_buffer.sizes()
 
-    def train_once(self, trainer: Any) -> tuple[Any, np.ndarray]:
-        """One sampling round and its gradient steps; returns the episodes and (N,) steps."""
+    def train_once(self, trainer: Any) -> tuple[Any, np.ndarray, int]:
+        """One sampling round and its gradient steps (see ``MultiTaskLearner.train_once``);
+        a task's gradient step counts once per task, as in the release's per-task loop."""
         warming_up = bool((self.replay_buffer.sizes() < self.min_buffer_size).any())
         batch_size = self.min_buffer_size * self.n_tasks if warming_up else None
         episodes = trainer.obtain_episodes(trainer.step_itr, batch_size)
@@ -148,9 +117,8 @@ class DnCSAC(RLAlgorithm):
                 taken += ready
             self._update_targets(active)
         self.total_gradient_steps += taken
-        logger.log(f'{"warm-up " if warming_up else ""}round: {collected.sum()} env steps, '
-                   f'{taken.sum()} gradient steps over {np.count_nonzero(taken)} tasks')
-        return episodes, taken
+        self._log_round(warming_up, collected, int(taken.sum()))
+        return episodes, taken, int(taken.sum())
 
     # ------------------------------------------------------------------ the SAC update
     def _device(self) -> torch.device:
@@ -173,20 +141,24 @@ class DnCSAC(RLAlgorithm):
         weights = mask.float()
         alpha = self.log_alpha.detach().exp()
 
-        target = sac_losses.td_target(batch, self.policies, self.target_critics, alpha,
+        row_alpha = alpha[:, None]  # one temperature per task row
+        target = sac_losses.td_target(batch, self.policies, self.target_critics, row_alpha,
                                       self.discount, self.reward_scale)
-        qf1_loss, qf2_loss, q1, q2 = sac_losses.critic_losses(batch, self.critics, target)
+        qf1_errors, qf2_errors, q1, q2 = sac_losses.critic_errors(batch, self.critics, target)
+        qf1_loss, qf2_loss = qf1_errors.mean(1), qf2_errors.mean(1)
         self.critic_optimizer.zero_grad()
         ((qf1_loss + qf2_loss) * weights).sum().backward()
         self.critic_optimizer.step(mask)
 
-        policy_loss, log_pi, entropy = sac_losses.actor_loss(batch.states, self.policies,
-                                                             self.critics, alpha)
+        objective, log_pi, entropy = sac_losses.actor_objective(batch.states, self.policies,
+                                                                self.critics, row_alpha)
+        policy_loss = objective.mean(1)
         self.policy_optimizer.zero_grad()
         (policy_loss * weights).sum().backward()
         self.policy_optimizer.step(mask)
 
-        alpha_loss = sac_losses.temperature_loss(self.log_alpha, log_pi, self.target_entropy)
+        alpha_loss = sac_losses.temperature_objective(self.log_alpha[:, None], log_pi,
+                                                      self.target_entropy).mean(1)
         self.alpha_optimizer.zero_grad()
         (alpha_loss * weights).sum().backward()
         self.alpha_optimizer.step(mask)
@@ -194,9 +166,9 @@ class DnCSAC(RLAlgorithm):
         values = {'PolicyLoss': policy_loss, 'Qf1Loss': qf1_loss, 'Qf2Loss': qf2_loss,
                   'AlphaLoss': alpha_loss, 'AlphaTemperature': alpha, 'QTarget': target.mean(1),
                   'Qf1': q1.mean(1), 'Qf2': q2.mean(1), 'LogPi': log_pi.mean(1),
-                  'Entropy': entropy}
+                  'Entropy': entropy.mean(1)}
         for key, value in values.items():
-            self._last_stats[key][tasks] = value.detach().cpu().numpy()[tasks]
+            self.last_stats[key][tasks] = value.detach().cpu().numpy()[tasks]
 
     @torch.no_grad()
     def _update_targets(self, tasks: np.ndarray) -> None:
@@ -205,62 +177,6 @@ class DnCSAC(RLAlgorithm):
         for target, online in zip(self.target_critics.parameters(), self.critics.parameters()):
             row_mask = mask.view((-1,) + (1,) * (target.dim() - 1))
             target.copy_(torch.where(row_mask, target + self.tau * (online - target), target))
-
-    # ------------------------------------------------------------------ logging
-    def _log_training(self, rounds: list[Any], gradient_steps: np.ndarray) -> float:
-        """Records this epoch's training metrics; returns the mean per-task return."""
-        task_returns = np.full(self.n_tasks, np.nan)
-        task_success = np.full(self.n_tasks, np.nan)
-        round_stats = [batch_episode_stats(episodes, self.discount) for episodes in rounds]
-        stats = {key: np.concatenate([s[key] for s in round_stats]) for key in round_stats[0]}
-        task_ids = np.concatenate([episode_task_ids(episodes) for episodes in rounds])
-        for task_id, task_stats in enumerate(split_by_task(stats, task_ids, self.n_tasks)):
-            if len(task_stats['return']):
-                task_returns[task_id] = task_stats['return'].mean()
-                task_success[task_id] = task_stats['success'].mean()
-        average_return = nanmean(task_returns)
-        record('Train/', {
-            'AverageReturn': average_return,
-            'SuccessRate': nanmean(task_success),
-            'GradientSteps': gradient_steps.sum(),
-            'ReplayBufferSize': self.replay_buffer.sizes().sum(),
-            **{key: nanmean(self._last_stats[key]) for key in
-               ('PolicyLoss', 'Qf1Loss', 'Qf2Loss', 'AlphaTemperature', 'Entropy')},
-        })
-        per_task = {'AverageReturn': task_returns, 'SuccessRate': task_success,
-                    'EnvSteps': self.env_steps, 'GradientSteps': gradient_steps,
-                    'ReplayBufferSize': self.replay_buffer.sizes(), **self._last_stats}
-        if self.exploration_policy is not None:
-            frequencies = selection_frequencies(
-                np.concatenate([e.env_infos['task_id'] for e in rounds]),
-                np.concatenate([e.agent_infos['selected_policy'] for e in rounds]), self.n_tasks)
-            per_task['OwnPolicyFreq'] = np.diag(frequencies)
-            for policy_id in range(self.n_tasks):
-                per_task[f'Policy{policy_id}Freq'] = frequencies[:, policy_id]
-            record('Train/', {'OwnPolicyFreq': nanmean(np.diag(frequencies))})
-        record_per_task('Train/', per_task)
-        return average_return
-
-    def _log_evaluation(self, evaluate_now: bool) -> None:
-        modes = {'Evaluation/': self.policy}
-        if self.exploration_policy is not None:
-            modes['Evaluation/Mixture/'] = self.exploration_policy
-        for prefix, policy in modes.items():
-            if evaluate_now:
-                logger.log(f'Evaluating {prefix[:-1]} ...')
-                stats, task_ids = evaluate(policy, self._test_envs,
-                                           max(self.num_evaluation_episodes // self.n_tasks, 1),
-                                           self.max_episode_length, self.discount)
-                summary = summarize(stats)
-                per_task = split_by_task(stats, task_ids, self.n_tasks)
-                task_success = np.array([t['success'].mean() for t in per_task])
-                task_return = np.array([t['return'].mean() for t in per_task])
-            else:
-                summary = {key: np.nan for key in EVALUATION_KEYS}
-                task_success = task_return = np.full(self.n_tasks, np.nan)
-            record(prefix, summary)
-            record_per_task(prefix, {'SuccessRate': task_success, 'AverageReturn': task_return})
-        tabular.record('Evaluation/Evaluated', float(evaluate_now))
 
     # ------------------------------------------------------------------ devices
     def to(self, device: torch.device | str | None = None) -> 'DnCSAC':

@@ -1,0 +1,166 @@
+"""What every multi-task learner here shares: the epoch loop, evaluation, and logging.
+
+A learner supplies ``train_once`` (one sampling round and its gradient steps) and per-task SAC
+diagnostics in ``self.last_stats``; this base runs ``steps_per_epoch`` rounds per epoch,
+evaluates the task policies (and, for QMP, the mixture) on the test envs, and records the
+metrics documented in the README. QMP enters only as ``exploration_policy``, garage's seam for a
+policy that collects data but is not trained (paper §4).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from dowel import logger, tabular
+from garage import Environment
+from garage.np.algos import RLAlgorithm
+from garage.np.policies import Policy
+from garage.sampler import Sampler
+
+from learning.evaluation import evaluate
+from learning.logging_utils import nanmean, record, record_per_task
+from learning.metrics import (batch_episode_stats, episode_task_ids, selection_frequencies,
+                              split_by_task, summarize)
+
+# Per-task SAC diagnostics of each task's last gradient step of the epoch.
+SAC_STAT_KEYS = ('PolicyLoss', 'Qf1Loss', 'Qf2Loss', 'AlphaLoss', 'AlphaTemperature', 'QTarget',
+                 'Qf1', 'Qf2', 'LogPi', 'Entropy')
+EVALUATION_KEYS = ('NumEpisodes', 'AverageReturn', 'StdReturn', 'MaxReturn', 'MinReturn',
+                   'AverageDiscountedReturn', 'AverageEpisodeLength', 'TerminationRate',
+                   'SuccessRate')
+
+
+class MultiTaskLearner(RLAlgorithm):
+    """Epoch loop, evaluation and logging of a multi-task off-policy learner.
+
+    Args:
+        n_tasks: number of tasks.
+        policy: the task policies as one routing policy (evaluated under ``Evaluation/``).
+        exploration_policy: the data-collection policy (the Q-switch mixture for QMP), or None
+            to collect with ``policy``.
+        sampler: garage sampler over the N training envs.
+        test_envs: one evaluation env per task.
+        evaluate_before_training: evaluate at epoch 0 before training (the release's SAC
+            family) instead of after it (its DnC family).
+        Remaining arguments are the CLI flags of the same names.
+    """
+
+    def __init__(self, n_tasks: int, policy: Policy, exploration_policy: Policy | None,
+                 sampler: Sampler, test_envs: list[Environment], *, max_episode_length: int,
+                 steps_per_epoch: int, discount: float, num_evaluation_episodes: int,
+                 evaluation_frequency: int, evaluate_before_training: bool) -> None:
+        self.n_tasks = n_tasks
+        self.policy = policy
+        self.exploration_policy = exploration_policy
+        self._sampler = sampler
+        self._test_envs = test_envs
+        self.max_episode_length = max_episode_length
+        self.steps_per_epoch = steps_per_epoch
+        self.discount = discount
+        self.num_evaluation_episodes = num_evaluation_episodes
+        self.evaluation_frequency = evaluation_frequency
+        self.evaluate_before_training = evaluate_before_training
+        self.env_steps = np.zeros(n_tasks, dtype=np.int64)
+        self.last_stats = {key: np.full(n_tasks, np.nan) for key in SAC_STAT_KEYS}
+
+    def train_once(self, trainer: Any) -> tuple[Any, np.ndarray, int]:
+        """One sampling round and its gradient steps; returns the episodes, the (N,) gradient
+        steps each task's networks took, and the number of gradient steps in all."""
+        raise NotImplementedError
+
+    def replay_sizes(self) -> np.ndarray:
+        """(N,) transitions stored per task."""
+        raise NotImplementedError
+
+    def train(self, trainer: Any) -> float:
+        """garage's entry point: per epoch, ``steps_per_epoch`` rounds, then evaluation."""
+        average_return = float('nan')
+        for epoch in trainer.step_epochs():
+            evaluation = None
+            if self.evaluate_before_training and epoch == 0:
+                evaluation = self._evaluate()
+            rounds, gradient_steps, total_steps = [], np.zeros(self.n_tasks, np.int64), 0
+            for _ in range(self.steps_per_epoch):
+                episodes, steps, total = self.train_once(trainer)
+                rounds.append(episodes)
+                gradient_steps += steps
+                total_steps += total
+            due = epoch % self.evaluation_frequency == 0
+            if due and not (self.evaluate_before_training and epoch == 0):
+                evaluation = self._evaluate()
+            average_return = self._record_training(rounds, gradient_steps, total_steps)
+            self._record_evaluation(evaluation)
+            trainer.step_itr += 1
+        return average_return
+
+    def _log_round(self, warming_up: bool, collected: np.ndarray, total_steps: int) -> None:
+        logger.log(f'{"warm-up " if warming_up else ""}round: {collected.sum()} env steps, '
+                   f'{total_steps} gradient steps')
+
+    def _record_training(self, rounds: list[Any], gradient_steps: np.ndarray,
+                         total_steps: int) -> float:
+        """Records this epoch's training metrics; returns the mean per-task return."""
+        task_returns = np.full(self.n_tasks, np.nan)
+        task_success = np.full(self.n_tasks, np.nan)
+        round_stats = [batch_episode_stats(episodes, self.discount) for episodes in rounds]
+        stats = {key: np.concatenate([s[key] for s in round_stats]) for key in round_stats[0]}
+        task_ids = np.concatenate([episode_task_ids(episodes) for episodes in rounds])
+        for task_id, task_stats in enumerate(split_by_task(stats, task_ids, self.n_tasks)):
+            if len(task_stats['return']):
+                task_returns[task_id] = task_stats['return'].mean()
+                task_success[task_id] = task_stats['success'].mean()
+        average_return = nanmean(task_returns)
+        replay_sizes = self.replay_sizes()
+        record('Train/', {
+            'AverageReturn': average_return,
+            'SuccessRate': nanmean(task_success),
+            'GradientSteps': total_steps,
+            'ReplayBufferSize': replay_sizes.sum(),
+            **{key: nanmean(self.last_stats[key]) for key in
+               ('PolicyLoss', 'Qf1Loss', 'Qf2Loss', 'AlphaTemperature', 'Entropy')},
+        })
+        per_task = {'AverageReturn': task_returns, 'SuccessRate': task_success,
+                    'EnvSteps': self.env_steps, 'GradientSteps': gradient_steps,
+                    'ReplayBufferSize': replay_sizes, **self.last_stats}
+        if self.exploration_policy is not None:
+            frequencies = selection_frequencies(
+                np.concatenate([e.env_infos['task_id'] for e in rounds]),
+                np.concatenate([e.agent_infos['selected_policy'] for e in rounds]), self.n_tasks)
+            per_task['OwnPolicyFreq'] = np.diag(frequencies)
+            for policy_id in range(self.n_tasks):
+                per_task[f'Policy{policy_id}Freq'] = frequencies[:, policy_id]
+            record('Train/', {'OwnPolicyFreq': nanmean(np.diag(frequencies))})
+        record_per_task('Train/', per_task)
+        return average_return
+
+    def _evaluation_modes(self) -> dict[str, Policy]:
+        modes = {'Evaluation/': self.policy}
+        if self.exploration_policy is not None:
+            modes['Evaluation/Mixture/'] = self.exploration_policy
+        return modes
+
+    def _evaluate(self) -> dict[str, tuple[dict[str, float], np.ndarray, np.ndarray]]:
+        """Deterministic episodes of every evaluation mode: summary and per-task arrays."""
+        results = {}
+        for prefix, policy in self._evaluation_modes().items():
+            logger.log(f'Evaluating {prefix[:-1]} ...')
+            stats, task_ids = evaluate(policy, self._test_envs,
+                                       max(self.num_evaluation_episodes // self.n_tasks, 1),
+                                       self.max_episode_length, self.discount)
+            per_task = split_by_task(stats, task_ids, self.n_tasks)
+            results[prefix] = (summarize(stats),
+                               np.array([t['success'].mean() for t in per_task]),
+                               np.array([t['return'].mean() for t in per_task]))
+        return results
+
+    def _record_evaluation(self, results: dict | None) -> None:
+        """Records ``results``, or NaN for every evaluation key when there was none."""
+        for prefix in self._evaluation_modes():
+            if results is None:
+                summary = {key: np.nan for key in EVALUATION_KEYS}
+                task_success = task_return = np.full(self.n_tasks, np.nan)
+            else:
+                summary, task_success, task_return = results[prefix]
+            record(prefix, summary)
+            record_per_task(prefix, {'SuccessRate': task_success, 'AverageReturn': task_return})
+        tabular.record('Evaluation/Evaluated', float(results is not None))

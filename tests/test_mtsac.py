@@ -1,0 +1,84 @@
+"""The parameter-sharing learner: per-task temperature lookup, one temperature for ``sac``,
+a shared buffer of raw observations, and the SAC-class temperature loss."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from environments.registry import make_env
+from experiment_utils import resolve_config
+from garage_experiments import build_algorithm
+
+LOG_ALPHAS = torch.tensor([0.5, -0.5, 1.0, -1.0])
+
+
+def filled(method: str, **flags):
+    torch.manual_seed(0)
+    np.random.seed(0)
+    config = resolve_config(method, {'batch_size': 200, 'min_buffer_size': 50,
+                                     'buffer_batch_size': 64, 'hidden_sizes': [8, 8], **flags})
+    algorithm = build_algorithm(config, make_env('PointReachMT-v0'))
+    policy = algorithm.exploration_policy or algorithm.policy
+    episodes = algorithm._sampler.obtain_samples(0, 400, policy.get_param_values())
+    algorithm.replay_buffer.add_episodes(episodes)
+    return algorithm
+
+
+def test_each_sample_uses_its_own_task_temperature():
+    algorithm = filled('mtsac')
+    assert algorithm.log_alpha.shape == (4,)
+    with torch.no_grad():
+        algorithm.log_alpha.copy_(LOG_ALPHAS)
+    algorithm._gradient_step()
+    np.testing.assert_allclose(algorithm.last_stats['AlphaTemperature'], LOG_ALPHAS.exp(),
+                               rtol=1e-6)
+
+
+def test_sac_has_one_temperature_for_all_tasks():
+    algorithm = filled('sac')
+    assert algorithm.log_alpha.shape == (1,)
+    with torch.no_grad():
+        algorithm.log_alpha.fill_(0.3)
+    algorithm._gradient_step()
+    np.testing.assert_allclose(algorithm.last_stats['AlphaTemperature'], np.exp(0.3), rtol=1e-6)
+
+
+def test_shared_buffer_keeps_the_task_one_hot_and_counts_per_task():
+    algorithm = filled('mtsac')
+    batch = algorithm.replay_buffer.sample(32)
+    assert batch['observations'].shape[1] == 6  # state 2 + one-hot 4
+    sizes = algorithm.replay_buffer.sizes()
+    assert sizes.sum() == algorithm.replay_buffer.size and np.all(sizes > 0)
+
+
+def test_temperatures_fall_while_entropy_is_above_target():
+    algorithm = filled('mtsac')
+    with torch.no_grad():
+        algorithm.log_alpha.copy_(LOG_ALPHAS)
+    algorithm._gradient_step()
+    # Untrained policies have entropy above the target, so every task's gradient is positive
+    # and Adam's first step lowers each log alpha by exactly lr.
+    lr = algorithm.alpha_optimizer.param_groups[0]['lr']
+    np.testing.assert_allclose(algorithm.log_alpha.detach().numpy(), (LOG_ALPHAS - lr).numpy(),
+                               rtol=0, atol=1e-6)
+
+
+def test_the_learner_uses_the_release_sac_temperature_form(monkeypatch):
+    from learning.algorithms import mtsac
+    calls = []
+    original = mtsac.sac_losses.alpha_temperature_objective
+    monkeypatch.setattr(mtsac.sac_losses, 'alpha_temperature_objective',
+                        lambda *args: calls.append(args) or original(*args))
+    monkeypatch.setattr(mtsac.sac_losses, 'temperature_objective', None)
+    filled('mtsac')._gradient_step()
+    assert len(calls) == 1
+
+
+@pytest.mark.parametrize('skip_alpha', [True, False])
+def test_pcgrad_steps_run(skip_alpha):
+    algorithm = filled('mtsac', use_pc_grad=True, skip_alpha_pc_grad=skip_alpha)
+    before = [p.detach().clone() for p in algorithm.policy_net.parameters()]
+    algorithm._gradient_step()
+    assert any(not torch.equal(a, b) for a, b in zip(before, algorithm.policy_net.parameters()))
+    assert np.all(np.isfinite(algorithm.last_stats['PolicyLoss']))
