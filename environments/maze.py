@@ -225,7 +225,7 @@ class MazeTaskEnv(gymnasium.Env):
         # goal noise and its own start noise (added in ``reset``).
         self._maze_env.position_noise_range = 0.0
         # Gymnasium-Robotics writes the maze's MJCF to a temporary file that it never deletes;
-        # the model is loaded, so remove it to keep /tmp from filling up with one per env.
+        # the model is loaded, so remove it: otherwise every env leaves one file behind.
         with contextlib.suppress(FileNotFoundError):
             os.remove(self._maze_env.tmp_xml_file_path)
         self._point_env = self._maze_env.point_env
