@@ -22,10 +22,13 @@ METHODS: dict[str, str] = {
     'sac': 'one SAC learner for all tasks (multihead or shared networks), one temperature',
     'mtsac': 'Parameters: multi-task SAC, multihead or shared networks, per-task temperature',
     'qmp_sac': 'Parameters + QMP: mtsac with the Q-switch over the heads collecting data',
+    'uds_dnc': 'Data: per-task SAC with online unsupervised data sharing (UDS)',
+    'qmp_uds_dnc': 'Data + QMP: uds_dnc with data collected by the Q-switch mixture',
 }
-SEPARATED_METHODS = ('dnc_sac', 'qmp_dnc')
+SEPARATED_METHODS = ('dnc_sac', 'qmp_dnc', 'uds_dnc', 'qmp_uds_dnc')
 SHARING_METHODS = ('sac', 'mtsac', 'qmp_sac')
-QMP_METHODS = ('qmp_dnc', 'qmp_sac')
+QMP_METHODS = ('qmp_dnc', 'qmp_sac', 'qmp_uds_dnc')
+UDS_METHODS = ('uds_dnc', 'qmp_uds_dnc')
 ARCHITECTURES = ('separate', 'multihead', 'shared')
 
 
@@ -100,12 +103,26 @@ class ExperimentConfig:
     task_name: str | None = _flag(None, 'comma-separated task indices to keep, e.g. "0,3,7" '
                                   '(where the env supports subsets)')
     kl_coeff: list[float] = _flag([0.0], 'DnC KL coefficients: one value for all pairs or '
-                                  'n_tasks^2 values in the order 1->1 2->1 ... N->1 1->2 ...; '
-                                  'only 0 is available in this version', methods=SEPARATED_METHODS,
-                                  nargs='+')
-    sampling_type: str = _flag('all', 'states used by the DnC KL term (no effect while '
-                               'kl_coeff is 0)', methods=SEPARATED_METHODS,
+                                  'n_tasks^2 values in the order 1->1 2->1 ... N->1 1->2 ... '
+                                  '(entry i*N+j pulls policy i towards policy j)',
+                                  methods=SEPARATED_METHODS, nargs='+')
+    sampling_type: str = _flag('all', "states of the DnC KL term: 'all' (every task's buffer), "
+                               "'i' (the regularised policy's), 'j' (the other policy's), "
+                               "'i+j' (half of each)", methods=SEPARATED_METHODS,
                                choices=('all', 'i', 'j', 'i+j'))
+    regularize_representation: bool = _flag(False, 'DnC: penalise the MSE between the '
+                                            "policies' last hidden layers instead of the KL",
+                                            methods=SEPARATED_METHODS)
+    distillation_period: int | None = _flag(None, 'DnC: every this many epochs, distil all task '
+                                            'policies into one and copy it back',
+                                            methods=SEPARATED_METHODS)
+    distillation_n_epochs: int = _flag(100, 'DnC: gradient steps of each distillation',
+                                       methods=SEPARATED_METHODS)
+    sharing_quantile: float = _flag(0.0, 'UDS: share another task\'s transition when the '
+                                    "task's critic rates it above this quantile of its own "
+                                    'batch (0 shares everything)', methods=UDS_METHODS)
+    unsupervised: bool = _flag(True, "UDS: relabel shared rewards with the env's minimum "
+                               'reward', methods=UDS_METHODS)
     policy_sampling_freq: int = _flag(1, 'Q-switch: re-select the acting policy every this '
                                       'many steps of an episode', methods=QMP_METHODS)
     qmp_score_action: str = _flag('mean', "Q-switch: score each proposal's 'mean' action (the "
@@ -241,15 +258,38 @@ def validate(config: ExperimentConfig) -> None:
         if bad:
             raise ConfigError(f'--sparse_tasks {bad} are not tasks of {config.env} '
                               f'(0..{n_tasks - 1})')
-    if 'kl_coeff' in FIELDS and config.method in SEPARATED_METHODS:
-        n_coeffs = len(config.kl_coeff)
-        if n_coeffs not in (1, n_tasks ** 2):
-            raise ConfigError(f'--kl_coeff takes 1 or n_tasks^2 = {n_tasks ** 2} values on '
-                              f'{config.env}, got {n_coeffs}')
-        if any(c != 0 for c in config.kl_coeff):
-            raise ConfigError('DnC KL regularisation (a non-zero --kl_coeff) is not available '
-                              'in this version; use --kl_coeff 0')
+    if config.method in SEPARATED_METHODS:
+        _validate_dnc_options(config, n_tasks)
 
+
+def _validate_dnc_options(config: ExperimentConfig, n_tasks: int) -> None:
+    """KL coefficients, distillation and data sharing of the separated methods."""
+    n_coeffs = len(config.kl_coeff)
+    if n_coeffs not in (1, n_tasks ** 2):
+        raise ConfigError(f'--kl_coeff takes 1 or n_tasks^2 = {n_tasks ** 2} values on '
+                          f'{config.env}, got {n_coeffs}')
+    if any(c < 0 for c in config.kl_coeff):
+        raise ConfigError(f'--kl_coeff values must be non-negative, got {config.kl_coeff}')
+    if config.method in UDS_METHODS:
+        if any(c != 0 for c in config.kl_coeff):
+            raise ConfigError(f'{config.method} does not combine data sharing with the DnC '
+                              'KL term: use --kl_coeff 0')
+        if not 0.0 <= config.sharing_quantile <= 1.0:
+            raise ConfigError(f'--sharing_quantile must be in [0, 1], got '
+                              f'{config.sharing_quantile}')
+        if not config.unsupervised:
+            raise ConfigError('--unsupervised false (relabelling with a task reward function) '
+                              'is not available in this version')
+    if config.distillation_period is not None:
+        if config.method in QMP_METHODS:
+            raise ConfigError(f'{config.method} does not distil (the release\'s QMP learners '
+                              'never did): drop --distillation_period')
+        if (config.distillation_period < 1
+                or config.distillation_period % config.evaluation_frequency):
+            raise ConfigError('--distillation_period must be a positive multiple of '
+                              f'--evaluation_frequency ({config.evaluation_frequency})')
+        if config.distillation_n_epochs < 1:
+            raise ConfigError('--distillation_n_epochs must be at least 1')
 
 def _validate_task_name(task_name: str, env_id: str) -> None:
     """``--task_name "i,j,..."``: distinct task indices of an env that supports subsets."""

@@ -10,6 +10,8 @@ optionally, the Q-switch mixture as its data-collection policy.
 | sac     | shared-parameter SAC, one temperature     | the shared actor          |
 | mtsac   | shared-parameter SAC (``MultiTaskSAC``)   | the shared actor          |
 | qmp_sac | shared-parameter SAC (``MultiTaskSAC``)   | ``QSwitchMixturePolicy``  |
+| uds_dnc | separated SAC + UDS data sharing          | each task's own policy    |
+| qmp_uds_dnc | separated SAC + UDS data sharing      | ``QSwitchMixturePolicy``  |
 """
 from __future__ import annotations
 
@@ -33,6 +35,7 @@ from experiment_utils import ExperimentConfig, as_dict, env_kwargs, run_name  # 
 from learning.algorithms import DnCSAC, MultiTaskSAC  # noqa: E402
 from learning.algorithms.base import MultiTaskLearner  # noqa: E402
 from learning.architectures import make_critics, make_policies  # noqa: E402
+from learning.data_sharing import UnsupervisedDataSharing  # noqa: E402
 from learning.plotting import plot_learning_curve  # noqa: E402
 from learning.policies import QSwitchMixturePolicy, TaskRoutingPolicy  # noqa: E402
 from learning.replay import PerTaskReplayBuffer, SharedReplayBuffer  # noqa: E402
@@ -49,6 +52,7 @@ class Method:
     algorithm: type
     uses_qswitch: bool
     per_task_temperature: bool = True
+    shares_data: bool = False
 
 
 METHODS: dict[str, Method] = {
@@ -57,6 +61,8 @@ METHODS: dict[str, Method] = {
     'sac': Method(MultiTaskSAC, uses_qswitch=False, per_task_temperature=False),
     'mtsac': Method(MultiTaskSAC, uses_qswitch=False),
     'qmp_sac': Method(MultiTaskSAC, uses_qswitch=True),
+    'uds_dnc': Method(DnCSAC, uses_qswitch=False, shares_data=True),
+    'qmp_uds_dnc': Method(DnCSAC, uses_qswitch=True, shares_data=True),
 }
 
 
@@ -98,9 +104,15 @@ def build_algorithm(config: ExperimentConfig, env: MultiTaskEnv) -> MultiTaskLea
         num_evaluation_episodes=config.num_evaluation_episodes,
         evaluation_frequency=config.evaluation_frequency)
     if method.algorithm is DnCSAC:
+        data_sharing = (UnsupervisedDataSharing(config.sharing_quantile, env.min_reward)
+                        if method.shares_data else None)
         return DnCSAC(env.spec, policies, critics,
                       PerTaskReplayBuffer(env.n_tasks, REPLAY_CAPACITY, split), sampler,
-                      task_policy, env.get_test_envs(), **hyperparameters)
+                      task_policy, env.get_test_envs(), data_sharing=data_sharing,
+                      kl_coeff=config.kl_coeff, sampling_type=config.sampling_type,
+                      regularize_representation=config.regularize_representation,
+                      distillation_period=config.distillation_period,
+                      distillation_n_epochs=config.distillation_n_epochs, **hyperparameters)
     return MultiTaskSAC(env.spec, policies, critics,
                         SharedReplayBuffer(env.n_tasks, REPLAY_CAPACITY, split), sampler,
                         task_policy, env.get_test_envs(), split,

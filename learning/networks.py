@@ -152,8 +152,17 @@ class TaskTanhGaussianPolicies(nn.Module):
 
     def forward(self, states: torch.Tensor) -> TanhNormal:
         """Task i's action distribution on batch i: states (N, B, S) -> events (N, B, A)."""
+        return self._distribution(*self.gaussian_parameters(states))
+
+    def gaussian_parameters(self, states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Pre-tanh mean and (unclamped) log-std of task i's Gaussian on batch i."""
         features = self.trunk(states)
-        return self._distribution(self.mean_head(features), self.log_std_head(features))
+        return self.mean_head(features), self.log_std_head(features)
+
+    def gaussian(self, states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Pre-tanh mean and standard deviation (clamped as the distribution's), (N, B, A)."""
+        mean, log_std = self.gaussian_parameters(states)
+        return mean, log_std.clamp(LOG_STD_MIN, LOG_STD_MAX).exp()
 
     def forward_selected(self, task_ids: torch.Tensor, states: torch.Tensor) -> TanhNormal:
         """Row b's own task actor: states (B, K, S) -> events (B, K, A)."""

@@ -73,8 +73,18 @@ def test_qmp_variants_run_and_reruns_never_overwrite(cli, tmp_path):
     assert 0.05 < own < 0.6  # uniform over 4 policies: about 1/4
 
 
-def test_every_logged_metric_is_documented_in_the_readme(cli, tmp_path):
-    log_dir = train(cli, tmp_path, 'qmp_dnc', '--n_epochs', '1')
+def test_dnc_regularisation_and_distillation_run(cli, tmp_path):
+    log_dir = train(cli, tmp_path, 'dnc_sac', '--n_epochs', '2', '--kl_coeff', '0.1',
+                    '--sampling_type', 'i+j', '--distillation_period', '1',
+                    '--distillation_n_epochs', '5')
+    row = read_progress(log_dir)[-1]
+    assert row['Train/PolicyKL'] >= 0 and math.isfinite(row['Train/Task0/PolicyKLPenalty'])
+
+
+@pytest.mark.parametrize('method, flags', [('qmp_uds_dnc', ['--sharing_quantile', '0.5']),
+                                           ('dnc_sac', ['--kl_coeff', '0.1'])])
+def test_every_logged_metric_is_documented_in_the_readme(method, flags, cli, tmp_path):
+    log_dir = train(cli, tmp_path, method, '--n_epochs', '1', *flags)
     readme = (REPO_ROOT / 'README.md').read_text()
     documented = set(re.findall(r'`([A-Za-z]+(?:/[A-Za-z0-9{}]+)*)`', readme))
     undocumented = set()
@@ -94,7 +104,7 @@ def test_ray_sampler_collects_and_trains(cli, tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.mujoco
-@pytest.mark.parametrize('method', ['qmp_dnc', 'qmp_sac'])
+@pytest.mark.parametrize('method', ['qmp_dnc', 'qmp_sac', 'uds_dnc', 'qmp_uds_dnc'])
 def test_one_metaworld_mt10_iteration(method, cli, tmp_path):
     result = cli([method, '--env=MetaWorldMT10-v2', '--log_root', str(tmp_path),
                   '--n_epochs', '1', '--steps_per_epoch', '1', '--min_buffer_size', '500',
@@ -107,12 +117,14 @@ def test_one_metaworld_mt10_iteration(method, cli, tmp_path):
     row = read_progress(log_dir)[-1]
     # The warm-up round: min_buffer_size x 10 tasks (separated) or min_buffer_size steps
     # (shared buffer), rounded up to whole 500-step episodes.
-    assert row['TotalEnvSteps'] == (5000 if method == 'qmp_dnc' else 500)
+    assert row['TotalEnvSteps'] == (500 if method == 'qmp_sac' else 5000)
     assert row['Train/GradientSteps'] > 0
     assert row['Evaluation/NumEpisodes'] == 10
     assert row['Evaluation/Mixture/NumEpisodes'] == 10
-    if method == 'qmp_dnc':
+    if method != 'qmp_sac':
         assert all(row[f'Train/Task{t}/EnvSteps'] == 500 for t in range(10))
+    if 'uds' in method:
+        assert row['Train/SharedDataShare'] == 1.0  # quantile 0 shares everything offered
 
 
 @pytest.mark.slow

@@ -62,6 +62,9 @@ class MultiTaskLearner(RLAlgorithm):
         self.evaluate_before_training = evaluate_before_training
         self.env_steps = np.zeros(n_tasks, dtype=np.int64)
         self.last_stats = {key: np.full(n_tasks, np.nan) for key in SAC_STAT_KEYS}
+        # Method-specific per-task diagnostics (e.g. UDS's kept share), logged like last_stats.
+        self.method_stat_keys: tuple[str, ...] = ()
+        self.method_stats: dict[str, np.ndarray] = {}
 
     def train_once(self, trainer: Any) -> tuple[Any, np.ndarray, int]:
         """One sampling round and its gradient steps; returns the episodes, the (N,) gradient
@@ -71,6 +74,9 @@ class MultiTaskLearner(RLAlgorithm):
     def replay_sizes(self) -> np.ndarray:
         """(N,) transitions stored per task."""
         raise NotImplementedError
+
+    def after_epoch(self, epoch: int) -> None:
+        """Hook run at the end of every epoch, after evaluation (DnC's distillation)."""
 
     def train(self, trainer: Any) -> float:
         """garage's entry point: per epoch, ``steps_per_epoch`` rounds, then evaluation."""
@@ -90,6 +96,7 @@ class MultiTaskLearner(RLAlgorithm):
                 evaluation = self._evaluate()
             average_return = self._record_training(rounds, gradient_steps, total_steps)
             self._record_evaluation(evaluation)
+            self.after_epoch(epoch)
             trainer.step_itr += 1
         return average_return
 
@@ -118,10 +125,11 @@ class MultiTaskLearner(RLAlgorithm):
             'ReplayBufferSize': replay_sizes.sum(),
             **{key: nanmean(self.last_stats[key]) for key in
                ('PolicyLoss', 'Qf1Loss', 'Qf2Loss', 'AlphaTemperature', 'Entropy')},
+            **{key: nanmean(values) for key, values in self.method_stats.items()},
         })
         per_task = {'AverageReturn': task_returns, 'SuccessRate': task_success,
                     'EnvSteps': self.env_steps, 'GradientSteps': gradient_steps,
-                    'ReplayBufferSize': replay_sizes, **self.last_stats}
+                    'ReplayBufferSize': replay_sizes, **self.last_stats, **self.method_stats}
         if self.exploration_policy is not None:
             frequencies = selection_frequencies(
                 np.concatenate([e.env_infos['task_id'] for e in rounds]),

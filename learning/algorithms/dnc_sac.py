@@ -14,11 +14,16 @@ Per sampling round (``train_once``):
 3. run the SAC update of every task whose buffer holds ``min_buffer_size`` transitions; all
    tasks step together as one batched update, each task for its own number of steps
    (``TaskAdam`` leaves the others untouched); each task's target critics follow its updates.
+
+Options of the same learner: ``data_sharing`` (UDS, ``uds_dnc``/``qmp_uds_dnc``) extends each
+task's minibatch with other tasks' relabelled transitions; a non-zero ``kl_coeff`` adds DnC's
+penalty between task policies to the actor losses; ``distillation_period`` periodically
+distils all task policies into one and copies it back (DnC's distillation, spec §3.4).
 """
 from __future__ import annotations
 
 import copy
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -28,6 +33,9 @@ from torch import nn
 
 from learning.algorithms import sac_losses
 from learning.algorithms.base import MultiTaskLearner
+from learning.data_sharing import UnsupervisedDataSharing, other_task_rows
+from learning.dnc_regularization import (SamplingType, coefficient_matrix, dnc_divergences,
+                                         dnc_penalty)
 from learning.networks import TaskTanhGaussianPolicies, TaskTwinCritics
 from learning.optim import TaskAdam
 from learning.policies import TaskRoutingPolicy
@@ -73,7 +81,10 @@ class DnCSAC(MultiTaskLearner):
                  buffer_batch_size: int, steps_per_epoch: int, discount: float,
                  target_update_tau: float, reward_scale: float, lr: float,
                  target_entropy: float | None, num_evaluation_episodes: int,
-                 evaluation_frequency: int) -> None:
+                 evaluation_frequency: int, data_sharing: UnsupervisedDataSharing | None = None,
+                 kl_coeff: Sequence[float] = (0.0,), sampling_type: SamplingType = 'all',
+                 regularize_representation: bool = False, distillation_period: int | None = None,
+                 distillation_n_epochs: int = 100) -> None:
         super().__init__(policies.n_tasks, policy, exploration_policy, sampler, test_envs,
                          max_episode_length=max_episode_length, steps_per_epoch=steps_per_epoch,
                          discount=discount, num_evaluation_episodes=num_evaluation_episodes,
@@ -95,6 +106,19 @@ class DnCSAC(MultiTaskLearner):
         self.critic_optimizer = TaskAdam(critics.parameters(), self.n_tasks, lr)
         self.alpha_optimizer = TaskAdam([self.log_alpha], self.n_tasks, lr)
         self.total_gradient_steps = np.zeros(self.n_tasks, dtype=np.int64)
+        self.data_sharing = data_sharing
+        self.beta = coefficient_matrix(kl_coeff, self.n_tasks)
+        self.regularize = bool((self.beta != 0).any())
+        self.sampling_type = sampling_type
+        self.regularize_representation = regularize_representation
+        self.distillation_period = distillation_period
+        self.distillation_n_epochs = distillation_n_epochs
+        self.lr = lr
+        if data_sharing is not None:
+            self.method_stat_keys += ('SharedDataShare',)
+        if self.regularize:
+            self.method_stat_keys += ('PolicyKL', 'PolicyKLPenalty')
+        self.method_stats = {key: np.full(self.n_tasks, np.nan) for key in self.method_stat_keys}
 
     def replay_sizes(self) -> np.ndarray:
         return self.replay_buffer.sizes()
@@ -124,8 +148,8 @@ class DnCSAC(MultiTaskLearner):
     def _device(self) -> torch.device:
         return self.log_alpha.device
 
-    def _sample_batch(self, tasks: np.ndarray) -> sac_losses.TransitionBatch:
-        arrays = self.replay_buffer.sample(self.buffer_batch_size, tasks)
+    def _sample_batch(self, tasks: np.ndarray, batch_size: int) -> sac_losses.TransitionBatch:
+        arrays = self.replay_buffer.sample(batch_size, tasks)
         tensors = {key: torch.as_tensor(value, device=self._device())
                    for key, value in arrays.items()}
         return sac_losses.TransitionBatch(states=tensors['observations'],
@@ -134,41 +158,119 @@ class DnCSAC(MultiTaskLearner):
                                           next_states=tensors['next_observations'],
                                           terminals=tensors['terminals'][..., 0])
 
+    def _share_data(self, batch: sac_losses.TransitionBatch, has_data: np.ndarray
+                    ) -> tuple[sac_losses.TransitionBatch, torch.Tensor, torch.Tensor]:
+        """UDS: each task's batch plus the other tasks' transitions it keeps (spec §3.6)."""
+        m = max(self.buffer_batch_size // max(self.n_tasks - 1, 1), 1)
+        pool = self._sample_batch(has_data, m)  # row j: candidates from task j's buffer
+        with torch.no_grad():
+            own_q = self.critics(batch.states, batch.actions)[0]
+            # Every critic i on every candidate row j, then row i keeps its others (N, N-1, m).
+            n = self.n_tasks
+            states = pool.states.reshape(1, n * m, -1).expand(n, -1, -1)
+            actions = pool.actions.reshape(1, n * m, -1).expand(n, -1, -1)
+            all_q = self.critics(states, actions)[0].view(n, n, m)
+            others = other_task_rows(n).to(all_q.device)
+            pool_q = all_q.gather(1, others[:, :, None].expand(-1, -1, m))
+        return self.data_sharing.combine(batch, pool,
+                                         torch.as_tensor(has_data, device=self._device()),
+                                         own_q, pool_q)
+
     def _gradient_step(self, tasks: np.ndarray) -> None:
         """One SAC step (critics, then actor, then temperature) for the tasks in ``tasks``."""
-        batch = self._sample_batch(tasks)
+        has_data = self.replay_buffer.sizes() > 0
+        batch = self._sample_batch(has_data if self.regularize else tasks,
+                                   self.buffer_batch_size)
+        kl_states = batch.states
+        weights = torch.ones_like(batch.rewards)
+        if self.data_sharing is not None:
+            batch, weights, share = self._share_data(batch, has_data)
+            self.method_stats['SharedDataShare'][tasks] = share.cpu().numpy()[tasks]
         mask = torch.as_tensor(tasks, device=self._device())
-        weights = mask.float()
+        task_weights = mask.float()
         alpha = self.log_alpha.detach().exp()
+
+        def weighted_mean(values: torch.Tensor) -> torch.Tensor:
+            """Per-task mean over each row's kept samples."""
+            return (values * weights).sum(1) / weights.sum(1)
 
         row_alpha = alpha[:, None]  # one temperature per task row
         target = sac_losses.td_target(batch, self.policies, self.target_critics, row_alpha,
                                       self.discount, self.reward_scale)
         qf1_errors, qf2_errors, q1, q2 = sac_losses.critic_errors(batch, self.critics, target)
-        qf1_loss, qf2_loss = qf1_errors.mean(1), qf2_errors.mean(1)
+        qf1_loss, qf2_loss = weighted_mean(qf1_errors), weighted_mean(qf2_errors)
         self.critic_optimizer.zero_grad()
-        ((qf1_loss + qf2_loss) * weights).sum().backward()
+        ((qf1_loss + qf2_loss) * task_weights).sum().backward()
         self.critic_optimizer.step(mask)
 
         objective, log_pi, entropy = sac_losses.actor_objective(batch.states, self.policies,
                                                                 self.critics, row_alpha)
-        policy_loss = objective.mean(1)
+        policy_loss = weighted_mean(objective)
+        if self.regularize:
+            divergence, defined = dnc_divergences(
+                self.policies, kl_states, torch.as_tensor(has_data, device=self._device()),
+                self.sampling_type, self.regularize_representation)
+            penalty = dnc_penalty(divergence, defined, self.beta.to(divergence.device))
+            policy_loss = policy_loss + penalty
+            off_diagonal = defined & ~torch.eye(self.n_tasks, dtype=torch.bool,
+                                                device=defined.device)
+            mean_divergence = ((divergence * off_diagonal).sum(1)
+                               / off_diagonal.sum(1).clamp(min=1))
+            self.method_stats['PolicyKL'][tasks] = mean_divergence.detach().cpu().numpy()[tasks]
+            self.method_stats['PolicyKLPenalty'][tasks] = penalty.detach().cpu().numpy()[tasks]
         self.policy_optimizer.zero_grad()
-        (policy_loss * weights).sum().backward()
+        (policy_loss * task_weights).sum().backward()
         self.policy_optimizer.step(mask)
 
-        alpha_loss = sac_losses.temperature_objective(self.log_alpha[:, None], log_pi,
-                                                      self.target_entropy).mean(1)
+        alpha_loss = weighted_mean(sac_losses.temperature_objective(
+            self.log_alpha[:, None], log_pi, self.target_entropy))
         self.alpha_optimizer.zero_grad()
-        (alpha_loss * weights).sum().backward()
+        (alpha_loss * task_weights).sum().backward()
         self.alpha_optimizer.step(mask)
 
         values = {'PolicyLoss': policy_loss, 'Qf1Loss': qf1_loss, 'Qf2Loss': qf2_loss,
-                  'AlphaLoss': alpha_loss, 'AlphaTemperature': alpha, 'QTarget': target.mean(1),
-                  'Qf1': q1.mean(1), 'Qf2': q2.mean(1), 'LogPi': log_pi.mean(1),
-                  'Entropy': entropy.mean(1)}
+                  'AlphaLoss': alpha_loss, 'AlphaTemperature': alpha,
+                  'QTarget': weighted_mean(target), 'Qf1': weighted_mean(q1),
+                  'Qf2': weighted_mean(q2), 'LogPi': weighted_mean(log_pi),
+                  'Entropy': weighted_mean(entropy)}
         for key, value in values.items():
             self.last_stats[key][tasks] = value.detach().cpu().numpy()[tasks]
+
+    def after_epoch(self, epoch: int) -> None:
+        """DnC distillation every ``distillation_period`` epochs (never at epoch 0)."""
+        if self.distillation_period and epoch > 0 and epoch % self.distillation_period == 0:
+            self.distill()
+
+    def distill(self) -> None:
+        """Fits one central policy to every task's (state, action) data by maximum likelihood
+        and copies it into all task policies (DnC's distillation step, spec §3.4).
+
+        The central policy starts as a copy of policy 0 and trains for
+        ``distillation_n_epochs`` Adam steps on ``buffer_batch_size // N`` stored pairs per task.
+        """
+        has_data = self.replay_buffer.sizes() > 0
+        if not has_data.any():
+            return
+        central = copy.deepcopy(self.policies)
+        with torch.no_grad():  # every slice starts as policy 0
+            for parameter in central.parameters():
+                parameter.copy_(parameter[:1].expand_as(parameter))
+        optimizer = torch.optim.Adam(central.parameters(), lr=self.lr)
+        per_task = max(self.buffer_batch_size // self.n_tasks, 1)
+        rows = torch.as_tensor(has_data, device=self._device())
+        for _ in range(self.distillation_n_epochs):
+            batch = self._sample_batch(has_data, per_task)
+            states = batch.states[rows].reshape(1, -1, batch.states.shape[-1])
+            actions = batch.actions[rows].reshape(1, -1, batch.actions.shape[-1])
+            clipped = actions.clamp(-1 + 1e-6, 1 - 1e-6)
+            log_likelihood = central(states.expand(self.n_tasks, -1, -1)).log_prob(
+                clipped.expand(self.n_tasks, -1, -1))[0]
+            optimizer.zero_grad()
+            (-log_likelihood.mean()).backward()
+            optimizer.step()
+        with torch.no_grad():
+            for target, source in zip(self.policies.parameters(), central.parameters()):
+                target.copy_(source[:1].expand_as(target))
 
     @torch.no_grad()
     def _update_targets(self, tasks: np.ndarray) -> None:

@@ -1,0 +1,86 @@
+"""Online unsupervised data sharing (UDS; Yu et al. 2022), the paper's data-sharing framework
+(``uds_dnc``, ``qmp_uds_dnc``; spec §3.6, §3.7).
+
+At every gradient step, task i's minibatch (B own transitions) is extended with transitions
+drawn from the other tasks' buffers (B // (N−1) from each non-empty one), relabelled with the
+environment's minimum reward (the unsupervised relabelling: "other tasks' data is worth the
+worst reward to me"), and kept only where task i's critic rates them at least as well as the
+``sharing_quantile``-quantile of its own batch:
+
+    threshold_i = sort([−∞] + Q1_i(own batch))[int(B · q)],   keep: Q1_i(s, a) > threshold_i
+
+so q = 0 shares everything and q = 1 only what beats the best own transition. The combined
+batch has a fixed shape, (N, B + (N−1)·m), with per-sample weights (1 for own transitions,
+1 or 0 for shared ones); losses are weighted means, which equals training on the kept set.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from learning.algorithms.sac_losses import TransitionBatch
+
+
+def quantile_thresholds(own_q: torch.Tensor, sharing_quantile: float) -> torch.Tensor:
+    """(N,) thresholds from (N, B) own-batch Q-values, as the release computes them."""
+    n_tasks, batch_size = own_q.shape
+    padded = torch.cat([torch.full((n_tasks, 1), -torch.inf, device=own_q.device),
+                        own_q.sort(dim=1).values], dim=1)
+    return padded[:, int(batch_size * sharing_quantile)]
+
+
+def other_task_rows(n_tasks: int) -> torch.Tensor:
+    """(N, N−1) indices: row i lists every task but i, in task order."""
+    return torch.tensor([[j for j in range(n_tasks) if j != i] for i in range(n_tasks)],
+                        dtype=torch.long)
+
+
+@dataclass(frozen=True)
+class UnsupervisedDataSharing:
+    """The UDS rule with its two settings.
+
+    Attributes:
+        sharing_quantile: q in [0, 1] (``--sharing_quantile``).
+        min_reward: the reward every shared transition is relabelled with (the env's).
+    """
+
+    sharing_quantile: float
+    min_reward: float
+
+    def combine(self, own: TransitionBatch, pool: TransitionBatch, pool_valid: torch.Tensor,
+                own_q: torch.Tensor, pool_q: torch.Tensor
+                ) -> tuple[TransitionBatch, torch.Tensor, torch.Tensor]:
+        """Task i's own batch plus the other tasks' transitions it keeps.
+
+        Args:
+            own: (N, B) batch, row i from task i's buffer.
+            pool: (N, m) transitions, row j from task j's buffer (the shared candidates).
+            pool_valid: (N,) bool, whether task j's buffer had data.
+            own_q: (N, B) Q1_i on row i's own batch.
+            pool_q: (N, N−1, m) Q1_i on the candidates of every other task j (``other_task_rows``).
+
+        Returns:
+            The combined (N, B + (N−1)·m) batch with relabelled shared rewards, its (N, ·)
+            weights, and (N,) the share of offered transitions each task kept.
+        """
+        n_tasks, m = pool.rewards.shape
+        others = other_task_rows(n_tasks).to(own.rewards.device)  # (N, N-1)
+        offered = pool_valid[others][:, :, None].expand(-1, -1, m)  # (N, N-1, m)
+        kept = offered & (pool_q > quantile_thresholds(own_q, self.sharing_quantile)[:, None,
+                                                                                       None])
+
+        def gather(own_values: torch.Tensor, pool_values: torch.Tensor) -> torch.Tensor:
+            shared = pool_values[others].flatten(1, 2)  # (N, (N-1)·m, ...)
+            return torch.cat([own_values, shared], dim=1)
+
+        relabelled = torch.full_like(pool.rewards, self.min_reward)
+        combined = TransitionBatch(states=gather(own.states, pool.states),
+                                   actions=gather(own.actions, pool.actions),
+                                   rewards=gather(own.rewards, relabelled),
+                                   next_states=gather(own.next_states, pool.next_states),
+                                   terminals=gather(own.terminals, pool.terminals))
+        weights = torch.cat([torch.ones_like(own.rewards), kept.flatten(1).float()], dim=1)
+        offered_count = offered.flatten(1).sum(1).float()
+        share = kept.flatten(1).sum(1).float() / offered_count.clamp(min=1.0)
+        return combined, weights, torch.where(offered_count > 0, share, torch.nan)

@@ -1,0 +1,63 @@
+"""UDS (spec §3.6): the quantile threshold, which transitions are kept, relabelling, and
+per-task statistics that are not aliased across tasks."""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from learning.algorithms.sac_losses import TransitionBatch
+from learning.data_sharing import UnsupervisedDataSharing, other_task_rows, quantile_thresholds
+
+
+def batch(rewards: torch.Tensor) -> TransitionBatch:
+    n, m = rewards.shape
+    index = torch.arange(n * m, dtype=torch.float32).view(n, m, 1)
+    return TransitionBatch(states=index, actions=index, rewards=rewards,
+                           next_states=index + 1000, terminals=torch.zeros(n, m))
+
+
+def test_threshold_is_the_release_quantile_with_minus_infinity_prepended():
+    own_q = torch.tensor([[3.0, 1.0, 2.0, 4.0]])
+    # sorted with -inf first: [-inf, 1, 2, 3, 4]; index int(4 q)
+    assert quantile_thresholds(own_q, 0.0).item() == -math.inf
+    assert quantile_thresholds(own_q, 0.5).item() == 2.0
+    assert quantile_thresholds(own_q, 0.75).item() == 3.0
+    assert quantile_thresholds(own_q, 1.0).item() == 4.0
+
+
+def test_other_task_rows():
+    assert other_task_rows(3).tolist() == [[1, 2], [0, 2], [0, 1]]
+
+
+def test_kept_transitions_rewards_and_shares_on_a_hand_built_batch():
+    own = batch(torch.tensor([[1.0, 1.0], [2.0, 2.0], [3.0, 3.0]]))
+    pool = batch(torch.tensor([[10.0, 11.0], [20.0, 21.0], [30.0, 31.0]]))
+    own_q = torch.tensor([[0.0, 1.0], [5.0, 6.0], [0.0, 0.0]])
+    # pool_q[i, k, :] = Q1_i on the candidates of the k-th other task of row i.
+    pool_q = torch.tensor([[[0.5, 2.0], [0.9, 1.5]],     # task 0 (threshold 0): rows 1, 2
+                           [[9.0, 5.0], [4.0, 7.0]],     # task 1 (threshold 5): rows 0, 2
+                           [[1.0, 1.0], [1.0, 1.0]]])    # task 2: task 1's buffer is empty
+    sharing = UnsupervisedDataSharing(sharing_quantile=0.5, min_reward=-7.0)
+    combined, weights, share = sharing.combine(own, pool, torch.tensor([True, False, True]),
+                                               own_q, pool_q)
+    assert combined.rewards.shape == (3, 6)
+    # Task 0 keeps Q > 0 of task 1's (offered? no: task 1 is empty) and task 2's candidates.
+    assert weights.tolist() == [[1, 1, 0, 0, 1, 1],
+                                [1, 1, 1, 0, 0, 1],
+                                [1, 1, 1, 1, 0, 0]]
+    # Shared rewards are relabelled; own rewards are untouched; states come from the source.
+    assert combined.rewards[0].tolist() == [1.0, 1.0, -7.0, -7.0, -7.0, -7.0]
+    assert combined.states[1, 2:, 0].tolist() == [0.0, 1.0, 4.0, 5.0]
+    assert combined.next_states[2, 2, 0].item() == 1000.0
+    # Shares per task, over the offered (non-empty) candidates only: not aliased.
+    torch.testing.assert_close(share, torch.tensor([1.0, 0.5, 1.0]))  # task 1: 2 of 4
+
+
+def test_quantile_zero_shares_everything_offered():
+    own = batch(torch.zeros(2, 3))
+    pool = batch(torch.ones(2, 3))
+    sharing = UnsupervisedDataSharing(sharing_quantile=0.0, min_reward=0.0)
+    _, weights, share = sharing.combine(own, pool, torch.tensor([True, True]),
+                                        torch.randn(2, 3), torch.randn(2, 1, 3))
+    assert weights.sum().item() == 12 and share.tolist() == [1.0, 1.0]

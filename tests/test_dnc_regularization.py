@@ -1,0 +1,125 @@
+"""DnC regularisation (spec §3.4): coefficient order, the closed-form KL, the states each
+sampling type uses, and that a zero coefficient leaves separated SAC unchanged."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from environments.registry import make_env
+from experiment_utils import resolve_config
+from garage_experiments import build_algorithm
+from learning.dnc_regularization import (coefficient_matrix, dnc_divergences, dnc_penalty,
+                                         gaussian_kl)
+from learning.networks import TaskTanhGaussianPolicies
+
+MEANS = torch.tensor([0.0, 1.0, -0.5])
+LOG_STDS = torch.tensor([0.0, math.log(2.0), math.log(0.5)])
+
+
+def test_coefficient_order_is_pinned():
+    beta = coefficient_matrix([float(k) for k in range(9)], 3)
+    # entry i*N + j pulls policy i towards policy j; the diagonal is unused
+    assert beta.tolist() == [[0, 1, 2], [3, 0, 5], [6, 7, 0]]
+    torch.testing.assert_close(coefficient_matrix([0.3], 2),
+                               torch.tensor([[0.0, 0.3], [0.3, 0.0]]))
+
+
+def test_gaussian_kl_is_the_closed_form():
+    p = torch.distributions.Normal(torch.tensor(0.3), torch.tensor(0.7))
+    q = torch.distributions.Normal(torch.tensor(-1.1), torch.tensor(1.9))
+    expected = torch.distributions.kl_divergence(p, q)
+    torch.testing.assert_close(gaussian_kl(p.loc, p.scale, q.loc, q.scale), expected)
+    # by hand: log(1.9/0.7) + (0.49 + 1.96) / (2 * 3.61) - 0.5
+    assert abs(expected.item() - (math.log(1.9 / 0.7) + 2.45 / 7.22 - 0.5)) < 1e-6
+
+
+def constant_policies() -> TaskTanhGaussianPolicies:
+    """Policy i is N(MEANS[i], e^LOG_STDS[i]) in every dimension, whatever the state."""
+    policies = TaskTanhGaussianPolicies(3, 2, 2, (4,))
+    with torch.no_grad():
+        for parameter in policies.parameters():
+            parameter.zero_()
+        policies.mean_head.bias.copy_(MEANS[:, None, None].expand(3, 1, 2))
+        policies.log_std_head.bias.copy_(LOG_STDS[:, None, None].expand(3, 1, 2))
+    return policies
+
+
+def hand_kl(j: int, i: int) -> float:
+    """KL(pi_j || pi_i) per dimension for the constant policies."""
+    sj, si = math.exp(LOG_STDS[j]), math.exp(LOG_STDS[i])
+    return math.log(si / sj) + (sj ** 2 + (MEANS[j] - MEANS[i]).item() ** 2) / (2 * si ** 2) - 0.5
+
+
+def test_divergences_and_penalty_match_hand_values_for_every_sampling_type():
+    expected = torch.tensor([[hand_kl(j, i) for j in range(3)] for i in range(3)])
+    states = torch.randn(3, 6, 2)
+    for sampling_type in ('all', 'i', 'j', 'i+j'):
+        divergence, defined = dnc_divergences(constant_policies(), states,
+                                              torch.tensor([True, True, False]),
+                                              sampling_type, representation=False)
+        torch.testing.assert_close(divergence, expected.float(), atol=1e-5, rtol=1e-5)
+        assert defined.tolist() == [[True, True, False], [True, True, False],
+                                    [False, False, False]]
+        beta = coefficient_matrix([0.5], 3)
+        penalty = dnc_penalty(divergence, defined, beta)
+        torch.testing.assert_close(penalty, torch.tensor(
+            [0.5 * hand_kl(1, 0), 0.5 * hand_kl(0, 1), 0.0]), atol=1e-5, rtol=1e-5)
+
+
+def test_only_the_regularised_policy_is_pulled():
+    policies = constant_policies()
+    divergence, _ = dnc_divergences(policies, torch.randn(3, 4, 2), torch.ones(3, dtype=bool),
+                                    'all', representation=False)
+    divergence[0, 1].backward()  # KL(pi_1 || pi_0): a gradient for policy 0 only
+    grad = policies.mean_head.bias.grad
+    assert torch.any(grad[0] != 0) and torch.all(grad[1] == 0) and torch.all(grad[2] == 0)
+
+
+def test_sampling_types_use_the_states_they_name():
+    # A state-dependent policy set: divergences then depend on which rows are used.
+    torch.manual_seed(0)
+    policies = TaskTanhGaussianPolicies(2, 2, 1, (8,))
+    states = torch.randn(2, 4, 2)
+    has_data = torch.ones(2, dtype=bool)
+    own, _ = dnc_divergences(policies, states, has_data, 'i', False)
+    other, _ = dnc_divergences(policies, states, has_data, 'j', False)
+    swapped, _ = dnc_divergences(policies, states.flip(0), has_data, 'j', False)
+    # 'i' for pair (0, 1) uses row 0's states; 'j' uses row 1's, i.e. 'i' on swapped rows.
+    torch.testing.assert_close(own[0, 1], swapped[0, 1])
+    assert not torch.allclose(own[0, 1], other[0, 1])
+
+
+def test_zero_coefficients_leave_separated_sac_unchanged():
+    env = make_env('PointReachMT-v0')
+    losses = []
+    for flags in ({}, {'kl_coeff': [0.0] * 16}):
+        torch.manual_seed(0)
+        np.random.seed(0)
+        algorithm = build_algorithm(resolve_config('dnc_sac', {'hidden_sizes': [8], **flags}),
+                                    env)
+        assert not algorithm.regularize
+        episodes = algorithm._sampler.obtain_samples(0, 400,
+                                                     algorithm.policy.get_param_values())
+        algorithm.replay_buffer.add_episodes(episodes)
+        algorithm._gradient_step(np.ones(4, dtype=bool))
+        losses.append(algorithm.last_stats['PolicyLoss'].copy())
+    np.testing.assert_array_equal(losses[0], losses[1])
+
+
+def test_distillation_makes_every_policy_the_central_one():
+    torch.manual_seed(0)
+    np.random.seed(0)
+    algorithm = build_algorithm(resolve_config('dnc_sac', {
+        'hidden_sizes': [8], 'distillation_period': 1, 'distillation_n_epochs': 5}),
+        make_env('PointReachMT-v0'))
+    episodes = algorithm._sampler.obtain_samples(0, 400, algorithm.policy.get_param_values())
+    algorithm.replay_buffer.add_episodes(episodes)
+    before = algorithm.policies.mean_head.weight.detach().clone()
+    algorithm.after_epoch(0)  # never at epoch 0
+    assert torch.equal(before, algorithm.policies.mean_head.weight)
+    algorithm.after_epoch(1)
+    for parameter in algorithm.policies.parameters():
+        assert torch.equal(parameter[0], parameter[3])
+    assert not torch.equal(before[0], algorithm.policies.mean_head.weight[0])
