@@ -24,8 +24,9 @@ METHODS: dict[str, str] = {
     'qmp_sac': 'Parameters + QMP: mtsac with the Q-switch over the heads collecting data',
     'uds_dnc': 'Data: per-task SAC with online unsupervised data sharing (UDS)',
     'qmp_uds_dnc': 'Data + QMP: uds_dnc with data collected by the Q-switch mixture',
+    'decaf': 'per-task SAC whose critics mix all tasks\' critics with learned weights (DECAF)',
 }
-SEPARATED_METHODS = ('dnc_sac', 'qmp_dnc', 'uds_dnc', 'qmp_uds_dnc')
+SEPARATED_METHODS = ('dnc_sac', 'qmp_dnc', 'uds_dnc', 'qmp_uds_dnc', 'decaf')
 SHARING_METHODS = ('sac', 'mtsac', 'qmp_sac')
 QMP_METHODS = ('qmp_dnc', 'qmp_sac', 'qmp_uds_dnc')
 UDS_METHODS = ('uds_dnc', 'qmp_uds_dnc')
@@ -158,6 +159,10 @@ ENV_PRESETS: dict[str, dict[str, Any]] = {
                             n_epochs=2000, num_evaluation_episodes=100),
     'Walker2dMT4-v0': dict(n_policies=4, batch_size=4000, gradient_steps_per_itr=6000,
                            n_epochs=2000, num_evaluation_episodes=40),
+    # The release also set ``num_epochs=500`` here, a typo with no effect (n_epochs stays 1000).
+    'KitchenMTEasy-v0': dict(n_policies=10, batch_size=2000, gradient_steps_per_itr=500,
+                             min_buffer_size=2000, buffer_batch_size=1280, steps_per_epoch=5,
+                             num_evaluation_episodes=50),
     'MetaWorldMT10-v2': dict(n_policies=10, batch_size=5000, gradient_steps_per_itr=500,
                              min_buffer_size=5000, buffer_batch_size=2560, steps_per_epoch=10,
                              lr=0.0015, num_evaluation_episodes=100),
@@ -270,10 +275,10 @@ def _validate_dnc_options(config: ExperimentConfig, n_tasks: int) -> None:
                           f'{config.env}, got {n_coeffs}')
     if any(c < 0 for c in config.kl_coeff):
         raise ConfigError(f'--kl_coeff values must be non-negative, got {config.kl_coeff}')
+    if config.method in UDS_METHODS + ('decaf',) and any(c != 0 for c in config.kl_coeff):
+        raise ConfigError(f'{config.method} does not combine with the DnC KL term: use '
+                          '--kl_coeff 0')
     if config.method in UDS_METHODS:
-        if any(c != 0 for c in config.kl_coeff):
-            raise ConfigError(f'{config.method} does not combine data sharing with the DnC '
-                              'KL term: use --kl_coeff 0')
         if not 0.0 <= config.sharing_quantile <= 1.0:
             raise ConfigError(f'--sharing_quantile must be in [0, 1], got '
                               f'{config.sharing_quantile}')

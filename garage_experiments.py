@@ -12,6 +12,7 @@ optionally, the Q-switch mixture as its data-collection policy.
 | qmp_sac | shared-parameter SAC (``MultiTaskSAC``)   | ``QSwitchMixturePolicy``  |
 | uds_dnc | separated SAC + UDS data sharing          | each task's own policy    |
 | qmp_uds_dnc | separated SAC + UDS data sharing      | ``QSwitchMixturePolicy``  |
+| decaf   | separated SAC with DECAF critics          | each task's own policy    |
 """
 from __future__ import annotations
 
@@ -36,6 +37,7 @@ from learning.algorithms import DnCSAC, MultiTaskSAC  # noqa: E402
 from learning.algorithms.base import MultiTaskLearner  # noqa: E402
 from learning.architectures import make_critics, make_policies  # noqa: E402
 from learning.data_sharing import UnsupervisedDataSharing  # noqa: E402
+from learning.decaf import DecafTwinCritics  # noqa: E402
 from learning.plotting import plot_learning_curve  # noqa: E402
 from learning.policies import QSwitchMixturePolicy, TaskRoutingPolicy  # noqa: E402
 from learning.replay import PerTaskReplayBuffer, SharedReplayBuffer  # noqa: E402
@@ -53,6 +55,7 @@ class Method:
     uses_qswitch: bool
     per_task_temperature: bool = True
     shares_data: bool = False
+    decaf_critics: bool = False
 
 
 METHODS: dict[str, Method] = {
@@ -63,6 +66,7 @@ METHODS: dict[str, Method] = {
     'qmp_sac': Method(MultiTaskSAC, uses_qswitch=True),
     'uds_dnc': Method(DnCSAC, uses_qswitch=False, shares_data=True),
     'qmp_uds_dnc': Method(DnCSAC, uses_qswitch=True, shares_data=True),
+    'decaf': Method(DnCSAC, uses_qswitch=False, decaf_critics=True),
 }
 
 
@@ -83,8 +87,12 @@ def build_algorithm(config: ExperimentConfig, env: MultiTaskEnv) -> MultiTaskLea
     hidden_sizes = tuple(config.hidden_sizes)
     policies = make_policies(config.policy_architecture, env.n_tasks, env.network_input_dim,
                              env.action_dim, hidden_sizes)
-    critics = make_critics(config.Q_architecture, env.n_tasks, env.network_input_dim,
-                           env.action_dim, hidden_sizes, config.layer_norm)
+    if method.decaf_critics:
+        critics = DecafTwinCritics(env.n_tasks, env.network_input_dim, env.action_dim,
+                                   hidden_sizes, config.layer_norm)
+    else:
+        critics = make_critics(config.Q_architecture, env.n_tasks, env.network_input_dim,
+                               env.action_dim, hidden_sizes, config.layer_norm)
     split = env.split_observation
     exploration_policy = None
     if method.uses_qswitch:

@@ -47,6 +47,10 @@ ENVS: dict[str, EnvInfo] = {
         EnvInfo('Walker2dMT4-v0', 4, 1000, 'environments.walker:Walker2dMT4',
                 ('include_task_id',),
                 'MuJoCo Walker2d: forward, backward, balance, and crawl under a ceiling'),
+        EnvInfo('KitchenMTEasy-v0', 10, 140, 'environments.kitchen:KitchenMTEasy',
+                ('include_task_id', 'task_name', 'sparse_tasks'),
+                'Franka kitchen (FrankaKitchen-v1 model): open/close or on/off of 5 objects, '
+                '10 tasks'),
         EnvInfo('MetaWorldMT10-v2', 10, 500, 'environments.metaworld_mt:MetaWorldMT10',
                 ('include_task_id',),
                 'Meta-World 3 MT10: 10 manipulation tasks, 50 goal variations each'),

@@ -64,6 +64,7 @@ def test_release_command_lines_parse():
 
 @pytest.mark.parametrize('argv, message', [
     (['mcal'], "unknown method 'mcal'"),
+    (['decaf', '--Q_architecture', 'multihead'], 'trains one network per task'),
     (['qmp_dnc', '--env=MazeLarge-10-v0', '--task_name', '2,x'], 'comma-separated task indices'),
     (['qmp_dnc', '--env=MazeLarge-10-v0', '--task_name', '2,2'], 'distinct tasks'),
     (['qmp_dnc', '--env=MazeLarge-10-v0', '--task_name', '10'], 'distinct tasks'),
@@ -80,7 +81,8 @@ def test_release_command_lines_parse():
     (['dnc_sac', '--kl_coeff', 'a,b'], "invalid float value: 'a,b'"),
     (['dnc_sac', '--kl_coeff', '0', '0'], 'takes 1 or n_tasks^2 = 16 values'),
     (['dnc_sac', '--kl_coeff', '-0.1'], 'non-negative'),
-    (['uds_dnc', '--kl_coeff', '0.1'], 'does not combine data sharing'),
+    (['uds_dnc', '--kl_coeff', '0.1'], 'does not combine with the DnC KL term'),
+    (['decaf', '--kl_coeff', '0.1'], 'does not combine with the DnC KL term'),
     (['uds_dnc', '--sharing_quantile', '1.5'], 'must be in [0, 1]'),
     (['uds_dnc', '--unsupervised', 'false'], 'not available in this version'),
     (['qmp_dnc', '--distillation_period', '5'], 'does not distil'),
