@@ -25,10 +25,13 @@ METHODS: dict[str, str] = {
     'uds_dnc': 'Data: per-task SAC with online unsupervised data sharing (UDS)',
     'qmp_uds_dnc': 'Data + QMP: uds_dnc with data collected by the Q-switch mixture',
     'decaf': 'per-task SAC whose critics mix all tasks\' critics with learned weights (DECAF)',
+    'mcal': 'one multihead actor trained against per-task critics (MCAL)',
+    'qmp_mcal': 'MCAL with the Q-switch over the actor\'s heads collecting data',
 }
 SEPARATED_METHODS = ('dnc_sac', 'qmp_dnc', 'uds_dnc', 'qmp_uds_dnc', 'decaf')
 SHARING_METHODS = ('sac', 'mtsac', 'qmp_sac')
-QMP_METHODS = ('qmp_dnc', 'qmp_sac', 'qmp_uds_dnc')
+MCAL_METHODS = ('mcal', 'qmp_mcal')
+QMP_METHODS = ('qmp_dnc', 'qmp_sac', 'qmp_uds_dnc', 'qmp_mcal')
 UDS_METHODS = ('uds_dnc', 'qmp_uds_dnc')
 ARCHITECTURES = ('separate', 'multihead', 'shared')
 
@@ -190,8 +193,10 @@ def _check_presets() -> None:
 # Per-method overrides, applied after the env preset: the parameter-sharing methods need
 # non-separate networks (the release's defaults made them fail an assertion, spec §10 item 3).
 METHOD_PRESETS: dict[str, dict[str, Any]] = {
-    method: dict(policy_architecture='multihead', Q_architecture='multihead')
-    for method in SHARING_METHODS
+    **{method: dict(policy_architecture='multihead', Q_architecture='multihead')
+       for method in SHARING_METHODS},
+    **{method: dict(policy_architecture='multihead', Q_architecture='separate')
+       for method in MCAL_METHODS},
 }
 
 _check_presets()
@@ -320,6 +325,9 @@ def _validate_architectures(config: ExperimentConfig, n_tasks: int) -> None:
     if config.method in SHARING_METHODS and 'separate' in architectures:
         raise ConfigError(f'{config.method} shares parameters across tasks: use multihead or '
                           'shared for --policy_architecture and --Q_architecture')
+    if config.method in MCAL_METHODS and architectures != ('multihead', 'separate'):
+        raise ConfigError(f'{config.method} trains a multihead actor against per-task critics: '
+                          'it needs --policy_architecture multihead --Q_architecture separate')
     if config.method == 'qmp_sac' and architectures != ('multihead', 'multihead'):
         raise ConfigError('qmp_sac chooses among per-task heads: it needs '
                           '--policy_architecture multihead --Q_architecture multihead')

@@ -13,6 +13,8 @@ optionally, the Q-switch mixture as its data-collection policy.
 | uds_dnc | separated SAC + UDS data sharing          | each task's own policy    |
 | qmp_uds_dnc | separated SAC + UDS data sharing      | ``QSwitchMixturePolicy``  |
 | decaf   | separated SAC with DECAF critics          | each task's own policy    |
+| mcal    | multihead actor, per-task critics (MCAL)  | the multihead actor       |
+| qmp_mcal | multihead actor, per-task critics (MCAL) | ``QSwitchMixturePolicy``  |
 """
 from __future__ import annotations
 
@@ -33,7 +35,7 @@ from garage.trainer import Trainer  # noqa: E402
 from environments.multitask import MultiTaskEnv, describe  # noqa: E402
 from environments.registry import make_env  # noqa: E402
 from experiment_utils import ExperimentConfig, as_dict, env_kwargs, run_name  # noqa: E402
-from learning.algorithms import DnCSAC, MultiTaskSAC  # noqa: E402
+from learning.algorithms import DnCSAC, MultiCriticActorLearning, MultiTaskSAC  # noqa: E402
 from learning.algorithms.base import MultiTaskLearner  # noqa: E402
 from learning.architectures import make_critics, make_policies  # noqa: E402
 from learning.data_sharing import UnsupervisedDataSharing  # noqa: E402
@@ -67,6 +69,8 @@ METHODS: dict[str, Method] = {
     'uds_dnc': Method(DnCSAC, uses_qswitch=False, shares_data=True),
     'qmp_uds_dnc': Method(DnCSAC, uses_qswitch=True, shares_data=True),
     'decaf': Method(DnCSAC, uses_qswitch=False, decaf_critics=True),
+    'mcal': Method(MultiCriticActorLearning, uses_qswitch=False),
+    'qmp_mcal': Method(MultiCriticActorLearning, uses_qswitch=True),
 }
 
 
@@ -111,16 +115,17 @@ def build_algorithm(config: ExperimentConfig, env: MultiTaskEnv) -> MultiTaskLea
         lr=config.lr, target_entropy=config.target_entropy,
         num_evaluation_episodes=config.num_evaluation_episodes,
         evaluation_frequency=config.evaluation_frequency)
-    if method.algorithm is DnCSAC:
+    if issubclass(method.algorithm, DnCSAC):
         data_sharing = (UnsupervisedDataSharing(config.sharing_quantile, env.min_reward)
                         if method.shares_data else None)
-        return DnCSAC(env.spec, policies, critics,
-                      PerTaskReplayBuffer(env.n_tasks, REPLAY_CAPACITY, split), sampler,
-                      task_policy, env.get_test_envs(), data_sharing=data_sharing,
-                      kl_coeff=config.kl_coeff, sampling_type=config.sampling_type,
-                      regularize_representation=config.regularize_representation,
-                      distillation_period=config.distillation_period,
-                      distillation_n_epochs=config.distillation_n_epochs, **hyperparameters)
+        return method.algorithm(
+            env.spec, policies, critics,
+            PerTaskReplayBuffer(env.n_tasks, REPLAY_CAPACITY, split), sampler, task_policy,
+            env.get_test_envs(), data_sharing=data_sharing, kl_coeff=config.kl_coeff,
+            sampling_type=config.sampling_type,
+            regularize_representation=config.regularize_representation,
+            distillation_period=config.distillation_period,
+            distillation_n_epochs=config.distillation_n_epochs, **hyperparameters)
     return MultiTaskSAC(env.spec, policies, critics,
                         SharedReplayBuffer(env.n_tasks, REPLAY_CAPACITY, split), sampler,
                         task_policy, env.get_test_envs(), split,

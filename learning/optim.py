@@ -77,3 +77,15 @@ class TaskAdam:
         self.exp_avg = [m.to(device) for m in self.exp_avg]
         self.exp_avg_sq = [v.to(device) for v in self.exp_avg_sq]
         return self
+
+
+def move_optimizer_state(optimizer: 'TaskAdam | torch.optim.Optimizer',
+                         device: torch.device | str) -> None:
+    """Moves an optimizer's moment estimates next to its (already moved) parameters."""
+    if isinstance(optimizer, TaskAdam):
+        optimizer.to(device)
+        return
+    for state in optimizer.state.values():
+        for key, value in state.items():
+            if torch.is_tensor(value) and key != 'step':
+                state[key] = value.to(device)

@@ -63,7 +63,8 @@ def test_release_command_lines_parse():
 
 
 @pytest.mark.parametrize('argv, message', [
-    (['mcal'], "unknown method 'mcal'"),
+    (['resume'], "unknown method 'resume'"),
+    (['mcal', '--Q_architecture', 'multihead'], 'needs --policy_architecture multihead'),
     (['decaf', '--Q_architecture', 'multihead'], 'trains one network per task'),
     (['qmp_dnc', '--env=MazeLarge-10-v0', '--task_name', '2,x'], 'comma-separated task indices'),
     (['qmp_dnc', '--env=MazeLarge-10-v0', '--task_name', '2,2'], 'distinct tasks'),

@@ -37,7 +37,7 @@ from learning.data_sharing import UnsupervisedDataSharing, other_task_rows
 from learning.dnc_regularization import (SamplingType, coefficient_matrix, dnc_divergences,
                                          dnc_penalty)
 from learning.networks import TaskTanhGaussianPolicies, TaskTwinCritics
-from learning.optim import TaskAdam
+from learning.optim import TaskAdam, move_optimizer_state
 from learning.policies import TaskRoutingPolicy
 from learning.policies.base import TorchSamplingPolicy
 from learning.replay import PerTaskReplayBuffer
@@ -102,9 +102,7 @@ class DnCSAC(MultiTaskLearner):
         self.reward_scale = reward_scale
         self.target_entropy = (-float(env_spec.action_space.flat_dim)
                                if target_entropy is None else float(target_entropy))
-        self.policy_optimizer = TaskAdam(policies.parameters(), self.n_tasks, lr)
-        self.critic_optimizer = TaskAdam(critics.parameters(), self.n_tasks, lr)
-        self.alpha_optimizer = TaskAdam([self.log_alpha], self.n_tasks, lr)
+        self._build_optimizers(lr)
         self.total_gradient_steps = np.zeros(self.n_tasks, dtype=np.int64)
         self.data_sharing = data_sharing
         self.beta = coefficient_matrix(kl_coeff, self.n_tasks)
@@ -119,6 +117,12 @@ class DnCSAC(MultiTaskLearner):
         if self.regularize:
             self.method_stat_keys += ('PolicyKL', 'PolicyKLPenalty')
         self.method_stats = {key: np.full(self.n_tasks, np.nan) for key in self.method_stat_keys}
+
+    def _build_optimizers(self, lr: float) -> None:
+        """One Adam per task and network kind, stepping only the tasks that train."""
+        self.policy_optimizer = TaskAdam(self.policies.parameters(), self.n_tasks, lr)
+        self.critic_optimizer = TaskAdam(self.critics.parameters(), self.n_tasks, lr)
+        self.alpha_optimizer = TaskAdam([self.log_alpha], self.n_tasks, lr)
 
     def replay_sizes(self) -> np.ndarray:
         return self.replay_buffer.sizes()
@@ -294,5 +298,5 @@ class DnCSAC(MultiTaskLearner):
             module.to(device)
         self.log_alpha.data = self.log_alpha.data.to(device)
         for optimizer in (self.policy_optimizer, self.critic_optimizer, self.alpha_optimizer):
-            optimizer.to(device)
+            move_optimizer_state(optimizer, device)
         return self

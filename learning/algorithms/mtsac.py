@@ -24,6 +24,7 @@ from torch import nn
 from environments.multitask import ObservationSplitter
 from learning.algorithms import sac_losses
 from learning.algorithms.base import MultiTaskLearner
+from learning.optim import move_optimizer_state
 from learning.pcgrad import pcgrad_backward
 from learning.replay import SharedReplayBuffer
 from learning.shared_networks import MultiheadTanhGaussianPolicy, MultiheadTwinCritics
@@ -184,8 +185,5 @@ class MultiTaskSAC(MultiTaskLearner):
         self.log_alpha.data = self.log_alpha.data.to(device)
         for optimizer in (self.policy_optimizer, self.qf1_optimizer, self.qf2_optimizer,
                           self.alpha_optimizer):
-            for state in optimizer.state.values():
-                for key, value in state.items():
-                    if torch.is_tensor(value) and key != 'step':
-                        state[key] = value.to(device)
+            move_optimizer_state(optimizer, device)
         return self
