@@ -157,6 +157,7 @@ ENV_PRESETS: dict[str, dict[str, Any]] = {
                             min_buffer_size=200, buffer_batch_size=64, steps_per_epoch=2,
                             n_epochs=30, num_evaluation_episodes=20, hidden_sizes=[64, 64],
                             lr=1e-3),
+    'JacoReachMT5-v1': dict(n_policies=5, n_epochs=2000, num_evaluation_episodes=50),
     'MazeLarge-10-v0': dict(n_policies=10, batch_size=6000, gradient_steps_per_itr=1000,
                             min_buffer_size=3000, buffer_batch_size=256, steps_per_epoch=1,
                             n_epochs=2000, num_evaluation_episodes=100),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import MISSING
 from typing import Any, Callable, NoReturn, Sequence
 
 from experiment_utils import (METHODS, ConfigError, ExperimentConfig, as_dict, flags_for,
@@ -45,8 +46,10 @@ def build_parser(method: str) -> argparse.ArgumentParser:
     parser = _OneLineParser(prog=f'run.py {method}', argument_default=argparse.SUPPRESS,
                             description=f'Train {method}. Defaults < env preset < your flags.')
     for field in flags_for(method):
+        default = (field.default_factory() if field.default_factory is not MISSING
+                   else field.default)
         kwargs: dict[str, Any] = {'type': _TYPES[str(field.type)],
-                                  'help': f'{field.metadata["help"]} (default: %(default)s)'}
+                                  'help': f'{field.metadata["help"]} (default: {default})'}
         if 'nargs' in field.metadata:
             kwargs['nargs'] = field.metadata['nargs']
         if field.type == 'bool':

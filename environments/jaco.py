@@ -48,7 +48,8 @@ Differences from the release:
 * observation order: the release emits joint pos 6, joint vel 6, stage one-hot 3, task one-hot
   5, hand xyz 3; here the per-task Gymnasium env emits joint pos 6, joint vel 6, stage one-hot 3,
   hand xyz 3 (18) and ``TaskOneHotWrapper`` appends the task one-hot, so the one-hot is last as
-  in every family of this project (23 dims, same content; ``QPOS``, ``QVEL``, ``STAGE``, ``HAND`` give the slices);
+  in every family of this project (23 dims, same content; ``QPOS``, ``QVEL``, ``STAGE`` and
+  ``HAND`` are the slices);
 * the arm's link meshes of the release are not available: the model file reproduces the
   release's kinematics, inertias, joints, options and motors (see its NOTICE) but draws and
   collides each link as a capsule. The explicit inertias make the dynamics independent of the
@@ -76,10 +77,13 @@ Differences from the release:
   ``render_mode='rgb_array'`` by default, the renderer is created on the first ``render()``, and
   off-screen rendering needs ``MUJOCO_GL=egl`` (or ``osmesa``) set before MuJoCo is imported.
 
-Note on the model (the release's, reproduced as is): at the initial pose joint 2 needs 1.07 times
-its motor's torque to hold the arm against gravity, so no policy can hold the hand still there:
-the stay task's success steps come from the first step or two of an episode (or from passing
-through the goal), and S2 and S3 can be passed through but not held (S0 and S1 can be held).
+Note on the model (the release's, reproduced as is; ``tests/test_jaco_env.py`` shows each case):
+gravity nearly overpowers joint 2's motor (10 N m): the initial pose needs 1.07 times that, so
+the arm sags unless driven. S0 and S1 can be held. The stay goal can be held only from poses
+0.047-0.05 away (joint 2 at over 99.5% of its torque, the wrist joints against their limits); a
+PD controller to such a pose completes the stay task. S2 cannot be held (the closest holdable
+pose is 0.055 away) but a scripted swing reaches it: a scripted controller completes task 0
+(S0, S1, S2) in about 140 of the 200 steps.
 """
 from __future__ import annotations
 
@@ -95,7 +99,7 @@ import torch
 from gymnasium.envs.mujoco import MujocoEnv
 
 from environments.gymnasium_adapter import GymnasiumEnv
-from environments.multitask import Array, MultiTaskEnv, TaskOneHotWrapper
+from environments.multitask import Array, MultiTaskEnv, ObservationSplitter, TaskOneHotWrapper
 
 ENV_ID = 'JacoReachMT5-v1'
 MODEL_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'assets', 'jaco_reach.xml')
@@ -103,8 +107,6 @@ MAX_EPISODE_LENGTH = 200
 TEST_SEED_OFFSET = 100
 TIMESTEP = 0.01
 FRAME_SKIP = 4
-GEARS = (5.0, 10.0, 10.0, 10.0, 10.0, 10.0)
-N_JOINTS = 6
 N_STAGES = 3
 HAND_BODY = 'jaco_link_hand'
 TARGET_BODY = 'target'
@@ -183,7 +185,7 @@ class JacoTaskReward:
     """
 
     task: JacoTask
-    goals: tuple[tuple[float, float, float], ...]
+    goals: tuple[tuple[float, ...], ...]
 
     def __call__(self, observations: np.ndarray | torch.Tensor,
                  actions: np.ndarray | torch.Tensor) -> np.ndarray:
@@ -239,7 +241,8 @@ class JacoReachTaskEnv(MujocoEnv):
                          default_camera_config=DEFAULT_CAMERA_CONFIG)
         self._hand = self.model.body(HAND_BODY).id
         self._target_mocap = int(self.model.body_mocapid[self.model.body(TARGET_BODY).id])
-        if self.task.stay:
+        self.goals: tuple[tuple[float, ...], ...]
+        if self.task.subgoals is None:
             hand = tuple(float(x) for x in self._settled_hand_position())
             self.goals = (hand,) * N_STAGES
         else:
@@ -366,16 +369,13 @@ def make_jaco_env(task_id: int) -> JacoReachTaskEnv:
 
 
 @dataclass(frozen=True)
-class JacoObservationSplitter:
+class JacoObservationSplitter(ObservationSplitter):
     """Jaco's ``split_observation`` (spec §5.1): small, picklable, never modifies its input.
 
     Zeroes the hand position always and the task one-hot unless ``include_task_id``; the width
-    is kept. Task ids are the argmax of the trailing one-hot. Works on numpy arrays and torch
-    tensors, batched or not.
+    is kept (``split_mode`` is ``'zero'``). Task ids are the argmax of the trailing one-hot.
+    Works on numpy arrays and torch tensors, batched or not.
     """
-
-    n_tasks: int
-    include_task_id: bool
 
     def __call__(self, observations: Array) -> tuple[Array, Array]:
         task_ids = observations[..., -self.n_tasks:].argmax(-1)
@@ -409,9 +409,9 @@ class JacoReachMT5(MultiTaskEnv):
         return TaskOneHotWrapper(env, task_id, N_TASKS, TASK_NAMES[task_id])
 
     @property
-    def split_observation(self) -> JacoObservationSplitter:  # type: ignore[override]
+    def split_observation(self) -> JacoObservationSplitter:
         """Hides the hand position and (unless ``include_task_id``) the task one-hot."""
-        return JacoObservationSplitter(self.n_tasks, self.include_task_id)
+        return JacoObservationSplitter(self.n_tasks, 'zero', self.include_task_id)
 
     def get_stage_id(self, observations: Array) -> Array:
         """Stage index from the stage one-hot of raw observations (for ``--stagewise``)."""

@@ -40,6 +40,10 @@ ENVS: dict[str, EnvInfo] = {
         EnvInfo('PointReachMT-v0', 4, 50, 'environments.point_reach:PointReachMT',
                 ('include_task_id', 'sparse_tasks'),
                 'pure-numpy 2-D point reaching, 4 goals fanning out from one corner'),
+        EnvInfo('JacoReachMT5-v1', 5, 200, 'environments.jaco:JacoReachMT5',
+                ('include_task_id',),
+                'Kinova Jaco multistage reacher: 4 three-subgoal reaching tasks (one sparse) '
+                'and a conflicting stay task'),
         EnvInfo('MazeLarge-10-v0', 10, 600, 'environments.maze:MazeLarge10',
                 ('include_task_id', 'task_name', 'sparse_tasks'),
                 "D4RL's large point maze (Gymnasium-Robotics): 10 start->goal tasks, goal "

@@ -15,8 +15,11 @@ from learning.metrics import per_episode_stats
 
 def evaluate(policy: Policy, envs: list[Environment], episodes_per_task: int,
              max_episode_length: int, discount: float) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """Runs deterministic episodes; returns per-episode stats and each episode's task id."""
-    rewards, successes, step_types, task_ids = [], [], [], []
+    """Runs deterministic episodes; returns per-episode stats and each episode's task id.
+
+    The stats include ``stages_completed`` (the last step's value) when the env reports it.
+    """
+    rewards, successes, step_types, task_ids, stages = [], [], [], [], []
     for _ in range(episodes_per_task):
         policy.reset()
         observations = np.stack([env.reset()[0] for env in envs])
@@ -24,6 +27,7 @@ def evaluate(policy: Policy, envs: list[Environment], episodes_per_task: int,
         episode_rewards = [[] for _ in envs]
         episode_success = [[] for _ in envs]
         episode_types = [[] for _ in envs]
+        last_stage = [np.nan for _ in envs]
         for _ in range(max_episode_length):
             _, infos = policy.get_actions(observations)
             for index in np.flatnonzero(running):
@@ -31,6 +35,7 @@ def evaluate(policy: Policy, envs: list[Environment], episodes_per_task: int,
                 episode_rewards[index].append(step.reward)
                 episode_success[index].append(step.env_info.get('success', 0.0))
                 episode_types[index].append(step.step_type)
+                last_stage[index] = step.env_info.get('stages_completed', np.nan)
                 observations[index] = step.observation
                 if step.step_type in (StepType.TERMINAL, StepType.TIMEOUT):
                     running[index] = False
@@ -41,5 +46,8 @@ def evaluate(policy: Policy, envs: list[Environment], episodes_per_task: int,
             successes.append(np.asarray(episode_success[index], dtype=np.float64))
             step_types.append(np.asarray(episode_types[index]))
             task_ids.append(index)
-    return (per_episode_stats(rewards, successes, step_types, discount),
-            np.asarray(task_ids, dtype=np.int64))
+            stages.append(last_stage[index])
+    stats = per_episode_stats(rewards, successes, step_types, discount)
+    if not np.all(np.isnan(stages)):  # multistage envs report ``stages_completed`` (Jaco)
+        stats['stages_completed'] = np.asarray(stages, dtype=np.float64)
+    return stats, np.asarray(task_ids, dtype=np.int64)

@@ -47,14 +47,15 @@ def per_episode_stats(rewards: Sequence[np.ndarray], successes: Sequence[np.ndar
 
 
 def summarize(stats: dict[str, np.ndarray]) -> dict[str, float]:
-    """The pooled numbers logged under ``Evaluation/`` (the release's ``log_performance``)."""
+    """The pooled numbers logged under ``Evaluation/`` (the release's ``log_performance``);
+    ``StagesCompleted`` only for envs that report stages."""
     returns = stats['return']
     if len(returns) == 0:
         keys = ('NumEpisodes', 'AverageReturn', 'StdReturn', 'MaxReturn', 'MinReturn',
                 'AverageDiscountedReturn', 'AverageEpisodeLength', 'TerminationRate',
                 'SuccessRate')
         return {key: (0.0 if key == 'NumEpisodes' else np.nan) for key in keys}
-    return {
+    summary = {
         'NumEpisodes': float(len(returns)),
         'AverageReturn': float(returns.mean()),
         'StdReturn': float(returns.std()),
@@ -65,6 +66,9 @@ def summarize(stats: dict[str, np.ndarray]) -> dict[str, float]:
         'TerminationRate': float(stats['terminated'].mean()),
         'SuccessRate': float(stats['success'].mean()),
     }
+    if 'stages_completed' in stats:
+        summary['StagesCompleted'] = float(stats['stages_completed'].mean())
+    return summary
 
 
 def split_by_task(stats: dict[str, np.ndarray], task_ids: np.ndarray,

@@ -123,6 +123,15 @@ def test_dry_run_prints_the_resolved_configuration(capsys):
     assert printed['lr'] == 0.0015 and printed['method'] == 'qmp_dnc'
 
 
+@pytest.mark.parametrize('method', ['qmp_dnc', 'mtsac', 'uds_dnc'])
+def test_method_help_lists_flags_with_defaults(method, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        run.main([method, '--help'])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert '--batch_size' in out and '(default: 1000)' in out
+
+
 def test_top_level_help_lists_the_methods(capsys):
     assert run.main([]) == 0
     out = capsys.readouterr().out

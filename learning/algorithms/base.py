@@ -65,6 +65,7 @@ class MultiTaskLearner(RLAlgorithm):
         # Method-specific per-task diagnostics (e.g. UDS's kept share), logged like last_stats.
         self.method_stat_keys: tuple[str, ...] = ()
         self.method_stats: dict[str, np.ndarray] = {}
+        self._evaluation_keys: tuple[str, ...] = EVALUATION_KEYS  # fixed by the first evaluation
 
     def train_once(self, trainer: Any) -> tuple[Any, np.ndarray, int]:
         """One sampling round and its gradient steps; returns the episodes, the (N,) gradient
@@ -156,7 +157,9 @@ class MultiTaskLearner(RLAlgorithm):
                                        max(self.num_evaluation_episodes // self.n_tasks, 1),
                                        self.max_episode_length, self.discount)
             per_task = split_by_task(stats, task_ids, self.n_tasks)
-            results[prefix] = (summarize(stats),
+            summary = summarize(stats)
+            self._evaluation_keys = tuple(summary)
+            results[prefix] = (summary,
                                np.array([t['success'].mean() for t in per_task]),
                                np.array([t['return'].mean() for t in per_task]))
         return results
@@ -165,7 +168,7 @@ class MultiTaskLearner(RLAlgorithm):
         """Records ``results``, or NaN for every evaluation key when there was none."""
         for prefix in self._evaluation_modes():
             if results is None:
-                summary = {key: np.nan for key in EVALUATION_KEYS}
+                summary = {key: np.nan for key in self._evaluation_keys}
                 task_success = task_return = np.full(self.n_tasks, np.nan)
             else:
                 summary, task_success, task_return = results[prefix]
