@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from environments.registry import DEFAULT_ENV, ENVS, selected_task_count
+from environments.registry import DEFAULT_ENV, ENVS, select_tasks, selected_task_count
 
 # The methods this version offers, with one line each for ``run.py --help``.
 METHODS: dict[str, str] = {
@@ -219,6 +219,7 @@ def resolve_config(method: str, typed: dict[str, Any]) -> ExperimentConfig:
               'method': method}
     if 'n_policies' not in typed and typed.get('task_name') is not None:
         # A task subset changes the task count; follow it unless the user set n_policies.
+        _validate_task_name(typed['task_name'], env_id)
         values['n_policies'] = selected_task_count(env_id, typed['task_name'])
     config = ExperimentConfig(**values)
     validate(config)
@@ -307,14 +308,10 @@ def _validate_task_name(task_name: str, env_id: str) -> None:
     info = ENVS[env_id]
     if 'task_name' not in info.env_kwargs:
         raise ConfigError(f'{env_id} does not select task subsets (--task_name)')
-    parts = [part.strip() for part in task_name.split(',')]
-    if not all(re.fullmatch(r'\d+', part) for part in parts):
-        raise ConfigError(f'--task_name must be comma-separated task indices like "2,5", '
-                          f'got {task_name!r}')
-    indices = [int(part) for part in parts]
-    if len(set(indices)) != len(indices) or max(indices) >= info.n_tasks:
-        raise ConfigError(f'--task_name {task_name!r} must list distinct tasks of {env_id} '
-                          f'(0..{info.n_tasks - 1})')
+    try:
+        select_tasks(task_name, info.n_tasks)
+    except ValueError as error:
+        raise ConfigError(f'--{error}') from None
 
 
 def _validate_architectures(config: ExperimentConfig, n_tasks: int) -> None:

@@ -119,6 +119,7 @@ from gymnasium_robotics.envs.franka_kitchen.franka_env import FrankaRobot
 
 from environments.gymnasium_adapter import GymnasiumEnv
 from environments.multitask import MultiTaskEnv, TaskOneHotWrapper
+from environments.registry import select_tasks
 
 ENV_ID = 'KitchenMTEasy-v0'
 MAX_EPISODE_LENGTH = 140
@@ -264,31 +265,6 @@ def object_noise_amplitudes() -> np.ndarray:
     n_joints = N_ROBOT_JOINTS + N_OBJECT_JOINTS
     amplitudes = [float(root.find(f'qpos{i}').get('pos_noise_amp')) for i in range(n_joints)]
     return np.array(amplitudes[N_ROBOT_JOINTS:])
-
-
-def parse_task_name(task_name: str | None, n_tasks: int = len(TASKS)) -> tuple[int, ...]:
-    """Task indices selected by ``task_name="i,j,..."`` (all ``n_tasks`` if None).
-
-    Raises:
-        ValueError: if ``task_name`` is not a comma-separated list of distinct indices in
-            0..n_tasks-1.
-    """
-    if task_name is None:
-        return tuple(range(n_tasks))
-    if not isinstance(task_name, str):
-        raise ValueError(f'task_name must be a string like "4,5", got {task_name!r}')
-    try:
-        indices = tuple(int(item) for item in task_name.strip().split(','))
-    except ValueError:
-        raise ValueError(f'task_name must be comma-separated task indices like "4,5", '
-                         f'got {task_name!r}') from None
-    bad = [index for index in indices if not 0 <= index < n_tasks]
-    if bad:
-        raise ValueError(f'task_name {task_name!r}: {bad} not in 0..{n_tasks - 1} '
-                         f'({ENV_ID} has {n_tasks} tasks)')
-    if len(set(indices)) != len(indices):
-        raise ValueError(f'task_name {task_name!r} repeats a task')
-    return indices
 
 
 class KitchenTaskEnv(gymnasium.Env):
@@ -449,7 +425,7 @@ class KitchenMTEasy(MultiTaskEnv):
     def __init__(self, seed: int = 0, include_task_id: bool = False,
                  task_name: str | None = None, sparse_tasks: Sequence[int] = ()) -> None:
         self._seed = seed
-        self.task_indices = parse_task_name(task_name)
+        self.task_indices = select_tasks(task_name, len(TASKS))
         n_tasks = len(self.task_indices)
         for task_id in sparse_tasks:
             if not 0 <= task_id < n_tasks:

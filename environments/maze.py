@@ -104,6 +104,7 @@ from gymnasium_robotics.envs.maze.point_maze import PointMazeEnv
 
 from environments.gymnasium_adapter import GymnasiumEnv
 from environments.multitask import MultiTaskEnv, TaskOneHotWrapper
+from environments.registry import select_tasks
 
 Cell = tuple[int, int]
 
@@ -170,31 +171,6 @@ def shortest_path(start: Cell, goal: Cell) -> list[Cell]:
                 parents[neighbour] = cell
                 queue.append(neighbour)
     raise ValueError(f'no path from {start} to {goal}')
-
-
-def parse_task_name(task_name: str | None) -> tuple[int, ...]:
-    """Task indices selected by the release's ``--task_name "i,j,..."`` (all ten if None).
-
-    Raises:
-        ValueError: if ``task_name`` is not a comma-separated list of distinct indices in 0..9.
-    """
-    if task_name is None:
-        return tuple(range(len(TASKS)))
-    if not isinstance(task_name, str):
-        raise ValueError(f'task_name must be a string like "2,5", got {task_name!r}')
-    items = task_name.strip().split(',')
-    try:
-        indices = tuple(int(item) for item in items)
-    except ValueError:
-        raise ValueError(f'task_name must be comma-separated task indices like "2,5", '
-                         f'got {task_name!r}') from None
-    bad = [index for index in indices if not 0 <= index < len(TASKS)]
-    if bad:
-        raise ValueError(f'task_name {task_name!r}: {bad} not in 0..{len(TASKS) - 1} '
-                         f'({ENV_ID} has {len(TASKS)} tasks)')
-    if len(set(indices)) != len(indices):
-        raise ValueError(f'task_name {task_name!r} repeats a task')
-    return indices
 
 
 class MazeTaskEnv(gymnasium.Env):
@@ -330,7 +306,7 @@ class MazeLarge10(MultiTaskEnv):
     def __init__(self, seed: int = 0, include_task_id: bool = False,
                  task_name: str | None = None, sparse_tasks: Sequence[int] = ()) -> None:
         self._seed = seed
-        self.task_indices = parse_task_name(task_name)
+        self.task_indices = select_tasks(task_name, len(TASKS))
         n_tasks = len(self.task_indices)
         for task_id in sparse_tasks:
             if not 0 <= task_id < n_tasks:

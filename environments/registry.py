@@ -67,11 +67,30 @@ ENVS: dict[str, EnvInfo] = {
 DEFAULT_ENV = 'PointReachMT-v0'
 
 
-def selected_task_count(env_id: str, task_name: str | None) -> int:
-    """Tasks in a run of ``env_id``: all, or those that ``--task_name "i,j,..."`` lists."""
+def select_tasks(task_name: str | None, n_tasks: int) -> tuple[int, ...]:
+    """Task indices that the release's ``--task_name "i,j,..."`` selects (all if None).
+
+    Raises:
+        ValueError: unless ``task_name`` lists distinct indices in 0..n_tasks-1.
+    """
     if task_name is None:
-        return ENVS[env_id].n_tasks
-    return len([part for part in task_name.split(',') if part.strip()])
+        return tuple(range(n_tasks))
+    if not isinstance(task_name, str):
+        raise ValueError(f'task_name must be a string like "2,5", got {task_name!r}')
+    parts = [part.strip() for part in task_name.split(',')]
+    if not all(part.isdigit() for part in parts):
+        raise ValueError(f'task_name must be comma-separated task indices like "2,5", '
+                         f'got {task_name!r}')
+    indices = tuple(int(part) for part in parts)
+    if len(set(indices)) != len(indices) or max(indices) >= n_tasks:
+        raise ValueError(f'task_name {task_name!r} must list distinct tasks in '
+                         f'0..{n_tasks - 1}')
+    return indices
+
+
+def selected_task_count(env_id: str, task_name: str | None) -> int:
+    """Tasks in a run of ``env_id``: all, or those that ``--task_name`` selects."""
+    return len(select_tasks(task_name, ENVS[env_id].n_tasks))
 
 
 def make_env(env_id: str, seed: int = 0, **env_kwargs: Any) -> 'MultiTaskEnv':

@@ -38,14 +38,22 @@ class TanhNormal(GarageTanhNormal):
     arg_constraints: dict = {}
 
 
-def _init_task_weight(weight: torch.Tensor, init: Init) -> None:
-    fan_in, fan_out = weight.shape[-2], weight.shape[-1]
+def xavier_init_(weight: torch.Tensor, init: Init, fan_in: int, fan_out: int) -> None:
+    """Xavier (Glorot) initialisation with explicit fans, in place.
+
+    The fans are those of one task's (or one head's) layer even when several share a tensor,
+    so every task starts as a separately initialised garage network would.
+    """
     with torch.no_grad():
         if init == 'xavier_uniform':
             bound = math.sqrt(6.0 / (fan_in + fan_out))
             weight.uniform_(-bound, bound)
         else:
             weight.normal_(0.0, math.sqrt(2.0 / (fan_in + fan_out)))
+
+
+def _init_task_weight(weight: torch.Tensor, init: Init) -> None:
+    xavier_init_(weight, init, weight.shape[-2], weight.shape[-1])
 
 
 def single_task(task_ids: torch.Tensor) -> torch.Tensor | int:

@@ -12,13 +12,12 @@ candidates from a different distribution than the one the actor was trained as.
 """
 from __future__ import annotations
 
-import math
 from typing import Literal
 
 import torch
 from torch import nn
 
-from learning.networks import LOG_STD_MAX, LOG_STD_MIN, TanhNormal, single_task
+from learning.networks import LOG_STD_MAX, LOG_STD_MIN, TanhNormal, single_task, xavier_init_
 
 
 def _trunk(in_features: int, hidden_sizes: tuple[int, ...], layer_norm: bool,
@@ -29,21 +28,11 @@ def _trunk(in_features: int, hidden_sizes: tuple[int, ...], layer_norm: bool,
         if layer_norm:
             layers.append(nn.LayerNorm(in_features))
         linear = nn.Linear(in_features, size)
-        _init_linear(linear.weight, init, in_features, size)
+        xavier_init_(linear.weight, init, in_features, size)
         nn.init.zeros_(linear.bias)
         layers += [linear, nn.ReLU()]
         in_features = size
     return nn.Sequential(*layers)
-
-
-def _init_linear(weight: torch.Tensor, init: str, fan_in: int, fan_out: int) -> None:
-    """Xavier with the fans of one head, even when several heads share one weight matrix."""
-    with torch.no_grad():
-        if init == 'xavier_uniform':
-            bound = math.sqrt(6.0 / (fan_in + fan_out))
-            weight.uniform_(-bound, bound)
-        else:
-            weight.normal_(0.0, math.sqrt(2.0 / (fan_in + fan_out)))
 
 
 class MultiheadTanhGaussianPolicy(nn.Module):
@@ -67,7 +56,7 @@ class MultiheadTanhGaussianPolicy(nn.Module):
         self.action_dim = action_dim
         self.trunk = _trunk(state_dim, hidden_sizes, False, 'xavier_uniform')
         self.heads = nn.Linear(hidden_sizes[-1], n_heads * 2 * action_dim)
-        _init_linear(self.heads.weight, 'xavier_uniform', hidden_sizes[-1], action_dim)
+        xavier_init_(self.heads.weight, 'xavier_uniform', hidden_sizes[-1], action_dim)
         nn.init.zeros_(self.heads.bias)
 
     def _all_heads(self, states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -126,7 +115,7 @@ class MultiheadTwinCritics(nn.Module):
     def _critic(self, in_features: int, hidden_sizes: tuple[int, ...],
                 layer_norm: bool) -> nn.Sequential:
         head = nn.Linear(hidden_sizes[-1], self.n_heads)
-        _init_linear(head.weight, 'xavier_normal', hidden_sizes[-1], 1)
+        xavier_init_(head.weight, 'xavier_normal', hidden_sizes[-1], 1)
         nn.init.zeros_(head.bias)
         return nn.Sequential(_trunk(in_features, hidden_sizes, layer_norm, 'xavier_normal'),
                              head)

@@ -1,10 +1,13 @@
 """Shared test set-up: the garage compat layer first, one torch thread, and a CLI runner."""
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -33,3 +36,34 @@ def run_cli(args: list[str], timeout: float = 300) -> subprocess.CompletedProces
 def cli():
     """The ``run_cli`` helper as a fixture."""
     return run_cli
+
+
+def render_offscreen(build_env: str) -> dict[str, Any]:
+    """Renders one frame, after a reset, of the Gymnasium env that ``build_env`` (Python code
+    assigning ``env``) builds, in a fresh interpreter with ``MUJOCO_GL=egl``: MuJoCo picks its
+    GL backend at import, so this process cannot switch. Skips the calling test when this
+    machine has no working EGL. Returns the frame's ``shape``, ``dtype`` and ``std``.
+    """
+    script = (f'import json\nimport environments\n{build_env}\nenv.reset(seed=0)\n'
+              'image = env.render()\nenv.close()\n'
+              'print(json.dumps({"shape": list(image.shape), "dtype": str(image.dtype), '
+              '"std": float(image.std())}))\n')
+    python_path = os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get('PYTHONPATH')) if p)
+    result = subprocess.run([sys.executable, '-c', script], cwd=REPO_ROOT, capture_output=True,
+                            text=True, timeout=180, check=False,
+                            env={**os.environ, 'PYTHONPATH': python_path, 'MUJOCO_GL': 'egl'})
+    if result.returncode != 0 and ('EGL' in result.stderr or 'OpenGL' in result.stderr):
+        pytest.skip(f'no off-screen EGL rendering on this machine: {result.stderr[-300:]}')
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def steps_per_second(env: Any, seconds: float = 3.0) -> float:
+    """Random-action env steps per second of a garage env (for the env test scripts)."""
+    env.reset()
+    steps, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        if env.step(env.action_space.sample()).last:
+            env.reset()
+        steps += 1
+    return steps / (time.perf_counter() - start)

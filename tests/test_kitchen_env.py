@@ -6,12 +6,8 @@ Run as a script to print steps/s of one task environment through the adapter.
 """
 from __future__ import annotations
 
-import json
 import os
 import pickle
-import subprocess
-import sys
-import time
 import warnings
 from typing import Iterator
 
@@ -24,11 +20,13 @@ from garage import StepType
 from gymnasium.utils.env_checker import check_env
 from gymnasium_robotics.envs.franka_kitchen import kitchen_env as gr_kitchen
 
+from conftest import render_offscreen, steps_per_second
 from environments.kitchen import (INIT_QPOS, OBS_ELEMENT_GOALS, OBS_ELEMENT_INDICES, TASK_NAMES,
                                   TASKS, KitchenMTEasy, KitchenTaskEnv, goal_vector,
                                   make_kitchen_task_env, object_noise_amplitudes,
-                                  parse_task_name, tolerance)
+                                  tolerance)
 from environments.multitask import TaskOneHotWrapper
+from environments.registry import select_tasks
 
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STATE_DIM = 60
@@ -303,8 +301,8 @@ def test_task_name_selects_a_subset_in_order(pair: KitchenMTEasy) -> None:
         task = TASKS[pair.task_indices[task_id]]
         np.testing.assert_allclose(_task_env(env).data.qpos[task.indices], task.init)
     assert KitchenMTEasy(task_name=' 9, 0 ').task_indices == (9, 0)
-    assert parse_task_name(None) == tuple(range(N_TASKS))
-    assert parse_task_name('1', n_tasks=2) == (1,)
+    assert select_tasks(None, N_TASKS) == tuple(range(N_TASKS))
+    assert select_tasks('1', 2) == (1,)
 
 
 @pytest.mark.mujoco
@@ -363,38 +361,15 @@ def test_gymnasium_env_checker() -> None:
 
 
 @pytest.mark.mujoco
-def test_offscreen_rendering_in_a_subprocess() -> None:
-    script = ('import json\n'
-              'from environments.kitchen import make_kitchen_task_env\n'
-              "env = make_kitchen_task_env('light switch-off')\n"
-              'env.reset(seed=0)\n'
-              'image = env.render()\n'
-              'env.close()\n'
-              'print(json.dumps([list(image.shape), str(image.dtype), float(image.std())]))\n')
-    python_path = os.pathsep.join(p for p in (PROJECT_ROOT, os.environ.get('PYTHONPATH')) if p)
-    result = subprocess.run([sys.executable, '-c', script], cwd=PROJECT_ROOT,
-                            capture_output=True, text=True, timeout=120, check=False,
-                            env={**os.environ, 'PYTHONPATH': python_path, 'MUJOCO_GL': 'egl'})
-    if result.returncode != 0 and ('EGL' in result.stderr or 'OpenGL' in result.stderr):
-        pytest.skip(f'EGL off-screen rendering unavailable here: {result.stderr[-300:]}')
-    assert result.returncode == 0, result.stderr
-    shape, dtype, spread = json.loads(result.stdout.strip().splitlines()[-1])
-    assert shape == [400, 400, 3] and dtype == 'uint8'
-    assert spread > 10.0  # a picture, not a blank frame
-
-
-def _steps_per_second(env: TaskOneHotWrapper, seconds: float = 5.0) -> float:
-    env.reset()
-    steps, start = 0, time.perf_counter()
-    while time.perf_counter() - start < seconds:
-        if env.step(env.action_space.sample()).last:
-            env.reset()
-        steps += 1
-    return steps / (time.perf_counter() - start)
+def test_offscreen_rendering() -> None:
+    frame = render_offscreen('from environments.kitchen import make_kitchen_task_env\n'
+                             "env = make_kitchen_task_env('light switch-off')")
+    assert frame['shape'] == [400, 400, 3] and frame['dtype'] == 'uint8'
+    assert frame['std'] > 10.0  # a picture, not a blank frame
 
 
 if __name__ == '__main__':
     family = KitchenMTEasy(seed=0, task_name='0')
-    print(f'{family.task_names[0]}: {_steps_per_second(family.get_train_envs()[0]):.0f} '
+    print(f'{family.task_names[0]}: {steps_per_second(family.get_train_envs()[0]):.0f} '
           f'steps/s through the adapter (random actions)')
     family.close()

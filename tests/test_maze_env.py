@@ -5,12 +5,8 @@ Run as a script to print steps/s of one task environment through the adapter.
 """
 from __future__ import annotations
 
-import json
 import os
 import pickle
-import subprocess
-import sys
-import time
 import warnings
 from typing import Iterator
 
@@ -22,9 +18,11 @@ import torch
 from garage import StepType
 from gymnasium.utils.env_checker import check_env
 
+from conftest import render_offscreen, steps_per_second
 from environments.maze import (MAZE_MAP, TASK_NAMES, TASKS, MazeLarge10, MazeTaskEnv, is_free,
-                               make_maze_task_env, parse_task_name, shortest_path)
+                               make_maze_task_env, shortest_path)
 from environments.multitask import TaskOneHotWrapper
+from environments.registry import select_tasks
 
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STATE_DIM = 4
@@ -283,7 +281,7 @@ def test_task_name_selects_a_subset_in_order() -> None:
         assert np.all(np.abs(observation[:2] - start) <= 0.1 + POSITION_TOLERANCE)
     subset.close()
     assert MazeLarge10(task_name=' 9, 0 ').task_indices == (9, 0)
-    assert parse_task_name(None) == tuple(range(N_TASKS))
+    assert select_tasks(None, N_TASKS) == tuple(range(N_TASKS))
 
 
 @pytest.mark.mujoco
@@ -343,38 +341,15 @@ def test_renderer_is_created_lazily(maze: MazeLarge10) -> None:
 
 
 @pytest.mark.mujoco
-def test_offscreen_rendering_in_a_subprocess() -> None:
-    script = ('import json\n'
-              'from environments.maze import make_maze_task_env\n'
-              'env = make_maze_task_env((1, 3), (5, 8))\n'
-              'env.reset(seed=0)\n'
-              'image = env.render()\n'
-              'env.close()\n'
-              'print(json.dumps([list(image.shape), str(image.dtype), float(image.std())]))\n')
-    python_path = os.pathsep.join(p for p in (PROJECT_ROOT, os.environ.get('PYTHONPATH')) if p)
-    result = subprocess.run([sys.executable, '-c', script], cwd=PROJECT_ROOT,
-                            capture_output=True, text=True, timeout=120, check=False,
-                            env={**os.environ, 'PYTHONPATH': python_path, 'MUJOCO_GL': 'egl'})
-    if result.returncode != 0 and ('EGL' in result.stderr or 'OpenGL' in result.stderr):
-        pytest.skip(f'EGL off-screen rendering unavailable here: {result.stderr[-300:]}')
-    assert result.returncode == 0, result.stderr
-    shape, dtype, spread = json.loads(result.stdout.strip().splitlines()[-1])
-    assert shape == [400, 400, 3] and dtype == 'uint8'
-    assert spread > 10.0  # a picture, not a blank frame
-
-
-def _steps_per_second(env: TaskOneHotWrapper, seconds: float = 3.0) -> float:
-    env.reset()
-    steps, start = 0, time.perf_counter()
-    while time.perf_counter() - start < seconds:
-        if env.step(env.action_space.sample()).last:
-            env.reset()
-        steps += 1
-    return steps / (time.perf_counter() - start)
+def test_offscreen_rendering() -> None:
+    frame = render_offscreen('from environments.maze import make_maze_task_env\n'
+                             'env = make_maze_task_env((1, 3), (5, 8))')
+    assert frame['shape'] == [400, 400, 3] and frame['dtype'] == 'uint8'
+    assert frame['std'] > 10.0  # a picture, not a blank frame
 
 
 if __name__ == '__main__':
     family = MazeLarge10(seed=0)
-    print(f'{family.task_names[0]}: {_steps_per_second(family.get_train_envs()[0]):.0f} '
+    print(f'{family.task_names[0]}: {steps_per_second(family.get_train_envs()[0]):.0f} '
           f'steps/s through the adapter (random actions)')
     family.close()

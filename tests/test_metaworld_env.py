@@ -22,6 +22,7 @@ import torch
 from garage import StepType
 from metaworld.policies import SawyerReachV3Policy
 
+from conftest import render_offscreen
 from environments.metaworld_mt import (MetaWorldMT10, MetaWorldMT50, get_benchmark,
                                        goal_variations, make_metaworld_env, task_names)
 from environments.multitask import MultiTaskEnv, TaskOneHotWrapper
@@ -260,6 +261,15 @@ def _steps_per_second(env: TaskOneHotWrapper, seconds: float = 3.0) -> float:
             env.reset()
         steps += 1
     return steps / (time.perf_counter() - start)
+
+
+@pytest.mark.mujoco
+def test_offscreen_rendering() -> None:
+    frame = render_offscreen(
+        'from environments.metaworld_mt import goal_variations, make_metaworld_env\n'
+        "env = make_metaworld_env('MT10', 'reach-v3', goal_variations('MT10', 0, 'reach-v3'), 0)")
+    assert frame['shape'] == [480, 480, 3] and frame['dtype'] == 'uint8'
+    assert frame['std'] > 10.0  # a picture, not a blank frame
 
 
 if __name__ == '__main__':
