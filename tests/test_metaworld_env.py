@@ -22,7 +22,7 @@ import torch
 from garage import StepType
 from metaworld.policies import SawyerReachV3Policy
 
-from conftest import render_offscreen
+from conftest import render_offscreen, steps_per_second
 from environments.metaworld_mt import (MetaWorldMT10, MetaWorldMT50, get_benchmark,
                                        goal_variations, make_metaworld_env, task_names)
 from environments.multitask import MultiTaskEnv, TaskOneHotWrapper
@@ -253,16 +253,6 @@ def test_success_is_reachable_with_the_scripted_policy(mt10: MultiTaskEnv) -> No
     assert max(successes) == 1.0
 
 
-def _steps_per_second(env: TaskOneHotWrapper, seconds: float = 3.0) -> float:
-    env.reset()
-    steps, start = 0, time.perf_counter()
-    while time.perf_counter() - start < seconds:
-        if env.step(env.action_space.sample()).last:
-            env.reset()
-        steps += 1
-    return steps / (time.perf_counter() - start)
-
-
 @pytest.mark.mujoco
 def test_offscreen_rendering() -> None:
     frame = render_offscreen(
@@ -276,5 +266,5 @@ if __name__ == '__main__':
     family = MetaWorldMT10(seed=0)
     for task in ('reach-v3', 'pick-place-v3'):
         task_env = family.get_train_envs()[family.task_names.index(task)]
-        print(f'{task}: {_steps_per_second(task_env):.0f} steps/s through the adapter')
+        print(f'{task}: {steps_per_second(task_env):.0f} steps/s through the adapter')
     family.close()
