@@ -11,7 +11,6 @@ import os
 import pickle
 import subprocess
 import sys
-import time
 from typing import Iterator
 
 from learning import garage_compat  # noqa: F401,I001  (must precede any garage import)
