@@ -289,9 +289,10 @@ def _validate_dnc_options(config: ExperimentConfig, n_tasks: int) -> None:
         if not 0.0 <= config.sharing_quantile <= 1.0:
             raise ConfigError(f'--sharing_quantile must be in [0, 1], got '
                               f'{config.sharing_quantile}')
-        if not config.unsupervised:
-            raise ConfigError('--unsupervised false (relabelling with a task reward function) '
-                              'is not available in this version')
+        if not config.unsupervised and not ENVS[config.env].has_reward_fns:
+            raise ConfigError(f'--unsupervised false relabels shared data with each task\'s '
+                              f'reward function, which {config.env} does not have (JacoReachMT5-v1 '
+                              'has)')
     if config.distillation_period is not None:
         if config.method in QMP_METHODS:
             raise ConfigError(f'{config.method} does not distil (the release\'s QMP learners '

@@ -38,7 +38,7 @@ from experiment_utils import ExperimentConfig, as_dict, env_kwargs, run_name  # 
 from learning.algorithms import DnCSAC, MultiCriticActorLearning, MultiTaskSAC  # noqa: E402
 from learning.algorithms.base import MultiTaskLearner  # noqa: E402
 from learning.architectures import make_critics, make_policies  # noqa: E402
-from learning.data_sharing import UnsupervisedDataSharing  # noqa: E402
+from learning.data_sharing import DataSharing  # noqa: E402
 from learning.decaf import DecafTwinCritics  # noqa: E402
 from learning.plotting import plot_learning_curve  # noqa: E402
 from learning.policies import QSwitchMixturePolicy, TaskRoutingPolicy  # noqa: E402
@@ -116,11 +116,14 @@ def build_algorithm(config: ExperimentConfig, env: MultiTaskEnv) -> MultiTaskLea
         num_evaluation_episodes=config.num_evaluation_episodes,
         evaluation_frequency=config.evaluation_frequency)
     if issubclass(method.algorithm, DnCSAC):
-        data_sharing = (UnsupervisedDataSharing(config.sharing_quantile, env.min_reward)
-                        if method.shares_data else None)
+        data_sharing = None
+        if method.shares_data:
+            reward_fns = None if config.unsupervised else tuple(env.reward_fns())
+            data_sharing = DataSharing(config.sharing_quantile, env.min_reward, reward_fns)
+        replay_buffer = PerTaskReplayBuffer(env.n_tasks, REPLAY_CAPACITY, split,
+                                            keep_raw_observations=not config.unsupervised)
         return method.algorithm(
-            env.spec, policies, critics,
-            PerTaskReplayBuffer(env.n_tasks, REPLAY_CAPACITY, split), sampler, task_policy,
+            env.spec, policies, critics, replay_buffer, sampler, task_policy,
             env.get_test_envs(), data_sharing=data_sharing, kl_coeff=config.kl_coeff,
             sampling_type=config.sampling_type,
             regularize_representation=config.regularize_representation,

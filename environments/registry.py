@@ -25,6 +25,7 @@ class EnvInfo:
         env_kwargs: the CLI flags this env accepts as constructor keyword arguments
             (``task_name`` selects a subset of the tasks, so ``n_tasks`` is then its size).
         summary: one line for ``--help`` and the README.
+        has_reward_fns: the family offers ``reward_fns()`` (supervised data sharing).
     """
 
     env_id: str
@@ -33,6 +34,7 @@ class EnvInfo:
     builder: str
     env_kwargs: tuple[str, ...]
     summary: str
+    has_reward_fns: bool = False
 
 
 ENVS: dict[str, EnvInfo] = {
@@ -43,7 +45,7 @@ ENVS: dict[str, EnvInfo] = {
         EnvInfo('JacoReachMT5-v1', 5, 200, 'environments.jaco:JacoReachMT5',
                 ('include_task_id',),
                 'Kinova Jaco multistage reacher: 4 three-subgoal reaching tasks (one sparse) '
-                'and a conflicting stay task'),
+                'and a conflicting stay task', has_reward_fns=True),
         EnvInfo('MazeLarge-10-v0', 10, 600, 'environments.maze:MazeLarge10',
                 ('include_task_id', 'task_name', 'sparse_tasks'),
                 "D4RL's large point maze (Gymnasium-Robotics): 10 start->goal tasks, goal "

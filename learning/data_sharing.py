@@ -1,10 +1,11 @@
-"""Online unsupervised data sharing (UDS; Yu et al. 2022), the paper's data-sharing framework
+"""Online data sharing (UDS; Yu et al. 2022), the paper's data-sharing framework
 (``uds_dnc``, ``qmp_uds_dnc``; spec §3.6, §3.7).
 
 At every gradient step, task i's minibatch (B own transitions) is extended with transitions
 drawn from the other tasks' buffers (B // (N−1) from each non-empty one), relabelled with the
 environment's minimum reward (the unsupervised relabelling: "other tasks' data is worth the
-worst reward to me"), and kept only where task i's critic rates them at least as well as the
+worst reward to me") or, with ``--unsupervised false``, with task i's own reward function where
+the environment has one (supervised relabelling, CDS-style), and kept only where task i's critic rates them at least as well as the
 ``sharing_quantile``-quantile of its own batch:
 
     threshold_i = sort([−∞] + Q1_i(own batch))[int(B · q)],   keep: Q1_i(s, a) > threshold_i
@@ -16,7 +17,9 @@ batch has a fixed shape, (N, B + (N−1)·m), with per-sample weights (1 for own
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
+import numpy as np
 import torch
 
 from learning.algorithms.sac_losses import TransitionBatch
@@ -37,19 +40,32 @@ def other_task_rows(n_tasks: int) -> torch.Tensor:
 
 
 @dataclass(frozen=True)
-class UnsupervisedDataSharing:
-    """The UDS rule with its two settings.
+class DataSharing:
+    """The UDS rule with its settings.
 
     Attributes:
         sharing_quantile: q in [0, 1] (``--sharing_quantile``).
-        min_reward: the reward every shared transition is relabelled with (the env's).
+        min_reward: the reward unsupervised sharing relabels every shared transition with.
+        reward_fns: per-task ``reward_fn(raw observations, actions)`` for supervised sharing
+            (``--unsupervised false``); None for unsupervised sharing.
     """
 
     sharing_quantile: float
     min_reward: float
+    reward_fns: tuple[Callable[[np.ndarray, np.ndarray], np.ndarray], ...] | None = None
+
+    @property
+    def supervised(self) -> bool:
+        return self.reward_fns is not None
+
+    def relabel(self, raw_observations: np.ndarray, actions: np.ndarray) -> torch.Tensor:
+        """(N, N, m) rewards of pool row j's transitions for task i (supervised sharing)."""
+        rewards = [reward_fn(raw_observations, actions) for reward_fn in self.reward_fns]
+        return torch.as_tensor(np.stack(rewards), dtype=torch.float32)
 
     def combine(self, own: TransitionBatch, pool: TransitionBatch, pool_valid: torch.Tensor,
-                own_q: torch.Tensor, pool_q: torch.Tensor
+                own_q: torch.Tensor, pool_q: torch.Tensor,
+                pool_rewards: torch.Tensor | None = None
                 ) -> tuple[TransitionBatch, torch.Tensor, torch.Tensor]:
         """Task i's own batch plus the other tasks' transitions it keeps.
 
@@ -59,6 +75,8 @@ class UnsupervisedDataSharing:
             pool_valid: (N,) bool, whether task j's buffer had data.
             own_q: (N, B) Q1_i on row i's own batch.
             pool_q: (N, N−1, m) Q1_i on the candidates of every other task j (``other_task_rows``).
+            pool_rewards: (N, N, m) task i's reward for pool row j's transitions (supervised
+                sharing); None relabels with ``min_reward``.
 
         Returns:
             The combined (N, B + (N−1)·m) batch with relabelled shared rewards, its (N, ·)
@@ -74,10 +92,14 @@ class UnsupervisedDataSharing:
             shared = pool_values[others].flatten(1, 2)  # (N, (N-1)·m, ...)
             return torch.cat([own_values, shared], dim=1)
 
-        relabelled = torch.full_like(pool.rewards, self.min_reward)
+        if pool_rewards is None:
+            shared_rewards = torch.full_like(pool_q, self.min_reward).flatten(1)
+        else:
+            shared_rewards = pool_rewards.to(pool_q.device).gather(
+                1, others[:, :, None].expand(-1, -1, m)).flatten(1)
         combined = TransitionBatch(states=gather(own.states, pool.states),
                                    actions=gather(own.actions, pool.actions),
-                                   rewards=gather(own.rewards, relabelled),
+                                   rewards=torch.cat([own.rewards, shared_rewards], dim=1),
                                    next_states=gather(own.next_states, pool.next_states),
                                    terminals=gather(own.terminals, pool.terminals))
         weights = torch.cat([torch.ones_like(own.rewards), kept.flatten(1).float()], dim=1)

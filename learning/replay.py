@@ -20,14 +20,18 @@ class PerTaskReplayBuffer:
     """N FIFO replay buffers of ``capacity_per_task`` transitions each.
 
     Observations are stored split (``split_observation``), i.e. exactly as the networks see
-    them, for every method that uses this buffer.
+    them, for every method that uses this buffer; ``keep_raw_observations`` also keeps the raw
+    ones (``raw_observations``) for reward functions that read what the split hides.
     """
 
     def __init__(self, n_tasks: int, capacity_per_task: int,
-                 split_observation: ObservationSplitter) -> None:
+                 split_observation: ObservationSplitter, keep_raw_observations: bool = False
+                 ) -> None:
         self.n_tasks = n_tasks
         self.capacity_per_task = capacity_per_task
         self._split = split_observation
+        # Supervised data sharing recomputes rewards from what the split hides (e.g. Jaco's hand).
+        self.keep_raw_observations = keep_raw_observations
         self._buffers = [PathBuffer(capacity_in_transitions=capacity_per_task)
                          for _ in range(n_tasks)]
 
@@ -45,7 +49,10 @@ class PerTaskReplayBuffer:
                 raise ValueError('an episode changed task mid-way; cannot route it')
             states, _ = self._split(episode.observations)
             next_states, _ = self._split(episode.next_observations)
+            raw = ({'raw_observations': episode.observations.astype(np.float32)}
+                   if self.keep_raw_observations else {})
             self._buffers[task_id].add_path({
+                **raw,
                 'observations': states.astype(np.float32),
                 'actions': episode.actions.astype(np.float32),
                 'rewards': episode.rewards.reshape(-1, 1).astype(np.float32),
@@ -61,7 +68,8 @@ class PerTaskReplayBuffer:
         each task where ``tasks`` (bool, (N,)) is true; other tasks' rows are zeros.
 
         Returns:
-            dict of (N, batch_size, dim) float32 arrays under ``KEYS``.
+            dict of (N, batch_size, dim) float32 arrays under ``KEYS`` (and
+            ``raw_observations`` when kept).
         """
         if not np.any(tasks):
             raise ValueError('sample() needs at least one task')

@@ -148,3 +148,16 @@ def test_one_qmp_dnc_iteration_on_each_mujoco_env(env_id, n_tasks, horizon, cli,
     assert row['Evaluation/Mixture/NumEpisodes'] == n_tasks
     # The multistage reacher also reports how many of its 3 stages were completed.
     assert ('Evaluation/StagesCompleted' in row) == (env_id == 'JacoReachMT5-v1')
+
+
+@pytest.mark.slow
+@pytest.mark.mujoco
+def test_supervised_data_sharing_on_the_reacher(cli, tmp_path):
+    result = cli(['uds_dnc', '--env=JacoReachMT5-v1', '--unsupervised', 'false',
+                  '--log_root', str(tmp_path), '--n_epochs', '1', '--min_buffer_size', '200',
+                  '--gradient_steps_per_itr', '20', '--buffer_batch_size', '32',
+                  '--num_evaluation_episodes', '5', '--hidden_sizes', '32', '32'], timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    (log_dir,) = tmp_path.iterdir()
+    row = read_progress(log_dir)[-1]
+    assert row['Train/GradientSteps'] > 0 and row['Train/SharedDataShare'] == 1.0

@@ -85,7 +85,7 @@ def test_release_command_lines_parse():
     (['uds_dnc', '--kl_coeff', '0.1'], 'does not combine with the DnC KL term'),
     (['decaf', '--kl_coeff', '0.1'], 'does not combine with the DnC KL term'),
     (['uds_dnc', '--sharing_quantile', '1.5'], 'must be in [0, 1]'),
-    (['uds_dnc', '--unsupervised', 'false'], 'not available in this version'),
+    (['uds_dnc', '--unsupervised', 'false'], 'which PointReachMT-v0 does not have'),
     (['qmp_dnc', '--distillation_period', '5'], 'does not distil'),
     (['dnc_sac', '--distillation_period', '3', '--evaluation_frequency', '2'],
      'multiple of --evaluation_frequency'),

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 
 from learning.algorithms.sac_losses import TransitionBatch
-from learning.data_sharing import UnsupervisedDataSharing, other_task_rows, quantile_thresholds
+from learning.data_sharing import DataSharing, other_task_rows, quantile_thresholds
 
 
 def batch(rewards: torch.Tensor) -> TransitionBatch:
@@ -38,7 +39,7 @@ def test_kept_transitions_rewards_and_shares_on_a_hand_built_batch():
     pool_q = torch.tensor([[[0.5, 2.0], [0.9, 1.5]],     # task 0 (threshold 0): rows 1, 2
                            [[9.0, 5.0], [4.0, 7.0]],     # task 1 (threshold 5): rows 0, 2
                            [[1.0, 1.0], [1.0, 1.0]]])    # task 2: task 1's buffer is empty
-    sharing = UnsupervisedDataSharing(sharing_quantile=0.5, min_reward=-7.0)
+    sharing = DataSharing(sharing_quantile=0.5, min_reward=-7.0)
     combined, weights, share = sharing.combine(own, pool, torch.tensor([True, False, True]),
                                                own_q, pool_q)
     assert combined.rewards.shape == (3, 6)
@@ -57,7 +58,22 @@ def test_kept_transitions_rewards_and_shares_on_a_hand_built_batch():
 def test_quantile_zero_shares_everything_offered():
     own = batch(torch.zeros(2, 3))
     pool = batch(torch.ones(2, 3))
-    sharing = UnsupervisedDataSharing(sharing_quantile=0.0, min_reward=0.0)
+    sharing = DataSharing(sharing_quantile=0.0, min_reward=0.0)
     _, weights, share = sharing.combine(own, pool, torch.tensor([True, True]),
                                         torch.randn(2, 3), torch.randn(2, 1, 3))
     assert weights.sum().item() == 12 and share.tolist() == [1.0, 1.0]
+
+
+def test_supervised_sharing_relabels_with_the_receiving_task_reward():
+    # Task i's reward of a transition: i * 100 + its action's first entry.
+    reward_fns = tuple((lambda obs, act, i=i: i * 100.0 + act[..., 0]) for i in range(3))
+    sharing = DataSharing(sharing_quantile=0.0, min_reward=-7.0, reward_fns=reward_fns)
+    own = batch(torch.zeros(3, 1))
+    pool = batch(torch.zeros(3, 2))  # pool row j's actions are 2j, 2j + 1
+    pool_rewards = sharing.relabel(np.zeros((3, 2, 4)), pool.actions.numpy())
+    assert pool_rewards.shape == (3, 3, 2)
+    combined, _, _ = sharing.combine(own, pool, torch.ones(3, dtype=bool), torch.zeros(3, 1),
+                                     torch.zeros(3, 2, 2), pool_rewards)
+    # Task 1 receives rows 0 and 2: actions 0, 1 and 4, 5, rewarded 100 + action.
+    assert combined.rewards[1, 1:].tolist() == [100.0, 101.0, 104.0, 105.0]
+    assert combined.rewards[0, 1:].tolist() == [2.0, 3.0, 4.0, 5.0]

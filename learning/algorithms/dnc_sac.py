@@ -33,7 +33,7 @@ from torch import nn
 
 from learning.algorithms import sac_losses
 from learning.algorithms.base import MultiTaskLearner
-from learning.data_sharing import UnsupervisedDataSharing, other_task_rows
+from learning.data_sharing import DataSharing, other_task_rows
 from learning.dnc_regularization import (SamplingType, coefficient_matrix, dnc_divergences,
                                          dnc_penalty)
 from learning.networks import TaskTanhGaussianPolicies, TaskTwinCritics
@@ -81,7 +81,7 @@ class DnCSAC(MultiTaskLearner):
                  buffer_batch_size: int, steps_per_epoch: int, discount: float,
                  target_update_tau: float, reward_scale: float, lr: float,
                  target_entropy: float | None, num_evaluation_episodes: int,
-                 evaluation_frequency: int, data_sharing: UnsupervisedDataSharing | None = None,
+                 evaluation_frequency: int, data_sharing: DataSharing | None = None,
                  kl_coeff: Sequence[float] = (0.0,), sampling_type: SamplingType = 'all',
                  regularize_representation: bool = False, distillation_period: int | None = None,
                  distillation_n_epochs: int = 100) -> None:
@@ -153,7 +153,9 @@ class DnCSAC(MultiTaskLearner):
         return self.log_alpha.device
 
     def _sample_batch(self, tasks: np.ndarray, batch_size: int) -> sac_losses.TransitionBatch:
-        arrays = self.replay_buffer.sample(batch_size, tasks)
+        return self._as_batch(self.replay_buffer.sample(batch_size, tasks))
+
+    def _as_batch(self, arrays: dict[str, np.ndarray]) -> sac_losses.TransitionBatch:
         tensors = {key: torch.as_tensor(value, device=self._device())
                    for key, value in arrays.items()}
         return sac_losses.TransitionBatch(states=tensors['observations'],
@@ -166,7 +168,10 @@ class DnCSAC(MultiTaskLearner):
                     ) -> tuple[sac_losses.TransitionBatch, torch.Tensor, torch.Tensor]:
         """UDS: each task's batch plus the other tasks' transitions it keeps (spec §3.6)."""
         m = max(self.buffer_batch_size // max(self.n_tasks - 1, 1), 1)
-        pool = self._sample_batch(has_data, m)  # row j: candidates from task j's buffer
+        arrays = self.replay_buffer.sample(m, has_data)  # row j: candidates from task j
+        pool = self._as_batch(arrays)
+        pool_rewards = (self.data_sharing.relabel(arrays['raw_observations'], arrays['actions'])
+                        if self.data_sharing.supervised else None)
         with torch.no_grad():
             own_q = self.critics(batch.states, batch.actions)[0]
             # Every critic i on every candidate row j, then row i keeps its others (N, N-1, m).
@@ -178,7 +183,7 @@ class DnCSAC(MultiTaskLearner):
             pool_q = all_q.gather(1, others[:, :, None].expand(-1, -1, m))
         return self.data_sharing.combine(batch, pool,
                                          torch.as_tensor(has_data, device=self._device()),
-                                         own_q, pool_q)
+                                         own_q, pool_q, pool_rewards)
 
     def _gradient_step(self, tasks: np.ndarray) -> None:
         """One SAC step (critics, then actor, then temperature) for the tasks in ``tasks``."""
