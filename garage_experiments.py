@@ -18,15 +18,18 @@ optionally, the Q-switch mixture as its data-collection policy.
 """
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from typing import Any
 
 from learning import garage_compat  # noqa: F401  (must precede any garage import)
 
+import dowel  # noqa: E402
 import torch  # noqa: E402
 from dowel import logger  # noqa: E402
 from garage import wrap_experiment  # noqa: E402
+from garage.experiment.experiment import ExperimentContext  # noqa: E402
 from garage.experiment.deterministic import set_seed  # noqa: E402
 from garage.sampler import DefaultWorker, LocalSampler, RaySampler, Sampler  # noqa: E402
 from garage.torch import set_gpu_mode  # noqa: E402
@@ -40,6 +43,7 @@ from learning.algorithms.base import MultiTaskLearner  # noqa: E402
 from learning.architectures import make_critics, make_policies  # noqa: E402
 from learning.data_sharing import DataSharing  # noqa: E402
 from learning.decaf import DecafTwinCritics  # noqa: E402
+from learning.logging_utils import AppendingCsvOutput  # noqa: E402
 from learning.plotting import plot_learning_curve  # noqa: E402
 from learning.policies import QSwitchMixturePolicy, TaskRoutingPolicy  # noqa: E402
 from learning.replay import PerTaskReplayBuffer, SharedReplayBuffer  # noqa: E402
@@ -183,3 +187,43 @@ def run_experiment(config: ExperimentConfig) -> str:
                                  snapshot_gap=config.snapshot_gap, archive_launch_repo=False,
                                  use_existing_dir=False)
     return experiment(config=as_dict(config))
+
+
+def resume_experiment(snapshot_dir: str, n_epochs: int | None = None) -> str:
+    """Continues the run in ``snapshot_dir`` from its last snapshot (the release's ``resume``).
+
+    garage's ``Trainer.restore`` unpickles the learner, buffers, sampler and envs and sets the
+    next epoch; ``to()`` then keeps the learned temperatures (the release lost them, spec §10
+    item 5). Logs are appended to the run's ``progress.csv``, ``debug.log`` and TensorBoard
+    events. ``n_epochs`` is the total to reach (default: the run's own ``--n_epochs``).
+    """
+    with open(os.path.join(snapshot_dir, 'variant.json')) as file:
+        cfg = ExperimentConfig(**json.load(file)['config'])
+    torch.set_num_threads(cfg.torch_threads)
+    if cfg.sampler_type == 'ray':
+        garage_compat.init_ray()  # before the snapshot's RaySampler is unpickled
+    name = os.path.basename(os.path.normpath(snapshot_dir))
+    logger.add_output(dowel.TextOutput(os.path.join(snapshot_dir, 'debug.log')))
+    logger.add_output(AppendingCsvOutput(os.path.join(snapshot_dir, 'progress.csv')))
+    logger.add_output(dowel.TensorBoardOutput(snapshot_dir, x_axis='TotalEnvSteps'))
+    logger.add_output(dowel.StdOutput())
+    logger.push_prefix(f'[{name}] ')
+    try:
+        snapshot_mode = 'last' if cfg.snapshot_gap == 1 else 'gap_overwrite'
+        ctxt = ExperimentContext(snapshot_dir=snapshot_dir, snapshot_mode=snapshot_mode,
+                                 snapshot_gap=cfg.snapshot_gap)
+        trainer = Trainer(ctxt)
+        trainer._snapshotter = AtomicSnapshotter(  # pylint: disable=protected-access
+            snapshot_dir, snapshot_mode, cfg.snapshot_gap)
+        trainer.restore(snapshot_dir)
+        algo = trainer._algo.to(_device(cfg))  # pylint: disable=protected-access
+        try:
+            trainer.resume(n_epochs=n_epochs or cfg.n_epochs)
+        except BaseException:
+            algo._sampler.shutdown_worker()  # pylint: disable=protected-access
+            raise
+        logger.log(f'Learning curve: {plot_learning_curve(snapshot_dir)}')
+    finally:
+        logger.remove_all()
+        logger.pop_prefix()
+    return snapshot_dir

@@ -8,7 +8,9 @@ with code 2 before anything is written.
 from __future__ import annotations
 
 import argparse
+import csv
 import json
+import os
 import sys
 from dataclasses import MISSING
 from typing import Any, Callable, NoReturn, Sequence
@@ -62,18 +64,44 @@ def build_parser(method: str) -> argparse.ArgumentParser:
 
 def _top_level_help() -> str:
     lines = ['usage: python run.py METHOD [--flag value ...]   (python run.py METHOD --help)',
-             '', 'methods:']
-    lines += [f'  {name:10s} {summary}' for name, summary in METHODS.items()]
+             '       python run.py resume --snapshot_dir RUN_DIR [--n_epochs N]', '',
+             'methods:']
+    lines += [f'  {name:11s} {summary}' for name, summary in METHODS.items()]
+    lines.append(f'  {"resume":11s} continue a run from its last snapshot')
     return '\n'.join(lines)
+
+
+def parse_resume(argv: Sequence[str]) -> tuple[str, int | None]:
+    """``resume`` flags -> (run directory, total epochs or None); checks the run can resume."""
+    parser = _OneLineParser(prog='run.py resume',
+                            description='Continue a run from its last snapshot.')
+    parser.add_argument('--snapshot_dir', required=True,
+                        help='the run directory (holds params.pkl and variant.json)')
+    parser.add_argument('--n_epochs', type=int, default=None,
+                        help='total epochs to reach (default: the run\'s own --n_epochs)')
+    args = parser.parse_args(argv)
+    for name in ('params.pkl', 'variant.json', 'progress.csv'):
+        if not os.path.isfile(os.path.join(args.snapshot_dir, name)):
+            raise ConfigError(f'--snapshot_dir {args.snapshot_dir!r} has no {name}: not a run '
+                              'directory with a snapshot')
+    with open(os.path.join(args.snapshot_dir, 'progress.csv'), newline='') as file:
+        epochs_done = max(sum(1 for _ in csv.reader(file)) - 1, 0)
+    with open(os.path.join(args.snapshot_dir, 'variant.json')) as file:
+        planned = json.load(file)['config']['n_epochs']
+    if (args.n_epochs or planned) <= epochs_done:
+        raise ConfigError(f'the run already has {epochs_done} epochs; pass --n_epochs larger '
+                          f'than that to continue it')
+    return args.snapshot_dir, args.n_epochs
 
 
 def parse(argv: Sequence[str]) -> ExperimentConfig:
     """argv (without the program name) -> resolved, validated configuration."""
     if not argv or argv[0].startswith('-'):
-        raise ConfigError(f'missing method; available: {", ".join(METHODS)}')
+        raise ConfigError(f'missing method; available: {", ".join(METHODS)}, resume')
     method, rest = argv[0], argv[1:]
     if method not in METHODS:
-        raise ConfigError(f'unknown method {method!r}; available: {", ".join(METHODS)}')
+        raise ConfigError(f'unknown method {method!r}; available: {", ".join(METHODS)}, '
+                          'resume')
     typed = vars(build_parser(method).parse_args(rest))
     return resolve_config(method, typed)
 
@@ -85,10 +113,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(_top_level_help())
         return 0
     try:
-        config = parse(argv)
+        if argv[0] == 'resume':
+            snapshot_dir, n_epochs = parse_resume(argv[1:])
+        else:
+            config = parse(argv)
     except ConfigError as error:
         print(f'run.py: error: {error}', file=sys.stderr)
         return 2
+    if argv[0] == 'resume':
+        from garage_experiments import resume_experiment  # pylint: disable=C0415
+        print(f'run.py: resumed; logs and snapshot in {resume_experiment(snapshot_dir, n_epochs)}')
+        return 0
     if config.dry_run:
         print(json.dumps(as_dict(config), indent=2))
         return 0

@@ -6,10 +6,13 @@ e.g. evaluation keys between evaluations).
 """
 from __future__ import annotations
 
+import csv
+import os
 from typing import Mapping
 
 import numpy as np
-from dowel import tabular
+from dowel import CsvOutput, tabular
+from dowel.simple_outputs import FileOutput
 
 
 def record(prefix: str, values: Mapping[str, float]) -> None:
@@ -30,3 +33,26 @@ def nanmean(values: np.ndarray) -> float:
     values = np.asarray(values, dtype=np.float64)
     finite = values[np.isfinite(values)]
     return float(finite.mean()) if finite.size else float('nan')
+
+
+class AppendingCsvOutput(CsvOutput):
+    """dowel's CSV output that continues an existing ``progress.csv`` (for ``resume``).
+
+    dowel opens its CSV for writing, which would erase the rows of the epochs before the
+    snapshot; this one appends, keeping the file's columns and writing no second header.
+    """
+
+    def __init__(self, file_name: str) -> None:
+        header: list[str] | None = None
+        if os.path.exists(file_name) and os.path.getsize(file_name) > 0:
+            with open(file_name, newline='') as file:
+                header = next(csv.reader(file))
+        FileOutput.__init__(self, file_name, mode='a')  # pylint: disable=non-parent-init-called
+        self._writer = None
+        self._fieldnames = None
+        self._warned_once = set()
+        self._disable_warnings = False
+        if header is not None:
+            self._fieldnames = set(header)
+            self._writer = csv.DictWriter(self._log_file, fieldnames=header,
+                                          extrasaction='ignore')

@@ -63,7 +63,8 @@ def test_release_command_lines_parse():
 
 
 @pytest.mark.parametrize('argv, message', [
-    (['resume'], "unknown method 'resume'"),
+    (['resume'], 'required: --snapshot_dir'),
+    (['unknown_method'], "unknown method 'unknown_method'"),
     (['mcal', '--Q_architecture', 'multihead'], 'needs --policy_architecture multihead'),
     (['decaf', '--Q_architecture', 'multihead'], 'trains one network per task'),
     (['qmp_dnc', '--env=MazeLarge-10-v0', '--task_name', '2,x'], 'comma-separated task indices'),
