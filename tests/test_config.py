@@ -3,11 +3,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shlex
 
 import pytest
 
 import experiment_utils
 import run
+from conftest import REPO_ROOT
 from environments.registry import ENVS
 from experiment_utils import ENV_PRESETS, FIELDS, ConfigError, resolve_config, run_name
 
@@ -142,3 +145,15 @@ def test_top_level_help_lists_the_methods(capsys):
 def test_resolve_config_rejects_an_unknown_env_directly():
     with pytest.raises(ConfigError, match='unknown env'):
         resolve_config('qmp_dnc', {'env': 'Nope-v0'})
+
+
+def test_every_command_in_the_readme_parses():
+    readme = (REPO_ROOT / 'README.md').read_text()
+    commands = re.findall(r'^\.venv/bin/python run\.py (.+?)(?:\s+#.*)?$', readme, re.MULTILINE)
+    commands = [c for c in commands if not c.startswith(('resume', 'METHOD'))]
+    assert len(commands) >= 8
+    for command in commands:
+        argv = shlex.split(command.replace('$ENV', 'JacoReachMT5-v1'))
+        if '--help' in argv:
+            continue
+        run.parse([arg for arg in argv if arg != '--dry_run'])
