@@ -9,6 +9,7 @@ typo) fails at once. Precedence: dataclass defaults < env preset < flags the use
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -231,6 +232,9 @@ def validate(config: ExperimentConfig) -> None:
     info = ENVS[config.env]
     if config.task_name is not None:
         _validate_task_name(config.task_name, config.env)
+    if config.wandb and importlib.util.find_spec('wandb') is None:
+        raise ConfigError('--wandb true needs the wandb package: pip install wandb==0.31.0 '
+                          '(WANDB_MODE=offline logs without a network)')
     n_tasks = config.n_tasks
     positive = ('gradient_steps_per_itr', 'min_buffer_size', 'buffer_batch_size',
                 'steps_per_epoch', 'n_epochs', 'batch_size', 'num_evaluation_episodes',
