@@ -124,10 +124,11 @@ class GoalVariationWrapper(gymnasium.Wrapper):
 
     def reset(self, *, seed: int | None = None,
               options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
-        if seed is not None:
+        if seed is not None:  # a reseeded env repeats its goal order from the start
             self._rng = np.random.default_rng(seed)
             self._order = np.empty(0, dtype=np.int64)
             self._position = 0
+            self._goal_index = None
         self._set_goal(self._next_goal_index())
         return self.env.reset(seed=seed, options=options)
 

@@ -57,6 +57,10 @@ ENVS: dict[str, EnvInfo] = {
                 ('include_task_id', 'task_name', 'sparse_tasks'),
                 'Franka kitchen (FrankaKitchen-v1 model): open/close or on/off of 5 objects, '
                 '10 tasks'),
+        EnvInfo('MetaWorldCDS-v1', 4, 500, 'environments.metaworld_cds:MetaWorldCDS',
+                ('include_task_id',),
+                'Meta-World 3 door-open/-close and drawer-open/-close in one scene holding both '
+                'objects, 50 goal variations each'),
         EnvInfo('MetaWorldMT10-v2', 10, 500, 'environments.metaworld_mt:MetaWorldMT10',
                 ('include_task_id',),
                 'Meta-World 3 MT10: 10 manipulation tasks, 50 goal variations each'),

@@ -132,7 +132,8 @@ def test_one_metaworld_mt10_iteration(method, cli, tmp_path):
 @pytest.mark.parametrize('env_id, n_tasks, horizon', [('JacoReachMT5-v1', 5, 200),
                                                       ('MazeLarge-10-v0', 10, 600),
                                                       ('Walker2dMT4-v0', 4, 1000),
-                                                      ('KitchenMTEasy-v0', 10, 140)])
+                                                      ('KitchenMTEasy-v0', 10, 140),
+                                                      ('MetaWorldCDS-v1', 4, 500)])
 def test_one_qmp_dnc_iteration_on_each_mujoco_env(env_id, n_tasks, horizon, cli, tmp_path):
     result = cli(['qmp_dnc', f'--env={env_id}', '--log_root', str(tmp_path), '--n_epochs', '1',
                   '--batch_size', str(n_tasks * horizon), '--min_buffer_size', str(horizon),

@@ -253,6 +253,17 @@ def test_success_is_reachable_with_the_scripted_policy(mt10: MultiTaskEnv) -> No
 
 
 @pytest.mark.mujoco
+def test_reseeding_repeats_the_goal_order() -> None:
+    env = make_metaworld_env('MT10', 'reach-v3', goal_variations('MT10', 0, 'reach-v3'), 0)
+    goals = []
+    for _ in range(3):
+        env.reset(seed=123)
+        goals.append(env.goal_index)
+    env.close()
+    assert goals[0] == goals[1] == goals[2]
+
+
+@pytest.mark.mujoco
 def test_offscreen_rendering() -> None:
     frame = render_offscreen(
         'from environments.metaworld_mt import goal_variations, make_metaworld_env\n'
