@@ -45,6 +45,7 @@ import functools
 from typing import Any, ClassVar, Sequence
 
 import gymnasium
+from gymnasium.utils import seeding
 import metaworld
 import metaworld.env_dict
 import numpy as np
@@ -129,6 +130,8 @@ class GoalVariationWrapper(gymnasium.Wrapper):
             self._order = np.empty(0, dtype=np.int64)
             self._position = 0
             self._goal_index = None
+            # Meta-World's reset ignores its seed argument; seed its generator here instead.
+            self.env.unwrapped._np_random, _ = seeding.np_random(seed)  # pylint: disable=W0212
         self._set_goal(self._next_goal_index())
         return self.env.reset(seed=seed, options=options)
 

@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 import torch
 from garage import StepType
+from gymnasium.utils.env_checker import check_env
 from metaworld.policies import SawyerReachV3Policy
 
 from conftest import render_offscreen, steps_per_second
@@ -250,6 +251,18 @@ def test_success_is_reachable_with_the_scripted_policy(mt10: MultiTaskEnv) -> No
         if env_step.last:
             break
     assert max(successes) == 1.0
+
+
+@pytest.mark.mujoco
+@pytest.mark.filterwarnings('ignore:.*is different from the unwrapped version:UserWarning')
+@pytest.mark.filterwarnings('ignore:.*A Box observation space (minimum|maximum) value is '
+                            '-?infinity:UserWarning')
+def test_gymnasium_env_checker() -> None:
+    """Meta-World's object dims are unbounded and the goal rotation is a wrapper, which the
+    checker notes; everything it checks passes."""
+    env = make_metaworld_env('MT10', 'push-v3', goal_variations('MT10', 0, 'push-v3'), 0)
+    check_env(env, skip_render_check=True)
+    env.close()
 
 
 @pytest.mark.mujoco
