@@ -31,7 +31,7 @@ from dowel import logger  # noqa: E402
 from garage import wrap_experiment  # noqa: E402
 from garage.experiment.experiment import ExperimentContext  # noqa: E402
 from garage.experiment.deterministic import set_seed  # noqa: E402
-from garage.sampler import DefaultWorker, LocalSampler, RaySampler, Sampler  # noqa: E402
+from garage.sampler import DefaultWorker, LocalSampler, Sampler  # noqa: E402
 from garage.torch import set_gpu_mode  # noqa: E402
 from garage.trainer import Trainer  # noqa: E402
 
@@ -47,6 +47,7 @@ from learning.logging_utils import AppendingCsvOutput  # noqa: E402
 from learning.plotting import plot_learning_curve  # noqa: E402
 from learning.policies import QSwitchMixturePolicy, TaskRoutingPolicy  # noqa: E402
 from learning.replay import PerTaskReplayBuffer, SharedReplayBuffer  # noqa: E402
+from learning.samplers import RoundRobinRaySampler  # noqa: E402
 from learning.snapshots import AtomicSnapshotter  # noqa: E402
 
 REPLAY_CAPACITY = int(1e6)  # per task for the separated methods, in all for the others
@@ -85,7 +86,7 @@ def make_sampler(config: ExperimentConfig, agent: Any, env: MultiTaskEnv) -> Sam
                   worker_class=DefaultWorker)
     if config.sampler_type == 'ray':
         garage_compat.init_ray()
-        return RaySampler(**kwargs)
+        return RoundRobinRaySampler(**kwargs)
     return LocalSampler(**kwargs)
 
 

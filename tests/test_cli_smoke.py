@@ -99,7 +99,10 @@ def test_every_logged_metric_is_documented_in_the_readme(method, flags, cli, tmp
 def test_ray_sampler_collects_and_trains(cli, tmp_path):
     log_dir = train(cli, tmp_path, 'qmp_dnc', '--n_epochs', '1', '--sampler_type', 'ray')
     row = read_progress(log_dir)[-1]
-    assert row['Train/GradientSteps'] > 0 and row['Train/OwnPolicyFreq'] > 0
+    assert row['Train/GradientSteps'] > 0
+    for task in range(4):  # every worker collected, and its Q-switch selections were counted
+        assert row[f'Train/Task{task}/EnvSteps'] > 0
+        assert sum(row[f'Train/Task{task}/Policy{j}Freq'] for j in range(4)) == pytest.approx(1)
 
 
 @pytest.mark.slow
