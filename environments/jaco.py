@@ -99,12 +99,12 @@ import torch
 from gymnasium.envs.mujoco import MujocoEnv
 
 from environments.gymnasium_adapter import GymnasiumEnv
-from environments.multitask import Array, MultiTaskEnv, ObservationSplitter, TaskOneHotWrapper
+from environments.multitask import (Array, MultiTaskEnv, ObservationSplitter, TaskOneHotWrapper,
+                                   task_seed)
 
 ENV_ID = 'JacoReachMT5-v1'
 MODEL_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'assets', 'jaco_reach.xml')
 MAX_EPISODE_LENGTH = 200
-TEST_SEED_OFFSET = 100
 TIMESTEP = 0.01
 FRAME_SKIP = 4
 N_STAGES = 3
@@ -403,7 +403,7 @@ class JacoReachMT5(MultiTaskEnv):
                          include_task_id=include_task_id, min_reward=MIN_REWARD)
 
     def _make(self, task_id: int, split: str) -> TaskOneHotWrapper:
-        seed = self._seed + task_id + (TEST_SEED_OFFSET if split == 'test' else 0)
+        seed = task_seed(self._seed, task_id, split)
         env = GymnasiumEnv(functools.partial(make_jaco_env, task_id), MAX_EPISODE_LENGTH,
                            seed=seed)
         return TaskOneHotWrapper(env, task_id, N_TASKS, TASK_NAMES[task_id])

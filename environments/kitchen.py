@@ -118,12 +118,11 @@ from gymnasium_robotics.envs.franka_kitchen import franka_env
 from gymnasium_robotics.envs.franka_kitchen.franka_env import FrankaRobot
 
 from environments.gymnasium_adapter import GymnasiumEnv
-from environments.multitask import MultiTaskEnv, TaskOneHotWrapper
+from environments.multitask import MultiTaskEnv, TaskOneHotWrapper, sparse_task_set, task_seed
 from environments.registry import select_tasks
 
 ENV_ID = 'KitchenMTEasy-v0'
 MAX_EPISODE_LENGTH = 140
-TEST_SEED_OFFSET = 100
 N_ROBOT_JOINTS = 9
 N_OBJECT_JOINTS = 21
 STATE_DIM = 60  # robot qpos 9 + object qpos 21 + goal vector 30
@@ -427,11 +426,7 @@ class KitchenMTEasy(MultiTaskEnv):
         self._seed = seed
         self.task_indices = select_tasks(task_name, len(TASKS))
         n_tasks = len(self.task_indices)
-        for task_id in sparse_tasks:
-            if not 0 <= task_id < n_tasks:
-                raise ValueError(f'sparse task {task_id} is not a task of this {ENV_ID} '
-                                 f'(tasks 0..{n_tasks - 1})')
-        self._sparse_tasks = frozenset(int(task_id) for task_id in sparse_tasks)
+        self._sparse_tasks = sparse_task_set(sparse_tasks, n_tasks, ENV_ID)
         all_sparse = len(self._sparse_tasks) == n_tasks
         super().__init__(ENV_ID, [TASK_NAMES[i] for i in self.task_indices], self._make,
                          split_mode='slice', include_task_id=include_task_id,
@@ -440,6 +435,6 @@ class KitchenMTEasy(MultiTaskEnv):
     def _make(self, task_id: int, split: str) -> TaskOneHotWrapper:
         factory = functools.partial(make_kitchen_task_env, self.task_names[task_id],
                                     task_id in self._sparse_tasks)
-        seed = self._seed + task_id + (TEST_SEED_OFFSET if split == 'test' else 0)
+        seed = task_seed(self._seed, task_id, split)
         env = GymnasiumEnv(factory, MAX_EPISODE_LENGTH, seed=seed)
         return TaskOneHotWrapper(env, task_id, self.n_tasks, self.task_names[task_id])

@@ -103,14 +103,13 @@ from gymnasium_robotics.envs.maze.maps import LARGE_MAZE
 from gymnasium_robotics.envs.maze.point_maze import PointMazeEnv
 
 from environments.gymnasium_adapter import GymnasiumEnv
-from environments.multitask import MultiTaskEnv, TaskOneHotWrapper
+from environments.multitask import MultiTaskEnv, TaskOneHotWrapper, sparse_task_set, task_seed
 from environments.registry import select_tasks
 
 Cell = tuple[int, int]
 
 ENV_ID = 'MazeLarge-10-v0'
 MAX_EPISODE_LENGTH = 600
-TEST_SEED_OFFSET = 100
 SUCCESS_DISTANCE = 0.5
 START_NOISE = 0.1
 VELOCITY_NOISE = 0.1
@@ -308,11 +307,7 @@ class MazeLarge10(MultiTaskEnv):
         self._seed = seed
         self.task_indices = select_tasks(task_name, len(TASKS))
         n_tasks = len(self.task_indices)
-        for task_id in sparse_tasks:
-            if not 0 <= task_id < n_tasks:
-                raise ValueError(f'sparse task {task_id} is not a task of this {ENV_ID} '
-                                 f'(tasks 0..{n_tasks - 1})')
-        self._sparse_tasks = frozenset(int(task_id) for task_id in sparse_tasks)
+        self._sparse_tasks = sparse_task_set(sparse_tasks, n_tasks, ENV_ID)
         all_sparse = len(self._sparse_tasks) == n_tasks
         super().__init__(ENV_ID, [TASK_NAMES[i] for i in self.task_indices], self._make,
                          split_mode='slice', include_task_id=include_task_id,
@@ -322,6 +317,6 @@ class MazeLarge10(MultiTaskEnv):
         start_cell, goal_cell = TASKS[self.task_indices[task_id]]
         factory = functools.partial(make_maze_task_env, start_cell, goal_cell,
                                     task_id in self._sparse_tasks)
-        seed = self._seed + task_id + (TEST_SEED_OFFSET if split == 'test' else 0)
+        seed = task_seed(self._seed, task_id, split)
         env = GymnasiumEnv(factory, MAX_EPISODE_LENGTH, seed=seed)
         return TaskOneHotWrapper(env, task_id, self.n_tasks, self.task_names[task_id])

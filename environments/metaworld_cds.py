@@ -116,13 +116,12 @@ from scipy.spatial.transform import Rotation
 
 from environments.gymnasium_adapter import GymnasiumEnv
 from environments.metaworld_mt import GoalVariationWrapper
-from environments.multitask import MultiTaskEnv, TaskOneHotWrapper
+from environments.multitask import MultiTaskEnv, TEST_SEED_OFFSET, TaskOneHotWrapper, task_seed
 
 ENV_ID = 'MetaWorldCDS-v1'
 TASK_NAMES = ('door-open', 'door-close', 'drawer-open', 'drawer-close')
 MAX_EPISODE_LENGTH = 500
 N_GOAL_VARIATIONS = 50
-TEST_SEED_OFFSET = 100
 RENDER_MODE = 'rgb_array'
 SCENE_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'assets',
                           'door_drawer.xml')
@@ -423,9 +422,10 @@ class MetaWorldCDS(MultiTaskEnv):
                          include_task_id=include_task_id, min_reward=0.0)
 
     def _make(self, task_id: int, split: str) -> TaskOneHotWrapper:
-        offset = TEST_SEED_OFFSET if split == 'test' else 0
+        offset = TEST_SEED_OFFSET if split == 'test' else 0  # the test goal set's seed
         name = self.task_names[task_id]
         tasks = goal_variations(name, self._seed + offset)
-        factory = functools.partial(make_cds_env, name, tasks, self._seed + task_id + offset)
-        env = GymnasiumEnv(factory, MAX_EPISODE_LENGTH, seed=self._seed + task_id + offset)
+        seed = task_seed(self._seed, task_id, split)
+        factory = functools.partial(make_cds_env, name, tasks, seed)
+        env = GymnasiumEnv(factory, MAX_EPISODE_LENGTH, seed=seed)
         return TaskOneHotWrapper(env, task_id, self.n_tasks, name)

@@ -53,10 +53,9 @@ from metaworld.sawyer_xyz_env import SawyerXYZEnv
 from metaworld.types import Task
 
 from environments.gymnasium_adapter import GymnasiumEnv
-from environments.multitask import MultiTaskEnv, TaskOneHotWrapper
+from environments.multitask import MultiTaskEnv, TEST_SEED_OFFSET, TaskOneHotWrapper, task_seed
 
 MAX_EPISODE_LENGTH = 500
-TEST_SEED_OFFSET = 100
 RENDER_MODE = 'rgb_array'
 BENCHMARKS: dict[str, type[metaworld.Benchmark]] = {'MT10': metaworld.MT10,
                                                      'MT50': metaworld.MT50}
@@ -190,12 +189,13 @@ class MetaWorldMT(MultiTaskEnv):
                          include_task_id=include_task_id, min_reward=0.0)
 
     def _make(self, task_id: int, split: str) -> TaskOneHotWrapper:
-        offset = TEST_SEED_OFFSET if split == 'test' else 0
+        offset = TEST_SEED_OFFSET if split == 'test' else 0  # the test benchmark's seed
         name = self.task_names[task_id]
         tasks = goal_variations(self.BENCHMARK, self._seed + offset, name)
         factory = functools.partial(make_metaworld_env, self.BENCHMARK, name, tasks,
-                                    self._seed + task_id + offset)
-        env = GymnasiumEnv(factory, MAX_EPISODE_LENGTH, seed=self._seed + task_id + offset)
+                                    task_seed(self._seed, task_id, split))
+        env = GymnasiumEnv(factory, MAX_EPISODE_LENGTH,
+                           seed=task_seed(self._seed, task_id, split))
         return TaskOneHotWrapper(env, task_id, self.n_tasks, name)
 
 

@@ -50,6 +50,24 @@ def split_observation(observations: Array, n_tasks: int, split_mode: SplitMode,
     return states, task_ids
 
 
+TEST_SEED_OFFSET = 100
+
+
+def task_seed(seed: int, task_id: int, split: str) -> int:
+    """The seed of task ``task_id``'s env: ``seed + task_id`` for training and ``seed + 100 +
+    task_id`` for evaluation, so train and test envs are reproducible and never identical."""
+    return seed + task_id + (TEST_SEED_OFFSET if split == 'test' else 0)
+
+
+def sparse_task_set(sparse_tasks: Sequence[int], n_tasks: int, env_id: str) -> frozenset[int]:
+    """Validated ``--sparse_tasks``: indices of tasks (of this run) rewarded ``1[success]``."""
+    for task_id in sparse_tasks:
+        if not 0 <= task_id < n_tasks:
+            raise ValueError(f'sparse task {task_id} is not a task of this {env_id} '
+                             f'(tasks 0..{n_tasks - 1})')
+    return frozenset(int(task_id) for task_id in sparse_tasks)
+
+
 @dataclass(frozen=True)
 class ObservationSplitter:
     """``split_observation`` bound to one family's settings; small and picklable."""

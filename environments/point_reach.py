@@ -20,7 +20,7 @@ import gymnasium
 import numpy as np
 
 from environments.gymnasium_adapter import GymnasiumEnv
-from environments.multitask import MultiTaskEnv, TaskOneHotWrapper
+from environments.multitask import MultiTaskEnv, TaskOneHotWrapper, sparse_task_set, task_seed
 
 START = np.array([-0.8, -0.8], dtype=np.float32)
 START_NOISE = 0.05
@@ -96,18 +96,14 @@ class PointReachMT(MultiTaskEnv):
 
     def __init__(self, include_task_id: bool = False, sparse_tasks: Sequence[int] = (),
                  seed: int = 0) -> None:
-        for task_id in sparse_tasks:
-            if not 0 <= task_id < len(GOALS):
-                raise ValueError(f'sparse task {task_id} is not a task of PointReachMT-v0 '
-                                 f'(tasks 0..{len(GOALS) - 1})')
-        self._sparse_tasks = frozenset(sparse_tasks)
+        self._sparse_tasks = sparse_task_set(sparse_tasks, len(GOALS), 'PointReachMT-v0')
         self._seed = seed
         all_sparse = len(self._sparse_tasks) == len(GOALS)
         super().__init__('PointReachMT-v0', TASK_NAMES, self._make, split_mode='slice',
                          include_task_id=include_task_id, min_reward=0.0 if all_sparse else -1.0)
 
     def _make(self, task_id: int, split: str) -> TaskOneHotWrapper:
-        seed = self._seed + task_id + (100 if split == 'test' else 0)
+        seed = task_seed(self._seed, task_id, split)
         factory = functools.partial(make_task_gymnasium_env, task_id,
                                     task_id in self._sparse_tasks)
         env = GymnasiumEnv(factory, MAX_EPISODE_LENGTH, seed=seed)

@@ -80,11 +80,10 @@ import numpy as np
 from gymnasium.envs.mujoco import MujocoEnv
 
 from environments.gymnasium_adapter import GymnasiumEnv
-from environments.multitask import MultiTaskEnv, TaskOneHotWrapper
+from environments.multitask import MultiTaskEnv, TaskOneHotWrapper, task_seed
 
 ENV_ID = 'Walker2dMT4-v0'
 MAX_EPISODE_LENGTH = 1000
-TEST_SEED_OFFSET = 100
 TIMESTEP = 0.002
 FRAME_SKIP = 4
 GEAR = 100.0
@@ -324,7 +323,7 @@ class Walker2dMT4(MultiTaskEnv):
                          include_task_id=include_task_id, min_reward=0.0)
 
     def _make(self, task_id: int, split: str) -> TaskOneHotWrapper:
-        seed = self._seed + task_id + (TEST_SEED_OFFSET if split == 'test' else 0)
+        seed = task_seed(self._seed, task_id, split)
         env = GymnasiumEnv(functools.partial(make_walker_env, task_id), MAX_EPISODE_LENGTH,
                            seed=seed)
         return TaskOneHotWrapper(env, task_id, len(TASKS), TASK_NAMES[task_id])
