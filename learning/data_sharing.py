@@ -4,9 +4,9 @@
 At every gradient step, task i's minibatch (B own transitions) is extended with transitions
 drawn from the other tasks' buffers (B // (N−1) from each non-empty one), relabelled with the
 environment's minimum reward (the unsupervised relabelling: "other tasks' data is worth the
-worst reward to me") or, with ``--unsupervised false``, with task i's own reward function where
-the environment has one (supervised relabelling, CDS-style), and kept only where task i's critic rates them at least as well as the
-``sharing_quantile``-quantile of its own batch:
+worst reward to me") or, with ``--unsupervised false``, with task i's own reward function
+where the environment has one (supervised relabelling, CDS-style), and kept only where task
+i's critic rates them at least as well as the ``sharing_quantile``-quantile of its own batch:
 
     threshold_i = sort([−∞] + Q1_i(own batch))[int(B · q)],   keep: Q1_i(s, a) > threshold_i
 
