@@ -69,9 +69,6 @@ class TaskAdam:
             param.sub_(torch.where(mask, step_size.view(shape) * exp_avg / denom,
                                    torch.zeros_like(param)))
 
-    def state_dict(self) -> dict:
-        return {'exp_avg': self.exp_avg, 'exp_avg_sq': self.exp_avg_sq, 'steps': self.steps}
-
     def to(self, device: torch.device | str) -> 'TaskAdam':
         """Moves the moment estimates next to their parameters (after the module moved)."""
         self.exp_avg = [m.to(device) for m in self.exp_avg]

@@ -63,7 +63,6 @@ class MultiTaskLearner(RLAlgorithm):
         self.env_steps = np.zeros(n_tasks, dtype=np.int64)
         self.last_stats = {key: np.full(n_tasks, np.nan) for key in SAC_STAT_KEYS}
         # Method-specific per-task diagnostics (e.g. UDS's kept share), logged like last_stats.
-        self.method_stat_keys: tuple[str, ...] = ()
         self.method_stats: dict[str, np.ndarray] = {}
         self._evaluation_keys: tuple[str, ...] = EVALUATION_KEYS  # fixed by the first evaluation
 

@@ -103,7 +103,6 @@ class DnCSAC(MultiTaskLearner):
         self.target_entropy = (-float(env_spec.action_space.flat_dim)
                                if target_entropy is None else float(target_entropy))
         self._build_optimizers(lr)
-        self.total_gradient_steps = np.zeros(self.n_tasks, dtype=np.int64)
         self.data_sharing = data_sharing
         self.beta = coefficient_matrix(kl_coeff, self.n_tasks)
         self.regularize = bool((self.beta != 0).any())
@@ -112,11 +111,9 @@ class DnCSAC(MultiTaskLearner):
         self.distillation_period = distillation_period
         self.distillation_n_epochs = distillation_n_epochs
         self.lr = lr
-        if data_sharing is not None:
-            self.method_stat_keys += ('SharedDataShare',)
-        if self.regularize:
-            self.method_stat_keys += ('PolicyKL', 'PolicyKLPenalty')
-        self.method_stats = {key: np.full(self.n_tasks, np.nan) for key in self.method_stat_keys}
+        keys = ((('SharedDataShare',) if data_sharing is not None else ())
+                + (('PolicyKL', 'PolicyKLPenalty') if self.regularize else ()))
+        self.method_stats = {key: np.full(self.n_tasks, np.nan) for key in keys}
 
     def _build_optimizers(self, lr: float) -> None:
         """One Adam per task and network kind, stepping only the tasks that train."""
@@ -144,7 +141,6 @@ class DnCSAC(MultiTaskLearner):
                 self._gradient_step(ready)
                 taken += ready
             self._update_targets(active)
-        self.total_gradient_steps += taken
         self._log_round(warming_up, collected, int(taken.sum()))
         return episodes, taken, int(taken.sum())
 

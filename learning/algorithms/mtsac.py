@@ -90,7 +90,6 @@ class MultiTaskSAC(MultiTaskLearner):
         self.qf1_optimizer = torch.optim.Adam(critics.q1.parameters(), lr=lr)
         self.qf2_optimizer = torch.optim.Adam(critics.q2.parameters(), lr=lr)
         self.alpha_optimizer = torch.optim.Adam([self.log_alpha], lr=lr)
-        self.total_gradient_steps = 0
 
     def replay_sizes(self) -> np.ndarray:
         return self.replay_buffer.sizes()
@@ -108,7 +107,6 @@ class MultiTaskSAC(MultiTaskLearner):
             for _ in range(self.gradient_steps_per_itr):
                 self._gradient_step()
                 steps += 1
-        self.total_gradient_steps += steps
         self._log_round(warming_up, collected, steps)
         return episodes, np.full(self.n_tasks, steps, dtype=np.int64), steps
 
