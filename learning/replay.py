@@ -71,14 +71,14 @@ class PerTaskReplayBuffer:
             dict of (N, batch_size, dim) float32 arrays under ``KEYS`` (and
             ``raw_observations`` when kept).
         """
-        if not np.any(tasks):
+        task_ids = np.flatnonzero(tasks)
+        if len(task_ids) == 0:
             raise ValueError('sample() needs at least one task')
-        first = int(np.flatnonzero(tasks)[0])
-        template = self._buffers[first].sample_transitions(1)
+        samples = [self._buffers[task_id].sample_transitions(batch_size) for task_id in task_ids]
         batch = {key: np.zeros((self.n_tasks, batch_size, value.shape[-1]), np.float32)
-                 for key, value in template.items()}
-        for task_id in np.flatnonzero(tasks):
-            for key, value in self._buffers[task_id].sample_transitions(batch_size).items():
+                 for key, value in samples[0].items()}
+        for task_id, sample in zip(task_ids, samples):
+            for key, value in sample.items():
                 batch[key][task_id] = value
         return batch
 

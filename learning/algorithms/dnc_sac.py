@@ -133,10 +133,11 @@ class DnCSAC(MultiTaskLearner):
         collected = self.replay_buffer.add_episodes(episodes)
         self.env_steps += collected
         allocated = allocate_gradient_steps(self.gradient_steps_per_itr, collected)
+        trainable = self.replay_buffer.sizes() >= self.min_buffer_size  # fixed until next round
         taken = np.zeros(self.n_tasks, dtype=np.int64)
         for step in range(int(allocated.max(initial=0))):
             active = allocated > step
-            ready = active & (self.replay_buffer.sizes() >= self.min_buffer_size)
+            ready = active & trainable
             if ready.any():
                 self._gradient_step(ready)
                 taken += ready
