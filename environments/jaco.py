@@ -419,14 +419,4 @@ class JacoReachMT5(MultiTaskEnv):
 
     def reward_fns(self) -> list[Callable[[np.ndarray, np.ndarray], np.ndarray]]:
         """Each task's ``reward_fn`` (picklable), for supervised data sharing (spec §3.6)."""
-        return [task_env(env).task_reward for env in self.get_train_envs()]
-
-
-def task_env(env: TaskOneHotWrapper) -> JacoReachTaskEnv:
-    """The Gymnasium Jaco env inside a per-task garage env."""
-    inner = env.unwrapped
-    jaco = inner.unwrapped_env if isinstance(inner, GymnasiumEnv) else None
-    if not isinstance(jaco, JacoReachTaskEnv):
-        raise TypeError(f'{env!r} does not wrap a JacoReachTaskEnv')
-    return jaco
-
+        return [env.gymnasium_env.task_reward for env in self.get_train_envs()]

@@ -113,6 +113,11 @@ class TaskOneHotWrapper(Wrapper):
     def spec(self) -> EnvSpec:
         return self._spec
 
+    @property
+    def gymnasium_env(self) -> Any:
+        """The Gymnasium env this per-task env adapts (for reward functions and tests)."""
+        return self.unwrapped.unwrapped_env
+
     def widen_observation_space(self, low: np.ndarray, high: np.ndarray) -> None:
         """Replaces the observation bounds (see ``share_observation_space``)."""
         self._observation_space = akro.Box(low=low, high=high, dtype=np.float32)

@@ -12,7 +12,7 @@ import torch
 
 from environments import point_reach
 from environments.gymnasium_adapter import GymnasiumEnv, numeric_infos
-from environments.multitask import ObservationSplitter, TaskOneHotWrapper, split_observation
+from environments.multitask import ObservationSplitter, split_observation
 from environments.point_reach import GOALS, PointReachTaskEnv
 from environments.registry import ENVS, make_env
 from garage import StepType
@@ -20,16 +20,6 @@ from garage import StepType
 torch.set_num_threads(1)
 
 N_TASKS = 4
-
-
-def _inner(task_env):
-    """The PointReachTaskEnv under TaskOneHotWrapper -> GymnasiumEnv."""
-    assert isinstance(task_env, TaskOneHotWrapper)
-    adapter = task_env._env
-    assert isinstance(adapter, GymnasiumEnv)
-    gym_env = adapter.unwrapped_env
-    assert isinstance(gym_env, PointReachTaskEnv)
-    return gym_env
 
 
 def _scripted_action(observation, task):
@@ -89,7 +79,7 @@ def test_dense_reward_on_a_hand_set_state(task):
     env = make_env('PointReachMT-v0')
     task_env = env.get_train_envs()[task]
     task_env.reset()
-    gym_env = _inner(task_env)
+    gym_env = task_env.gymnasium_env
     # from goal + (0.35, 0.4), action (-0.5, 0) moves to goal + (0.3, 0.4): distance 0.5
     gym_env._position = (GOALS[task] + np.array([0.35, 0.4], np.float32)).astype(np.float32)
     step = task_env.step(np.array([-0.5, 0.0], np.float32))
@@ -112,10 +102,10 @@ def test_sparse_task_reward_and_min_reward():
     sparse_env, dense_env = env.get_train_envs()[1], env.get_train_envs()[0]
     for task_env, task in ((sparse_env, 1), (dense_env, 0)):
         task_env.reset()
-        _inner(task_env)._position = (GOALS[task] + [0.3, 0.4]).astype(np.float32)
+        task_env.gymnasium_env._position = (GOALS[task] + [0.3, 0.4]).astype(np.float32)
         far = task_env.step(np.zeros(2, np.float32))
         # within the success radius: goal + (0.03, 0.04), distance 0.05
-        _inner(task_env)._position = (GOALS[task] + [0.13, 0.04]).astype(np.float32)
+        task_env.gymnasium_env._position = (GOALS[task] + [0.13, 0.04]).astype(np.float32)
         near = task_env.step(np.array([-1.0, 0.0], np.float32))
         assert near.env_info['success'] == 1.0
         assert near.step_type == StepType.TERMINAL
@@ -308,7 +298,7 @@ def test_train_and_test_envs_differ():
     assert env.get_test_envs() is test
     for task in range(N_TASKS):
         assert train[task] is not test[task]
-        assert _inner(train[task]) is not _inner(test[task])
+        assert train[task].gymnasium_env is not test[task].gymnasium_env
         assert test[task].task_id == task
         train_obs, _ = train[task].reset()
         test_obs, _ = test[task].reset()

@@ -27,7 +27,7 @@ from gymnasium.utils.env_checker import check_env
 from conftest import render_offscreen, steps_per_second
 from environments.jaco import (FRAME_SKIP, HAND, MAX_EPISODE_LENGTH, MODEL_PATH, QPOS, QVEL,
                                STAGE, SUBGOALS, TASK_NAMES, JacoObservationSplitter,
-                               JacoReachMT5, JacoReachTaskEnv, JacoTaskReward, task_env)
+                               JacoReachMT5, JacoReachTaskEnv, JacoTaskReward)
 from environments.multitask import TaskOneHotWrapper
 
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -126,7 +126,7 @@ def _drive_to(env: TaskOneHotWrapper, goal: np.ndarray, max_steps: int) -> tuple
     Stops at the first success step, the end of the episode or after ``max_steps``; returns
     (steps taken, last step).
     """
-    jaco = task_env(env)
+    jaco = env.gymnasium_env
     target_qpos = _inverse_kinematics(jaco, goal)
     for step in range(1, max_steps + 1):
         data = jaco.data
@@ -179,7 +179,7 @@ def test_family_facts(family: JacoReachMT5) -> None:
         env_step = env.step(np.zeros(6))
         assert env_step.observation.dtype == np.float32
         assert env_step.env_info['task_id'] == task_id
-        jaco = task_env(env)
+        jaco = env.gymnasium_env
         data = jaco.data
         expected = np.concatenate([data.qpos, data.qvel, [1.0, 0.0, 0.0],
                                    data.body('jaco_link_hand').xpos]).astype(np.float32)
@@ -223,7 +223,7 @@ def test_split_observation(include_task_id: bool, as_torch: bool) -> None:
 @pytest.mark.mujoco
 def test_model_facts(family: JacoReachMT5) -> None:
     for env in family.get_train_envs() + family.get_test_envs():
-        jaco = task_env(env)
+        jaco = env.gymnasium_env
         model = jaco.model
         assert model.opt.timestep == 0.01 and jaco.frame_skip == 4
         assert jaco.dt == pytest.approx(0.04)
@@ -252,7 +252,7 @@ def test_model_facts(family: JacoReachMT5) -> None:
         assert sphere.contype[0] == 0 and sphere.conaffinity[0] == 0
         assert model.body('jaco_link_hand').id > 0
     # The release's arm cannot hold its initial pose: joint 2 needs more than its motor gives.
-    jaco = task_env(family.get_train_envs()[0])
+    jaco = family.get_train_envs()[0].gymnasium_env
     data = mujoco.MjData(jaco.model)
     mujoco.mj_forward(jaco.model, data)
     assert 1.0 < abs(data.qfrc_bias[1]) / GEARS[1] < 1.1
@@ -262,7 +262,7 @@ def test_model_facts(family: JacoReachMT5) -> None:
 @pytest.mark.parametrize('task_id', range(N_TASKS))
 def test_reward_matches_the_formula(family: JacoReachMT5, task_id: int) -> None:
     env = family.get_train_envs()[task_id]
-    jaco = task_env(env)
+    jaco = env.gymnasium_env
     env.reset()
     goal = jaco.goal
     # The hand 0.1 from the first goal, in the first axis direction that the arm can reach.
@@ -306,7 +306,7 @@ def test_reward_matches_the_formula(family: JacoReachMT5, task_id: int) -> None:
 def test_pd_controller_reaches_s0_then_s1(family: JacoReachMT5) -> None:
     """Reachability: a PD controller to IK poses completes task 0's first two stages."""
     env = family.get_train_envs()[0]
-    jaco = task_env(env)
+    jaco = env.gymnasium_env
     env.reset()
     steps, env_step = _drive_to(env, np.array(SUBGOALS[0]), MAX_EPISODE_LENGTH)
     assert env_step.env_info['success'] == 1.0, 'the PD controller never reached S0'
@@ -330,7 +330,7 @@ def test_pd_controller_reaches_s0_then_s1(family: JacoReachMT5) -> None:
 def test_scripted_controller_completes_task_0(family: JacoReachMT5) -> None:
     """S2 cannot be held, but a scripted swing reaches it: task 0 can be completed in time."""
     env = family.get_train_envs()[0]
-    jaco = task_env(env)
+    jaco = env.gymnasium_env
     env.reset()
     poses = []
     for goal in SUBGOALS[:3]:
@@ -371,7 +371,7 @@ def test_scripted_controller_completes_task_0(family: JacoReachMT5) -> None:
 @pytest.mark.parametrize('task_id', [0, 1, 3])
 def test_stages_advance_to_a_terminal_step(family: JacoReachMT5, task_id: int) -> None:
     env = family.get_train_envs()[task_id]
-    jaco = task_env(env)
+    jaco = env.gymnasium_env
     env.reset()
     stage_goals = {0: (0, 1, 2), 1: (0, 1, 3), 3: (1, 2, 0)}[task_id]
     goals = [np.array(SUBGOALS[i]) for i in stage_goals]
@@ -411,7 +411,7 @@ def test_stay_task_in_train_and_test_envs(family: JacoReachMT5) -> None:
     """Task 4 is a stay task in both envs (spec §10 item 17 fixed), and it can be solved."""
     settled = _settled_hand_position()
     for env in (family.get_train_envs()[STAY], family.get_test_envs()[STAY]):
-        jaco = task_env(env)
+        jaco = env.gymnasium_env
         assert jaco.task.stay and env.task_name == 'stay'
         np.testing.assert_allclose(np.array(jaco.goals), [settled] * 3, atol=1e-12)
         env.reset()
@@ -437,7 +437,7 @@ def test_stay_task_in_train_and_test_envs(family: JacoReachMT5) -> None:
                 break
         assert env_step.step_type == StepType.TERMINAL and info['success'] == 1.0
         assert jaco.success_steps == 90 and jaco.stage == 3 and step < 150
-    train, test = (task_env(e) for e in (family.get_train_envs()[STAY],
+    train, test = (e.gymnasium_env for e in (family.get_train_envs()[STAY],
                                           family.get_test_envs()[STAY]))
     assert train is not test and train.goals == test.goals
 
@@ -463,7 +463,7 @@ def test_sparse_stay_reward() -> None:
 @pytest.mark.mujoco
 def test_unstable_simulation_ends_the_episode(family: JacoReachMT5) -> None:
     env = family.get_train_envs()[0]
-    jaco = task_env(env)
+    jaco = env.gymnasium_env
     env.reset()
     env.step(np.zeros(6))
     jaco.data.qvel[1] = 1e11
@@ -505,7 +505,7 @@ def test_pickled_env_is_small_and_steps(family: JacoReachMT5) -> None:
     assert observation.shape == (23,) and observation[-1] == 1.0
     env_step = clone.step(clone.action_space.sample())
     assert env_step.env_info['task_id'] == STAY
-    assert task_env(clone).goals == task_env(env).goals
+    assert clone.gymnasium_env.goals == env.gymnasium_env.goals
     clone.close()
 
 
@@ -514,7 +514,7 @@ def test_test_envs_differ_from_train_envs() -> None:
     first, second, other = JacoReachMT5(seed=0), JacoReachMT5(seed=0), JacoReachMT5(seed=1)
     for task_id in range(N_TASKS):
         train, test = first.get_train_envs()[task_id], first.get_test_envs()[task_id]
-        assert train is not test and task_env(train) is not task_env(test)
+        assert train is not test and train.gymnasium_env is not test.gymnasium_env
         train_observation = train.reset()[0]
         assert not np.array_equal(train_observation, test.reset()[0])
         same_seed = second.get_train_envs()[task_id].reset()[0]

@@ -22,9 +22,8 @@ from gymnasium_robotics.envs.franka_kitchen import kitchen_env as gr_kitchen
 
 from conftest import render_offscreen, steps_per_second
 from environments.kitchen import (INIT_QPOS, OBS_ELEMENT_GOALS, OBS_ELEMENT_INDICES, TASK_NAMES,
-                                  TASKS, KitchenMTEasy, KitchenTaskEnv, goal_vector,
-                                  make_kitchen_task_env, object_noise_amplitudes,
-                                  tolerance)
+                                  TASKS, KitchenMTEasy, goal_vector, make_kitchen_task_env,
+                                  object_noise_amplitudes, tolerance)
 from environments.multitask import TaskOneHotWrapper
 from environments.registry import select_tasks
 
@@ -58,11 +57,6 @@ def pair() -> Iterator[KitchenMTEasy]:
     env.get_test_envs()
     yield env
     env.close()
-
-
-def _task_env(env: TaskOneHotWrapper) -> KitchenTaskEnv:
-    """The Gymnasium task env inside a per-task garage env."""
-    return env.unwrapped.unwrapped_env
 
 
 def _one_hot(task_id: int, n_tasks: int = N_TASKS) -> np.ndarray:
@@ -157,7 +151,7 @@ def test_split_observation(kitchen: KitchenMTEasy) -> None:
 def test_each_task_starts_in_the_opposite_configuration(kitchen: KitchenMTEasy) -> None:
     for task_id, (env, task) in enumerate(zip(kitchen.get_train_envs(), TASKS)):
         observation, _ = env.reset()
-        qpos = _task_env(env).data.qpos
+        qpos = env.gymnasium_env.data.qpos
         np.testing.assert_allclose(qpos[task.indices], task.init, atol=1e-9)
         # Every other object is in D4RL's initial (closed, off) configuration.
         others = np.setdiff1d(np.arange(9, 30), task.indices)
@@ -171,7 +165,7 @@ def test_each_task_starts_in_the_opposite_configuration(kitchen: KitchenMTEasy) 
         assert np.all(np.abs(robot_error) <= ROBOT_NOISE + 1e-6) and np.any(robot_error != 0)
         object_error = np.abs(observation[9:30] - qpos[9:30])
         assert np.all(object_error <= 0.1 * np.array(EXPECTED_OBJECT_NOISE) + 1e-6)
-    light_off = _task_env(kitchen.get_train_envs()[9])
+    light_off = kitchen.get_train_envs()[9].gymnasium_env
     assert light_off.data.qpos[17] == pytest.approx(-0.69)  # the light-switch-off task: switch on
 
 
@@ -184,7 +178,7 @@ def test_goal_vector(kitchen: KitchenMTEasy) -> None:
         observation, _ = env.reset()
         vector = observation[30:STATE_DIM]
         np.testing.assert_array_equal(vector, goal_vector(task).astype(np.float32))
-        np.testing.assert_array_equal(vector, _task_env(env).goal_vector.astype(np.float32))
+        np.testing.assert_array_equal(vector, env.gymnasium_env.goal_vector.astype(np.float32))
         for element, goal in fixed.items():
             np.testing.assert_allclose(vector[list(OBS_ELEMENT_INDICES[element])], goal,
                                        rtol=1e-6)
@@ -221,7 +215,7 @@ def test_tolerance_known_values() -> None:
 @pytest.mark.mujoco
 def test_dense_reward_on_a_hand_set_state(kitchen: KitchenMTEasy) -> None:
     env = kitchen.get_train_envs()[8]  # light switch-on, threshold 0.3
-    task_env = _task_env(env)
+    task_env = env.gymnasium_env
     task = TASKS[8]
     env.reset()
     data = task_env.data
@@ -251,7 +245,7 @@ def test_dense_reward_on_a_hand_set_state(kitchen: KitchenMTEasy) -> None:
 def test_success_at_the_goal_ends_the_episode(kitchen: KitchenMTEasy) -> None:
     for task_id, (env, task) in enumerate(zip(kitchen.get_train_envs(), TASKS)):
         env.reset()
-        _task_env(env).set_qpos(task.indices, task.goal)
+        env.gymnasium_env.set_qpos(task.indices, task.goal)
         env_step = env.step(np.zeros(9))
         assert env_step.env_info['success'] == 1.0, task.name
         assert env_step.env_info['distance_to_goal'] < task.threshold
@@ -299,7 +293,7 @@ def test_task_name_selects_a_subset_in_order(pair: KitchenMTEasy) -> None:
         observation, _ = env.reset()
         np.testing.assert_array_equal(observation[STATE_DIM:], _one_hot(task_id, 2))
         task = TASKS[pair.task_indices[task_id]]
-        np.testing.assert_allclose(_task_env(env).data.qpos[task.indices], task.init)
+        np.testing.assert_allclose(env.gymnasium_env.data.qpos[task.indices], task.init)
     assert KitchenMTEasy(task_name=' 9, 0 ').task_indices == (9, 0)
     assert select_tasks(None, N_TASKS) == tuple(range(N_TASKS))
     assert select_tasks('1', 2) == (1,)
@@ -319,8 +313,8 @@ def test_pickled_env_is_small_and_steps(pair: KitchenMTEasy) -> None:
     assert len(data) < 20_000
     clone = pickle.loads(data)
     assert isinstance(clone, TaskOneHotWrapper) and clone.task_id == 1
-    assert _task_env(clone) is not _task_env(env)
-    assert _task_env(clone).task.name == 'bottom burner-off'
+    assert clone.gymnasium_env is not env.gymnasium_env
+    assert clone.gymnasium_env.task.name == 'bottom burner-off'
     observation, _ = clone.reset()
     assert observation.shape == (STATE_DIM + 2,)
     env_step = clone.step(clone.action_space.sample())
@@ -332,9 +326,9 @@ def test_pickled_env_is_small_and_steps(pair: KitchenMTEasy) -> None:
 @pytest.mark.mujoco
 def test_test_envs_are_separate_and_seeded_differently(pair: KitchenMTEasy) -> None:
     train, test = pair.get_train_envs(), pair.get_test_envs()
-    assert len({id(_task_env(env)) for env in train + test}) == 4
+    assert len({id(env.gymnasium_env) for env in train + test}) == 4
     for train_env, test_env in zip(train, test):
-        assert _task_env(train_env).task == _task_env(test_env).task
+        assert train_env.gymnasium_env.task == test_env.gymnasium_env.task
         train_state = train_env.reset()[0][:STATE_DIM]
         test_state = test_env.reset()[0][:STATE_DIM]
         assert not np.array_equal(train_state, test_state)  # different observation noise

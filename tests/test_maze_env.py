@@ -44,11 +44,6 @@ def maze() -> Iterator[MazeLarge10]:
     env.close()
 
 
-def _task_env(env: TaskOneHotWrapper) -> MazeTaskEnv:
-    """The Gymnasium task env inside a per-task garage env."""
-    return env.unwrapped.unwrapped_env
-
-
 def _one_hot(task_id: int, n_tasks: int = N_TASKS) -> np.ndarray:
     one_hot = np.zeros(n_tasks, dtype=np.float32)
     one_hot[task_id] = 1.0
@@ -164,7 +159,7 @@ def test_reset_near_start_cell_and_goal_not_in_observation(maze: MazeLarge10) ->
             assert np.all(np.abs(offset) <= 0.1 + POSITION_TOLERANCE), (task_id, offset)
             assert np.all(np.abs(observation[2:STATE_DIM]) < 0.5)
             # The observation is the point's own state plus the one-hot: nothing else.
-            task_env = _task_env(env)
+            task_env = env.gymnasium_env
             position, velocity = task_env.get_state()
             np.testing.assert_allclose(observation[:STATE_DIM],
                                        np.concatenate([position, velocity]), atol=1e-6)
@@ -192,7 +187,7 @@ def test_actions_move_along_rows_and_columns(maze: MazeLarge10) -> None:
     env = maze.get_train_envs()[3]  # cell (7, 4) has free cells to its right and above
     for action, axis in (((-1.0, 0.0), 0), ((0.0, 1.0), 1)):
         env.reset()
-        _task_env(env).set_state((7.0, 4.0), (0.0, 0.0))
+        env.gymnasium_env.set_state((7.0, 4.0), (0.0, 0.0))
         for _ in range(10):
             observation = env.step(np.array(action)).observation
         moved = observation[:2] - np.array([7.0, 4.0])
@@ -206,7 +201,7 @@ def test_reward_success_and_termination_on_hand_set_states(maze: MazeLarge10) ->
     for position, expect_success in (((5.0, 7.0), False), ((5.0, 7.45), False),
                                      ((5.0, 8.4), True), ((5.0, 7.6), True)):
         env.reset()
-        _task_env(env).set_state(position, (0.0, 0.0))
+        env.gymnasium_env.set_state(position, (0.0, 0.0))
         env_step = env.step(np.zeros(2))
         distance = float(np.linalg.norm(env_step.observation[:2].astype(np.float64) - goal))
         assert distance == pytest.approx(np.linalg.norm(np.array(position) - goal), abs=1e-3)
@@ -224,7 +219,7 @@ def test_reward_success_and_termination_on_hand_set_states(maze: MazeLarge10) ->
 def test_velocity_is_clipped_before_each_step(maze: MazeLarge10) -> None:
     env = maze.get_train_envs()[8]
     env.reset()
-    _task_env(env).set_state((1.0, 6.0), (0.0, 20.0))  # row 1 is free from column 6 to 10
+    env.gymnasium_env.set_state((1.0, 6.0), (0.0, 20.0))  # row 1 is free from column 6 to 10
     velocity = env.step(np.zeros(2)).observation[2:STATE_DIM]
     assert 4.5 < velocity[1] <= 5.0 and abs(velocity[0]) < 1e-4
 
@@ -298,7 +293,7 @@ def test_pickled_env_is_small_and_steps(maze: MazeLarge10) -> None:
     assert len(data) < 20_000
     clone = pickle.loads(data)
     assert isinstance(clone, TaskOneHotWrapper) and clone.task_id == 1
-    assert _task_env(clone) is not _task_env(env)
+    assert clone.gymnasium_env is not env.gymnasium_env
     observation, _ = clone.reset()
     assert observation.shape == (14,)
     env_step = clone.step(clone.action_space.sample())
@@ -311,7 +306,7 @@ def test_pickled_env_is_small_and_steps(maze: MazeLarge10) -> None:
 def test_test_envs_are_separate_and_seeded_differently(maze: MazeLarge10) -> None:
     train, test = maze.get_train_envs(), maze.get_test_envs()
     assert all(a is not b for a, b in zip(train, test))
-    assert len({id(_task_env(env)) for env in train + test}) == 2 * N_TASKS
+    assert len({id(env.gymnasium_env) for env in train + test}) == 2 * N_TASKS
     first, again = MazeLarge10(seed=0, task_name='4'), MazeLarge10(seed=0, task_name='4')
     first_train = first.get_train_envs()[0].reset()[0]
     first_test = first.get_test_envs()[0].reset()[0]
@@ -336,7 +331,7 @@ def test_renderer_is_created_lazily(maze: MazeLarge10) -> None:
     env = maze.get_train_envs()[5]
     env.reset()
     env.step(env.action_space.sample())
-    renderer = _task_env(env)._point_env.mujoco_renderer
+    renderer = env.gymnasium_env._point_env.mujoco_renderer
     assert renderer.viewer is None and not renderer._viewers
 
 

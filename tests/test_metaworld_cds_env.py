@@ -63,14 +63,9 @@ def family() -> Iterator[MetaWorldCDS]:
     env.close()
 
 
-def metaworld_env(task_env: TaskOneHotWrapper):
-    """The Meta-World task environment inside a per-task garage environment."""
-    return task_env.unwrapped.unwrapped_env.unwrapped
-
-
 def set_joint(task_env: TaskOneHotWrapper, joint: str, value: float) -> None:
     """Puts a joint of the scene at ``value`` (at rest) and recomputes the kinematics."""
-    sim = metaworld_env(task_env)
+    sim = task_env.gymnasium_env.unwrapped
     sim.data.joint(joint).qpos = value
     sim.data.joint(joint).qvel = 0.0
     mujoco.mj_forward(sim.model, sim.data)
@@ -124,7 +119,7 @@ def test_family_facts_one_hot_and_split(family: MetaWorldCDS) -> None:
 def test_scene_holds_both_objects_and_the_observation_tracks_them(
         family: MetaWorldCDS) -> None:
     for env in family.get_train_envs():
-        sim = metaworld_env(env)
+        sim = env.gymnasium_env.unwrapped
         for name in ('door', 'drawer', 'door_link', 'drawer_link'):
             sim.model.body(name)  # raises KeyError if missing
         observation, _ = env.reset()
@@ -154,7 +149,7 @@ def test_scene_holds_both_objects_and_the_observation_tracks_them(
 def test_initial_positions(family: MetaWorldCDS) -> None:
     for env in family.get_train_envs():
         name = env.task_name
-        sim = metaworld_env(env)
+        sim = env.gymnasium_env.unwrapped
         body, joint, initial_value, low, high = OBJECT[name]
         other_body, other_joint = (('drawer', DRAWER_JOINT) if body == 'door'
                                    else ('door', DOOR_JOINT))
@@ -198,7 +193,7 @@ def test_rewards_read_the_task_object(family: MetaWorldCDS) -> None:
     read), drawer rewards the drawer entries; the other object does not matter."""
     action = np.array([0.0, 0.0, 0.0, 1.0], dtype=np.float32)  # drawer-close's reach needs it
     for env in family.get_train_envs():
-        sim = metaworld_env(env)
+        sim = env.gymnasium_env.unwrapped
         env.reset()
         env.step(action)
         observation = sim._last_stable_obs.copy()

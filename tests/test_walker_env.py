@@ -40,11 +40,6 @@ def family() -> Iterator[Walker2dMT4]:
     env.close()
 
 
-def _sim(env: TaskOneHotWrapper) -> Walker2dTaskEnv:
-    """The Gymnasium walker env inside a per-task garage env."""
-    return env.unwrapped.unwrapped_env
-
-
 def _set_pose(walker: Walker2dTaskEnv, **qpos_values: float) -> None:
     """Standing initial pose with some root coordinates replaced; zero velocities."""
     qpos = walker.init_qpos.copy()
@@ -88,7 +83,7 @@ def test_family_facts(family: Walker2dMT4) -> None:
 def test_model_facts(family: Walker2dMT4) -> None:
     reference = mujoco.MjModel.from_xml_path(GYMNASIUM_WALKER_XML)
     for task_id, env in enumerate(family.get_train_envs()):
-        walker = _sim(env)
+        walker = env.gymnasium_env
         model = walker.model
         assert model.opt.timestep == 0.002 and walker.frame_skip == 4
         assert walker.dt == pytest.approx(DT)
@@ -193,9 +188,9 @@ def test_falling_terminates(family: Walker2dMT4, task_id: int, height: float,
     env = family.get_train_envs()[task_id]
     env.reset()
     # Lying flat at the given height: nothing touches the floor or a ceiling.
-    _set_pose(_sim(env), z=height, angle=1.5)
+    _set_pose(env.gymnasium_env, z=height, angle=1.5)
     env_step = env.step(np.zeros(6))
-    assert _sim(env).data.qpos[1] < 0.8
+    assert env.gymnasium_env.data.qpos[1] < 0.8
     assert env_step.env_info['success'] == 0.0
     assert env_step.env_info['collision_penalty'] == 0.0
     assert env_step.step_type == (StepType.TERMINAL if falls else StepType.FIRST)
@@ -224,7 +219,7 @@ def test_surviving_success_steps_is_a_terminal_success(task_id: int) -> None:
 @pytest.mark.mujoco
 def test_crawl_ceiling_collision(family: Walker2dMT4) -> None:
     env = family.get_train_envs()[CRAWL]
-    walker = _sim(env)
+    walker = env.gymnasium_env
     env.reset()
     env_step = env.step(np.zeros(6))  # standing at x ~ 0: in front of the ceiling
     assert env_step.env_info['collision_penalty'] == 0.0 and not walker.touches_ceiling()
@@ -250,7 +245,7 @@ def test_crawl_ceiling_collision(family: Walker2dMT4) -> None:
     # The other tasks have no ceiling: the same pose is harmless there.
     forward = family.get_train_envs()[FORWARD]
     forward.reset()
-    _set_pose(_sim(forward), x=4.0)
+    _set_pose(forward.gymnasium_env, x=4.0)
     env_step = forward.step(np.zeros(6))
     assert env_step.env_info['collision_penalty'] == 0.0
     assert env_step.step_type == StepType.FIRST
@@ -276,7 +271,7 @@ def test_test_envs_differ_from_train_envs() -> None:
     first, second, other = Walker2dMT4(seed=0), Walker2dMT4(seed=0), Walker2dMT4(seed=1)
     for task_id in range(4):
         train, test = first.get_train_envs()[task_id], first.get_test_envs()[task_id]
-        assert train is not test and _sim(train) is not _sim(test)
+        assert train is not test and train.gymnasium_env is not test.gymnasium_env
         train_observation = train.reset()[0]
         assert not np.array_equal(train_observation, test.reset()[0])
         same_seed = second.get_train_envs()[task_id].reset()[0]
