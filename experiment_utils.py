@@ -8,6 +8,7 @@ typo) fails at once. Precedence: dataclass defaults < env preset < flags the use
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib.util
 import re
@@ -223,8 +224,8 @@ def resolve_config(method: str, typed: dict[str, Any]) -> ExperimentConfig:
               'method': method}
     if 'n_policies' not in typed and typed.get('task_name') is not None:
         # A task subset changes the task count; follow it unless the user set n_policies.
-        _validate_task_name(typed['task_name'], env_id)
-        values['n_policies'] = selected_task_count(env_id, typed['task_name'])
+        with contextlib.suppress(ValueError):  # validate() reports a malformed --task_name
+            values['n_policies'] = selected_task_count(env_id, typed['task_name'])
     config = ExperimentConfig(**values)
     validate(config)
     return config
