@@ -11,9 +11,16 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import importlib.util
+import json
+import math
+import os
+import pickle
 import re
+import struct
 from dataclasses import dataclass, field
 from typing import Any
+
+import psutil
 
 from environments.registry import DEFAULT_ENV, ENVS, select_tasks, selected_task_count
 
@@ -36,6 +43,9 @@ MCAL_METHODS = ('mcal', 'qmp_mcal')
 QMP_METHODS = ('qmp_dnc', 'qmp_sac', 'qmp_uds_dnc', 'qmp_mcal')
 UDS_METHODS = ('uds_dnc', 'qmp_uds_dnc')
 ARCHITECTURES = ('separate', 'multihead', 'shared')
+# Seeds stay below 2**31 so that every seed derived from them (per-task env seeds add up to
+# n_tasks + 100) fits the 32-bit seeds of numpy's legacy generator and garage's set_seed.
+MAX_SEED = 2 ** 31 - 1
 
 
 class ConfigError(ValueError):
@@ -248,9 +258,17 @@ def validate(config: ExperimentConfig) -> None:
             raise ConfigError(f'--{name} must be at least 1, got {getattr(config, name)}')
     if config.method in QMP_METHODS and config.policy_sampling_freq < 1:
         raise ConfigError('--policy_sampling_freq must be at least 1')
-    for name in ('lr', 'target_update_tau'):
-        if not getattr(config, name) > 0:
-            raise ConfigError(f'--{name} must be positive, got {getattr(config, name)}')
+    _validate_finite_floats(config)
+    if not 0 <= config.seed <= MAX_SEED:
+        raise ConfigError(f'--seed must be in 0..{MAX_SEED}, got {config.seed}')
+    _validate_name(config.name)
+    if config.gpu is not None and config.gpu < 0:
+        raise ConfigError(f'--gpu must be a CUDA device index (0, 1, ...), got {config.gpu}')
+    if not config.lr > 0:
+        raise ConfigError(f'--lr must be positive, got {config.lr}')
+    if not 0 < config.target_update_tau <= 1:
+        raise ConfigError(f'--target_update_tau must be in (0, 1], got '
+                          f'{config.target_update_tau}')
     if not 0 <= config.discount <= 1:
         raise ConfigError(f'--discount must be in [0, 1], got {config.discount}')
     if not config.hidden_sizes or min(config.hidden_sizes) < 1:
@@ -258,6 +276,11 @@ def validate(config: ExperimentConfig) -> None:
     if config.n_policies != n_tasks:
         raise ConfigError(f'--n_policies {config.n_policies} does not match {config.env}, '
                           f'which has {n_tasks} tasks in this run')
+    if config.num_evaluation_episodes < n_tasks:
+        raise ConfigError(f'--num_evaluation_episodes {config.num_evaluation_episodes} is '
+                          f'smaller than the {n_tasks} tasks of this run: each task is '
+                          'evaluated on num_evaluation_episodes // n_tasks episodes, so it '
+                          'must be at least n_tasks')
     horizon = info.max_episode_length
     if config.batch_size < n_tasks * horizon:
         raise ConfigError(
@@ -271,6 +294,7 @@ def validate(config: ExperimentConfig) -> None:
             f'{horizon} on {config.env}: warm-up rounds (min_buffer_size x n_tasks steps) '
             'would not reach every task')
     _validate_architectures(config, n_tasks)
+    _validate_network_memory(config, n_tasks)
     if config.sparse_tasks:
         if 'sparse_tasks' not in info.env_kwargs:
             raise ConfigError(f'{config.env} has no sparse-reward variant (--sparse_tasks)')
@@ -311,6 +335,54 @@ def _validate_dnc_options(config: ExperimentConfig, n_tasks: int) -> None:
                               f'--evaluation_frequency ({config.evaluation_frequency})')
         if config.distillation_n_epochs < 1:
             raise ConfigError('--distillation_n_epochs must be at least 1')
+
+
+def _validate_finite_floats(config: ExperimentConfig) -> None:
+    """Every float flag must be a number: ``inf`` and ``nan`` parse as floats but would turn
+    the losses into nan (or hang a loop) long after the run started."""
+    for name, flag in FIELDS.items():
+        if str(flag.type) not in ('float', 'float | None', 'list[float]'):
+            continue
+        value = getattr(config, name)
+        values = value if isinstance(value, list) else [value]
+        if any(item is not None and not math.isfinite(item) for item in values):
+            raise ConfigError(f'--{name} must be a finite number, got {value}')
+
+
+def _validate_name(name: str) -> None:
+    """``--name`` is one component of the run directory's name: it must not lead elsewhere."""
+    separators = {'/', os.sep, os.altsep} - {None}
+    if any(separator in name for separator in separators) or '..' in name or '\0' in name:
+        raise ConfigError(f'--name {name!r} must not contain a path separator, ".." or a NUL '
+                          'character: it becomes part of one directory name')
+
+
+def network_memory_lower_bound(config: ExperimentConfig, n_tasks: int) -> int:
+    """Bytes that the networks of ``config`` need at least: float32 weights of the actors
+    (with their gradients and two Adam moments, 4 copies), of the twin critics (4 copies
+    each) and of their two target copies. Observation and action sizes are taken as 1
+    (the smallest possible), so the true need is always larger."""
+    def mlp_parameters(in_dim: int, out_dim: int) -> int:
+        sizes = [in_dim, *config.hidden_sizes, out_dim]
+        return sum((fan_in + 1) * fan_out for fan_in, fan_out in zip(sizes, sizes[1:]))
+
+    actors = n_tasks if config.policy_architecture == 'separate' else 1
+    critics = n_tasks if config.Q_architecture == 'separate' else 1
+    floats = (4 * actors * mlp_parameters(1, 2)  # mean and log-std of one action dimension
+              + (2 * 4 + 2) * critics * mlp_parameters(2, 1))  # Q(state, action)
+    return 4 * floats
+
+
+def _validate_network_memory(config: ExperimentConfig, n_tasks: int) -> None:
+    """Refuses ``--hidden_sizes`` whose networks cannot be allocated, before anything starts
+    (torch would fail inside the run, or the machine would start swapping)."""
+    needed = network_memory_lower_bound(config, n_tasks)
+    available = psutil.virtual_memory().available
+    if needed > available:
+        raise ConfigError(f'--hidden_sizes {" ".join(map(str, config.hidden_sizes))} need at '
+                          f'least {needed / 2 ** 30:.1f} GiB for the networks of {n_tasks} '
+                          f'tasks, but only {available / 2 ** 30:.1f} GiB of memory is available')
+
 
 def _validate_task_name(task_name: str, env_id: str) -> None:
     """``--task_name "i,j,..."``: distinct task indices of an env that supports subsets."""
@@ -361,3 +433,149 @@ def env_kwargs(config: ExperimentConfig) -> dict[str, Any]:
 def as_dict(config: ExperimentConfig) -> dict[str, Any]:
     """Plain-data form, written to the run's ``variant.json`` and printed by ``--dry_run``."""
     return dataclasses.asdict(config)
+
+
+def check_log_root(log_root: str) -> None:
+    """Refuses a ``--log_root`` under which no run directory can be created, before anything
+    is created: a path through a file, or under a directory this user cannot write."""
+    if not log_root:
+        raise ConfigError('--log_root must name a directory, got an empty string')
+    existing = os.path.abspath(log_root)
+    while not os.path.lexists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise ConfigError(f'--log_root {log_root!r}: {existing} exists and is not a directory')
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f'--log_root {log_root!r}: cannot create directories in {existing} '
+                          '(no write permission); choose a writable --log_root')
+
+
+def resolve_device(config: ExperimentConfig) -> tuple[ExperimentConfig, str | None]:
+    """``config`` with the device the run will use, and a warning line if that is not the
+    one asked for: without CUDA, ``--gpu`` falls back to the CPU and ``gpu`` becomes None, so
+    ``variant.json`` records the device actually used."""
+    if config.gpu is None:
+        return config, None
+    import torch  # pylint: disable=import-outside-toplevel  (only --gpu needs torch here)
+    if not torch.cuda.is_available():
+        return (dataclasses.replace(config, gpu=None),
+                f'--gpu {config.gpu} ignored: CUDA is not available, training on the CPU')
+    if config.gpu >= torch.cuda.device_count():
+        raise ConfigError(f'--gpu {config.gpu}: this machine has CUDA devices '
+                          f'0..{torch.cuda.device_count() - 1}')
+    return config, None
+
+
+RUN_DIR_FILES = ('params.pkl', 'variant.json', 'progress.csv')
+
+
+def check_run_dir(run_dir: str) -> ExperimentConfig:
+    """Checks that ``run_dir`` holds a run that ``resume`` can load, before anything is
+    written there; returns its configuration.
+
+    ``variant.json`` must be JSON with a ``config`` whose keys are flags, whose values have
+    the flags' types and which passes ``validate``; ``params.pkl`` must be a complete pickle
+    whose classes and functions all still exist (read without building any object).
+    """
+    for name in RUN_DIR_FILES:
+        if not os.path.isfile(os.path.join(run_dir, name)):
+            raise ConfigError(f'--snapshot_dir {run_dir!r} has no {name}: not a run '
+                              'directory with a snapshot')
+    config = _read_variant(run_dir)
+    _check_snapshot(os.path.join(run_dir, 'params.pkl'))
+    return config
+
+
+def _read_variant(run_dir: str) -> ExperimentConfig:
+    where = f'--snapshot_dir {run_dir!r}: variant.json'
+    try:
+        with open(os.path.join(run_dir, 'variant.json'), encoding='utf-8') as file:
+            variant = json.load(file)
+    except (ValueError, OSError) as error:  # JSONDecodeError and UnicodeDecodeError
+        raise ConfigError(f'{where} is not readable JSON ({error})') from None
+    if not isinstance(variant, dict) or not isinstance(variant.get('config'), dict):
+        raise ConfigError(f'{where} has no "config" object: not written by run.py')
+    values = variant['config']
+    unknown = sorted(set(values) - set(FIELDS))
+    if unknown:
+        raise ConfigError(f'{where} sets unknown flags {unknown}')
+    for name, value in values.items():
+        choices = FIELDS[name].metadata['choices']
+        if not _has_flag_type(value, str(FIELDS[name].type)) or (choices and value not in choices):
+            raise ConfigError(f'{where} has an invalid {name}: {value!r}')
+    config = ExperimentConfig(**values)
+    try:
+        # wandb is not restarted on resume, so a wandb run resumes without the package.
+        validate(dataclasses.replace(config, wandb=False))
+    except ConfigError as error:
+        raise ConfigError(f'{where} holds a configuration that cannot run: {error}') from None
+    return config
+
+
+def _has_flag_type(value: Any, type_name: str) -> bool:
+    """Whether a JSON value fits a flag's annotation (``int``, ``float | None``, ...)."""
+    if type_name.endswith(' | None'):
+        return value is None or _has_flag_type(value, type_name.removesuffix(' | None'))
+    if type_name.startswith('list['):
+        return isinstance(value, list) and all(_has_flag_type(item, type_name[5:-1])
+                                               for item in value)
+    if isinstance(value, bool):
+        return type_name == 'bool'
+    return isinstance(value, {'int': int, 'float': (int, float), 'str': str}.get(type_name, ()))
+
+
+class _Inert:
+    """Stands in for every class and function a snapshot names: accepts whatever the pickle
+    does with it, builds nothing and runs none of the snapshot's code."""
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> '_Inert':
+        return super().__new__(cls)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def __call__(self, *args: Any, **kwargs: Any) -> '_Inert':
+        return _Inert()
+
+    def __setstate__(self, state: Any) -> None:
+        pass
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        pass
+
+    def append(self, item: Any) -> None:
+        """The ``APPEND`` opcode on an object the pickle built."""
+
+    def extend(self, items: Any) -> None:
+        """The ``APPENDS`` opcode on an object the pickle built."""
+
+
+class _SnapshotReader(pickle.Unpickler):
+    """Reads a whole pickle, resolving each global it names (so missing code is found) but
+    handing back ``_Inert`` instead: no env, sampler or Ray worker is started."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        super().find_class(module, name)
+        return _Inert
+
+
+def _check_snapshot(path: str) -> None:
+    """Refuses an empty, truncated or garbled ``params.pkl``, or one that names code which no
+    longer exists, without unpickling it for real (resume does that, once)."""
+    from learning import garage_compat  # noqa: F401  pylint: disable=C0415,W0611  (before garage)
+    where = f'--snapshot_dir {os.path.dirname(path)!r}: params.pkl'
+    if os.path.getsize(path) == 0:
+        raise ConfigError(f'{where} is empty (the run was interrupted before its first '
+                          'snapshot?)')
+    try:
+        with open(path, 'rb') as file:
+            _SnapshotReader(file).load()
+            trailing = file.read(1)
+    except (ImportError, AttributeError) as error:
+        raise ConfigError(f'{where} needs code that no longer exists ({error})') from None
+    except (pickle.UnpicklingError, EOFError, ValueError, KeyError, IndexError, TypeError,
+            OverflowError, MemoryError, struct.error, OSError) as error:
+        raise ConfigError(f'{where} is truncated or not a snapshot '
+                          f'({type(error).__name__}: {error})') from None
+    if trailing:
+        raise ConfigError(f'{where} has data after its end: not a snapshot')

@@ -37,7 +37,8 @@ from garage.trainer import Trainer  # noqa: E402
 
 from environments.multitask import MultiTaskEnv, describe  # noqa: E402
 from environments.registry import make_env  # noqa: E402
-from experiment_utils import ExperimentConfig, as_dict, env_kwargs, run_name  # noqa: E402
+from experiment_utils import (ExperimentConfig, as_dict, check_log_root, env_kwargs,  # noqa: E402
+                              run_name)
 from learning.algorithms import DnCSAC, MultiCriticActorLearning, MultiTaskSAC  # noqa: E402
 from learning.algorithms.base import MultiTaskLearner  # noqa: E402
 from learning.architectures import make_critics, make_policies  # noqa: E402
@@ -181,7 +182,13 @@ def _train(ctxt: Any, config: dict[str, Any]) -> str:
 
 def run_experiment(config: ExperimentConfig) -> str:
     """Trains ``config`` in ``<log_root>/<run name>`` (``_1``, ``_2``... if that exists, so a
-    rerun never overwrites a finished run); returns the log directory."""
+    rerun never overwrites a finished run); returns the log directory.
+
+    Raises:
+        ConfigError: before anything is created, when no directory can be made under
+            ``config.log_root``.
+    """
+    check_log_root(config.log_root)
     snapshot_mode = 'last' if config.snapshot_gap == 1 else 'gap_overwrite'
     experiment = wrap_experiment(_train, log_dir=os.path.join(config.log_root, run_name(config)),
                                  name=run_name(config), snapshot_mode=snapshot_mode,

@@ -15,8 +15,8 @@ import sys
 from dataclasses import MISSING
 from typing import Any, Callable, NoReturn, Sequence
 
-from experiment_utils import (METHODS, ConfigError, ExperimentConfig, as_dict, flags_for,
-                              resolve_config)
+from experiment_utils import (METHODS, ConfigError, ExperimentConfig, as_dict, check_log_root,
+                              check_run_dir, flags_for, resolve_config, resolve_device)
 
 
 def parse_bool(text: str) -> bool:
@@ -46,6 +46,7 @@ class _OneLineParser(argparse.ArgumentParser):
 def build_parser(method: str) -> argparse.ArgumentParser:
     """The parser of ``method``'s flags; unset flags stay absent (to apply presets first)."""
     parser = _OneLineParser(prog=f'run.py {method}', argument_default=argparse.SUPPRESS,
+                            allow_abbrev=False,
                             description=f'Train {method}. Defaults < env preset < your flags.')
     for field in flags_for(method):
         default = (field.default_factory() if field.default_factory is not MISSING
@@ -73,13 +74,14 @@ def _top_level_help() -> str:
 
 def parse_resume(argv: Sequence[str]) -> tuple[str, int | None]:
     """``resume`` flags -> (run directory, total epochs or None); checks the run can resume."""
-    parser = _OneLineParser(prog='run.py resume',
+    parser = _OneLineParser(prog='run.py resume', allow_abbrev=False,
                             description='Continue a run from its last snapshot.')
     parser.add_argument('--snapshot_dir', required=True,
                         help='the run directory (holds params.pkl and variant.json)')
     parser.add_argument('--n_epochs', type=int, default=None,
                         help='total epochs to reach (default: the run\'s own --n_epochs)')
     args = parser.parse_args(argv)
+    check_run_dir(args.snapshot_dir)
     for name in ('params.pkl', 'variant.json', 'progress.csv'):
         if not os.path.isfile(os.path.join(args.snapshot_dir, name)):
             raise ConfigError(f'--snapshot_dir {args.snapshot_dir!r} has no {name}: not a run '
@@ -116,9 +118,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         if argv[0] == 'resume':
             snapshot_dir, n_epochs = parse_resume(argv[1:])
         else:
-            config = parse(argv)
+            config, device_warning = resolve_device(parse(argv))
+            if device_warning:
+                print(f'run.py: warning: {device_warning}', file=sys.stderr)
+            if not config.dry_run:
+                check_log_root(config.log_root)
     except ConfigError as error:
-        print(f'run.py: error: {error}', file=sys.stderr)
+        message = ' '.join(str(error).splitlines())
+        print(f'run.py: error: {message}', file=sys.stderr)
         return 2
     if argv[0] == 'resume':
         from garage_experiments import resume_experiment  # pylint: disable=C0415
