@@ -27,10 +27,18 @@ What is kept from the release:
 * goals follow the object as in Meta-World: door-open target = door + (-0.3, -0.45, 0),
   door-close target = door + (0.2, -0.2, 0), drawer-open target = drawer + (0, -0.36, 0.09),
   drawer-close target = drawer + (0, -0.16, 0.09);
+* the scene: the drawer at (0.4, 0.9, 0), listed first (so its joint comes first in the state
+  vector), and the door at (-0.1, 0.9, 0.15); each task moves its own object on reset, the other
+  stays there, closed;
 * success: door-open |door handle x - target x| ≤ 0.08; door-close
   ‖door handle - target‖ ≤ 0.08; drawer-open ‖handle - target‖ ≤ 0.03 and drawer-close
   ‖handle - target‖ ≤ 0.065 (Meta-World's drawer tests; drawer-close's is its
-  ``TARGET_RADIUS + 0.015`` with the base class's radius 0.05, not its own ``_TARGET_RADIUS``);
+  ``TARGET_RADIUS + 0.015`` with the base class's radius 0.05, not its own ``_TARGET_RADIUS``).
+  Both drawer tests, and the drawer rewards, read the handle as the shared observation reports
+  it (drawer link + (0, -0.16, 0)): the release replaced the observation Meta-World's
+  drawer-close reads (its handle is 0.05 higher) and left the test alone. The target is
+  drawer + (0, -0.16, 0.09), 1 cm beyond the closed handle at the same height, so drawer-close
+  succeeds while the drawer is at most 5.5 cm open (Meta-World's own reading: 3.15 cm);
 * 50 goal variations (object positions) per task, a new one on every reset, visited in a
   reshuffled random order (``GoalVariationWrapper`` of ``metaworld_mt``); evaluation
   environments use a separately drawn set (seed + 100); horizon 500, never terminated
@@ -41,21 +49,19 @@ Differences from the release (or places where the release could not be checked):
 * Meta-World 3 (``-v3`` classes, official ``mujoco`` bindings, MuJoCo 3.3) instead of
   Meta-World V2 on mujoco-py: same models and V2 reward functions, trajectories not
   bit-identical;
-* the scene file is this project's own; the release's ``door_drawer.xml`` was not available.
-  It combines Meta-World's installed ``drawer.xml`` and ``doorlockB.xml`` objects exactly as
-  Meta-World's per-task scenes include them. Body placements not given by the spec are this
-  project's choice: the object a task does not use stays at the scene's default, drawer at
-  (0.4, 0.9, 0) and door at (-0.1, 0.95, 0.15), closed. The door's default x is the left end
-  of its random range rather than the door tasks' nominal 0.0: with the door at x = 0 the
-  drawer's left wall sweeps through the door handle when a drawer at x below about 0.37
-  opens (and drawer-close starts with the two in contact); at x = -0.1 they never touch;
+* the scene file is written for this project (the release's is in its repository). It
+  includes Meta-World 3's installed ``drawer.xml`` and ``doorlockB.xml`` objects as
+  Meta-World's per-task scenes do, with the release's placements and order; the release's
+  unused goal site at x = 2.0 is at (0, 0.74, 0.05) here (every task moves it to its target).
+  Within the tasks' ranges the two objects never touch (at least 2.9 cm apart, the closest
+  being a fully open drawer at x = 0.3 beside the closed door);
 * the object entries of the observation are defined once for all tasks, with Meta-World's
   conventions for each object: the drawer as Meta-World's drawer-open reads it (drawer link
   origin + (0, -0.16, 0), quaternion ``drawer_link`` wxyz) and the door as its door tasks read
-  it (``handle`` geom position, quaternion xyzw from SciPy). Meta-World's drawer-close reads
-  the drawer 0.05 higher and reports a zero quaternion; its reward and success test are still
-  computed with its own definition (slots 4:7 of the reward observation get the +0.05), so its
-  success threshold keeps the meaning Meta-World gives it;
+  it (``handle`` geom position, quaternion xyzw from SciPy), as in the release. Meta-World's
+  drawer-close reads the drawer 0.05 higher and reports a zero quaternion; as in the release its
+  reward and success test read the shared observation's handle (see the success item above),
+  while the starting handle position its reward margins use keeps Meta-World's +0.05;
 * the goal variations are drawn by this module (uniform over the ranges above, a NumPy
   generator seeded by ``(seed, task index)``) rather than by a Meta-World benchmark class;
 * bounds: the observation space's hand x lower bound is widened from Meta-World's -0.525 to
@@ -75,7 +81,8 @@ Differences from the release (or places where the release could not be checked):
 
 Checked in ``tests/test_metaworld_cds_env.py``: with the same object position, initial hand
 and actions, each task reproduces Meta-World 3's own single-object task step for step (object
-trajectory, goal, reward and success agree to 1e-9), i.e. the other object never interferes.
+trajectory, goal, reward and success agree to 1e-9; for drawer-close the object trajectory and
+goal), i.e. the other object never interferes.
 
 The scene file includes Meta-World's assets by paths relative to Meta-World's
 ``assets/sawyer_xyz`` directory. ``scene_path`` therefore places a copy of it, once per
@@ -142,9 +149,8 @@ DOOR_HIGH = np.array([0.0, 0.95, 0.15])
 DRAWER_LOW = np.array([0.3, 0.9, 0.0])
 DRAWER_HIGH = np.array([0.4, 0.9, 0.0])
 # Offset from the drawer link's origin to the handle position the observation reports
-# (Meta-World's drawer-open convention), and the extra height Meta-World's drawer-close reads.
+# (Meta-World's drawer-open convention); both drawer tasks score this position.
 DRAWER_HANDLE_OFFSET = np.array([0.0, -0.16, 0.0])
-DRAWER_CLOSE_READ_OFFSET = np.array([0.0, 0.0, 0.05])
 # Lowest hand x of the observation space: Meta-World's -0.525 widened to hold door-close's
 # initial hand (x = -0.6) with the same 0.025 margin Meta-World keeps around its hand range.
 HAND_SPACE_LOW = np.array([-0.625, 0.348, -0.0525])
@@ -320,7 +326,12 @@ class _DoorTask(_DoorDrawerScene):
 
 
 class _DrawerTask(_DoorDrawerScene):
-    """Drawer tasks: the drawer entries already sit in the object slots."""
+    """Drawer tasks: the drawer entries already sit in the object slots.
+
+    Both drawer tasks read the handle there as the observation reports it, drawer-close too
+    (Meta-World's drawer-close would read it 0.05 higher): the release's success rule, see the
+    module docstring.
+    """
 
     OBJECT_INIT = np.array([0.4, 0.9, 0.0])
     OBJECT_LOW = DRAWER_LOW
@@ -364,12 +375,6 @@ class CDSDrawerCloseEnv(_DrawerTask, SawyerDrawerCloseEnvV3):
 
     HAND_INIT = np.array([0.0, 0.6, 0.2])
     GOAL_OFFSET = np.array([0.0, -0.16, 0.09])
-
-    def _reward_observation(self, obs: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-        """Meta-World's drawer-close reads the handle 0.05 higher than the observation does."""
-        reward_obs = obs.copy()
-        reward_obs[DRAWER_POS] = obs[DRAWER_POS] + DRAWER_CLOSE_READ_OFFSET
-        return reward_obs
 
 
 TASK_CLASSES: dict[str, type[_DoorDrawerScene]] = {

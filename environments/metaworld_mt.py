@@ -3,7 +3,8 @@
 The ids are the release's; the tasks are Meta-World 3's ``-v3`` environments (the ``-v2`` ones
 no longer exist in ``metaworld>=3``). Following the release:
 
-* one task per environment class of the benchmark, in the benchmark's order (``train_classes``);
+* one task per environment class of the benchmark, numbered as the release numbered them
+  (``TASK_ORDER``: MT10 in the benchmark's order, MT50 in Meta-World V2's ``MT50_V2`` order);
   each task cycles through the 50 goal variations (``Task`` objects) that the benchmark drew for
   its class, a new variation on every reset, so a policy must read the goal from the observation;
 * training environments use the goal variations of ``metaworld.MT10(seed=seed)`` (or ``MT50``),
@@ -59,9 +60,33 @@ MAX_EPISODE_LENGTH = 500
 RENDER_MODE = 'rgb_array'
 BENCHMARKS: dict[str, type[metaworld.Benchmark]] = {'MT10': metaworld.MT10,
                                                      'MT50': metaworld.MT50}
-# The benchmarks' class dictionaries, in benchmark order; reading them builds nothing.
+# The benchmarks' class dictionaries (``-v3`` name -> class); reading them builds nothing.
 BENCHMARK_CLASSES: dict[str, dict[str, type[SawyerXYZEnv]]] = {
     'MT10': metaworld.env_dict.MT10_V3, 'MT50': metaworld.env_dict.MT50_V3}
+# The task order, i.e. which task each one-hot position and each ``Task<i>`` log key names.
+# The release numbered tasks by their position in its Meta-World's benchmark dictionary
+# (garage's ``MetaWorldTaskSampler`` enumerates ``benchmark.train_classes``). MT10 is that
+# dictionary's order, the same in Meta-World V2 and 3. MT50 follows Meta-World V2's
+# ``MT50_V2`` (``metaworld/envs/mujoco/env_dict.py``), an ``OrderedDict`` built from 53 pairs
+# in which ``peg-insert-side``, ``push`` and ``reach`` appear twice, so each of the 50 tasks
+# sits at its first listed position. Meta-World 3's ``MT50_V3`` lists them in another order
+# (from index 28 on), which would rename ``Task28``-``Task43``; see docs/deviations.md.
+MT10_TASK_ORDER = ('reach', 'push', 'pick-place', 'door-open', 'drawer-open', 'drawer-close',
+                   'button-press-topdown', 'peg-insert-side', 'window-open', 'window-close')
+MT50_V2_TASK_ORDER = (
+    'assembly', 'basketball', 'bin-picking', 'box-close', 'button-press-topdown',
+    'button-press-topdown-wall', 'button-press', 'button-press-wall', 'coffee-button',
+    'coffee-pull', 'coffee-push', 'dial-turn', 'disassemble', 'door-close', 'door-lock',
+    'door-open', 'door-unlock', 'hand-insert', 'drawer-close', 'drawer-open', 'faucet-open',
+    'faucet-close', 'hammer', 'handle-press-side', 'handle-press', 'handle-pull-side',
+    'handle-pull', 'lever-pull', 'peg-insert-side', 'pick-place-wall', 'pick-out-of-hole',
+    'reach', 'push-back', 'push', 'pick-place', 'plate-slide', 'plate-slide-side',
+    'plate-slide-back', 'plate-slide-back-side', 'peg-unplug-side', 'soccer', 'stick-push',
+    'stick-pull', 'push-wall', 'reach-wall', 'shelf-place', 'sweep-into', 'sweep',
+    'window-open', 'window-close')
+TASK_ORDER: dict[str, tuple[str, ...]] = {
+    'MT10': tuple(f'{name}-v3' for name in MT10_TASK_ORDER),
+    'MT50': tuple(f'{name}-v3' for name in MT50_V2_TASK_ORDER)}
 
 
 @functools.lru_cache(maxsize=8)
@@ -71,8 +96,8 @@ def get_benchmark(benchmark_name: str, seed: int) -> metaworld.Benchmark:
 
 
 def task_names(benchmark_name: str) -> tuple[str, ...]:
-    """The benchmark's environment names (``reach-v3``, ...) in benchmark order."""
-    return tuple(BENCHMARK_CLASSES[benchmark_name])
+    """The benchmark's environment names (``reach-v3``, ...) in the release's task order."""
+    return TASK_ORDER[benchmark_name]
 
 
 def goal_variations(benchmark_name: str, seed: int, env_name: str) -> tuple[Task, ...]:
@@ -207,7 +232,8 @@ class MetaWorldMT10(MetaWorldMT):
 
 
 class MetaWorldMT50(MetaWorldMT):
-    """``MetaWorldMT50-v2``: Meta-World 3's MT50 (50 tasks, 50 goal variations each)."""
+    """``MetaWorldMT50-v2``: Meta-World 3's MT50 (50 tasks, 50 goal variations each), with the
+    tasks numbered in Meta-World V2's ``MT50_V2`` order as in the release."""
 
     BENCHMARK = 'MT50'
     ENV_ID = 'MetaWorldMT50-v2'

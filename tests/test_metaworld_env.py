@@ -15,6 +15,7 @@ from typing import Iterator
 
 from learning import garage_compat  # noqa: F401,I001  (must precede any garage import)
 
+import metaworld.env_dict
 import numpy as np
 import pytest
 import torch
@@ -23,8 +24,9 @@ from gymnasium.utils.env_checker import check_env
 from metaworld.policies import SawyerReachV3Policy
 
 from conftest import render_offscreen, steps_per_second
-from environments.metaworld_mt import (MetaWorldMT10, MetaWorldMT50, get_benchmark,
-                                       goal_variations, make_metaworld_env, task_names)
+from environments.metaworld_mt import (BENCHMARK_CLASSES, MetaWorldMT10, MetaWorldMT50,
+                                       get_benchmark, goal_variations, make_metaworld_env,
+                                       task_names)
 from environments.multitask import MultiTaskEnv, TaskOneHotWrapper
 from environments.registry import ENVS, make_env
 
@@ -84,6 +86,29 @@ def test_mt50_without_building() -> None:
     assert len(set(env.task_names)) == 50 and set(MT10_TASKS) <= set(env.task_names)
     assert all(name.endswith('-v3') for name in env.task_names)
     assert env.split_mode == 'zero' and env.min_reward == 0.0
+
+
+def test_task_indices_are_the_releases() -> None:
+    """MT50 is numbered as Meta-World V2's ``MT50_V2`` (each task at its first position there),
+    not as Meta-World 3's ``MT50_V3``; MT10 as both versions' MT10. Every name is a Meta-World 3
+    environment."""
+    mt50 = task_names('MT50')
+    assert len(mt50) == len(set(mt50)) == 50
+    assert set(mt50) == set(metaworld.env_dict.ALL_V3_ENVIRONMENTS)
+    # Positions in MT50_V2, by hand from its listing (later duplicates dropped).
+    released = {0: 'assembly-v3', 13: 'door-close-v3', 18: 'drawer-close-v3',
+                27: 'lever-pull-v3', 28: 'peg-insert-side-v3', 29: 'pick-place-wall-v3',
+                31: 'reach-v3', 33: 'push-v3', 34: 'pick-place-v3', 39: 'peg-unplug-side-v3',
+                43: 'push-wall-v3', 44: 'reach-wall-v3', 49: 'window-close-v3'}
+    assert {index: mt50[index] for index in released} == released
+    # Meta-World 3's order differs exactly at 28..43, which is what the table fixes.
+    differing = [index for index, name in enumerate(metaworld.env_dict.MT50_V3)
+                 if name != mt50[index]]
+    assert differing == list(range(28, 44))
+    assert task_names('MT10') == MT10_TASKS == tuple(metaworld.env_dict.MT10_V3)
+    for benchmark in ('MT10', 'MT50'):
+        classes = BENCHMARK_CLASSES[benchmark]
+        assert all(name in classes for name in task_names(benchmark))
 
 
 @pytest.mark.mujoco
