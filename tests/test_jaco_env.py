@@ -491,7 +491,7 @@ def test_holding_still_completes_the_stay_task() -> None:
         if distances[seed] < 0.049:
             break
     assert distances[seed] < 0.049, distances
-    assert max(distances.values()) > 0.05 or len(distances) == 1
+    assert max(distances.values()) > 0.05  # the earlier seeds' goals cannot be held
     jaco.reset(seed=seed)
     successes, counts = [], []
     for step in range(1, MAX_EPISODE_LENGTH + 1):
