@@ -6,7 +6,9 @@ Gymnasium's ``MujocoEnv`` and the official ``mujoco`` bindings (the release used
 
 What is kept from the release:
 
-* model (``environments/assets/jaco_reach.xml``): the release's Kinova Jaco (Roboti's model),
+* model (``environments/assets/jaco_reach.xml``): the release's Kinova Jaco (Roboti's model)
+  with its link meshes (``environments/assets/jaco_meshes/``, their source and licence in the
+  README there) colliding with the ground only, as in the release;
   6 hinge joints driven by torque motors with ctrl in [-1, 1] and gears 5, 10, 10, 10, 10, 10;
   timestep 0.01, Euler integrator, 10 solver iterations, frame skip 4 (dt = 0.04); a mocap
   sphere ``target`` (radius 0.049, no collisions) shows the current subgoal; the hand position
@@ -15,19 +17,22 @@ What is kept from the release:
 * subgoals S0 = (0.2, 0.3, 0.5), S1 = (0.3, 0, 0.3), S2 = (0.4, -0.3, 0.4), S3 = (0.4, 0.3, 0.2)
   and the five tasks of ``TASKS`` (stage goals, sparse task 3, task 1 without time reward and
   with shift -2, task 4 "stay"); horizon 200; ``min_reward = -5``;
+* the stay task's goal (all three stages) is the hand position at each episode's reset pose.
+  The release stored a live view of the simulator's hand position as the stay goal and copied
+  it into the target at reset, so its target was exactly this;
 * reset: joint positions ``init + U(±0.01)``, velocities ``init + U(±0.001)``, stage 0, target
   at the first goal. The initial pose is the model's ``qpos0``, in which joint 5 sits at its
   reference angle -2.8, outside its range [-0.698, 0.698], so the joint limit snaps the wrist
   into range during the first steps of every episode, as in the release;
-* step: simulate; success = ``‖hand − target‖ < 0.05`` before any stage change; on success a
-  non-stay task advances one stage and moves the target (done at stage 3), a stay task counts
-  its success steps and sets ``stage = count // 30`` (done at stage 3, i.e. 90 success steps);
-  reward = dist + stage + ctrl + shift with
+* step: simulate; the hand is *in the radius* when ``‖hand − target‖ < 0.05``, checked before
+  any stage change; then a non-stay task advances one stage and moves the target (done at
+  stage 3), a stay task counts its in-radius steps and sets ``stage = count // 30`` (done at
+  stage 3, i.e. 90 in-radius steps); reward = dist + stage + ctrl + shift with
 
       dist  = −‖hand − target‖ (0 for the sparse task),
-      stage = −0.4·max(3 − stage, 0) with time reward, ((|shift| + 1)·200/3)·1[success]
-              without (task 1), 0 for the dense stay task (success·1[count % 30 == 0]·count
-              were it sparse),
+      stage = −0.4·max(3 − stage, 0) with time reward, ((|shift| + 1)·200/3)·1[in radius]
+              without (task 1), 0 for the dense stay task (1[in radius]·1[count % 30 == 0]
+              ·count were it sparse),
       ctrl  = −0.01‖a‖² − 0.001·mean|qvel| − 1e-5·mean|qacc|;
 
   infos ``stage_reward``, ``ctrl_reward``, ``dist_reward``, ``success`` and
@@ -39,9 +44,9 @@ What is kept from the release:
   and ends the episode;
 * ``reward_fn(obs, act)`` recomputes the reward from the stage one-hot and hand position inside
   observations, without the velocity and acceleration penalties, 0 stage reward for the stay
-  task (used for supervised data sharing, spec §3.6);
+  task (used for supervised data sharing);
 * ``split_observation`` zeroes the task one-hot and the hand position, or only the hand position
-  with ``include_task_id`` (spec §5.1); actors and critics see 23 dims either way.
+  with ``include_task_id``; actors and critics see 23 dims either way.
 
 Differences from the release:
 
@@ -50,19 +55,22 @@ Differences from the release:
   hand xyz 3 (18) and ``TaskOneHotWrapper`` appends the task one-hot, so the one-hot is last as
   in every family of this project (23 dims, same content; ``QPOS``, ``QVEL``, ``STAGE`` and
   ``HAND`` are the slices);
-* the arm's link meshes of the release are not available: the model file reproduces the
-  release's kinematics, inertias, joints, options and motors (see its NOTICE) but draws and
-  collides each link as a capsule. The explicit inertias make the dynamics independent of the
-  shapes; only ground contacts and pictures differ. dm_control's Kinova model was not used: it is
-  a different Jaco description (base on the floor instead of 0.25 m up, other joint frames,
-  ranges and masses, armature 2-4 and friction loss 1-2 that gear-5/10 motors could hardly move)
-  and would change every task;
-* bug fix (spec §10 item 17): the release's train and test envs of task 4 shared one goal list,
-  so its test env was not a stay task (one stage per success step, done after ~3 steps). Here
-  every task-4 env, train and test, is a stay task;
-* the stay goal is the hand position after one step with zero action from the initial pose,
-  deterministic and identical for every instance; the release took one step with a random
-  action in gym's ``MujocoEnv`` constructor, so its goal varied slightly between instances;
+* ``info['success']`` means "this step completed a stage". For the four reaching tasks that is
+  the release's signal unchanged (every in-radius step completes a stage). For the stay task
+  the release reported every in-radius step, and the hand starts at its goal, so the first step
+  always succeeded and evaluation's "success at any step" was 1 whatever the policy; here a stay
+  step succeeds when it is the 30th, 60th or 90th in-radius step. So for every task, an episode
+  succeeds (``SuccessRate``) iff it completed at least one stage, and ``StagesCompleted`` counts
+  them; a stay policy must keep the hand in the radius for 30 steps (not necessarily in a row,
+  as the release counted them) to succeed. Stages, termination and rewards use the in-radius
+  test exactly as the release did;
+* bug fix (see docs/deviations.md): the release's train and test envs of task 4 shared one
+  goal list, so its test env was not a stay task (one stage per in-radius step, done after ~3
+  steps). Here every task-4 env, train and test, is a stay task;
+* ``reward_fn`` of the stay task measures the distance to the hand at the noise-free initial
+  pose (observations do not tell an episode's reset pose; episodes' goals lie within about
+  0.01 of it). The release's compared the observed hand with its live view of the simulator's
+  current hand;
 * instability is detected from MuJoCo 3's bad-state warnings (non-finite or huge qpos, qvel or
   qacc, after which MuJoCo resets the state) where mujoco-py raised an exception on a warning;
   such a step counts no success. MuJoCo 3.3 instead of 2.x: same model and integrator, but
@@ -79,11 +87,14 @@ Differences from the release:
 
 Note on the model (the release's, reproduced as is; ``tests/test_jaco_env.py`` shows each case):
 gravity nearly overpowers joint 2's motor (10 N m): the initial pose needs 1.07 times that, so
-the arm sags unless driven. S0 and S1 can be held. The stay goal can be held only from poses
-0.047-0.05 away (joint 2 at over 99.5% of its torque, the wrist joints against their limits); a
-PD controller to such a pose completes the stay task. S2 cannot be held (the closest holdable
-pose is 0.055 away) but a scripted swing reaches it: a scripted controller completes task 0
-(S0, S1, S2) in about 140 of the 200 steps.
+the arm sags unless driven; under zero actions it falls onto the ground, where the hand ends
+the episode about 0.15 below where it started. S0 and S1 can be held. The stay goal cannot be held as such:
+the closest poses that the motors can hold (joint 2 at its full torque, the wrist joints
+against their limits) lie 0.047-0.053 from it, depending on the reset noise, so in about half
+of the episodes a policy can complete the stay task by holding still (a PD controller to such a
+pose does); in the others it can only collect in-radius steps by swinging through the radius.
+S2 cannot be held (the closest holdable pose is 0.055 away) but a scripted swing reaches it: a
+scripted controller completes task 0 (S0, S1, S2) in about 140 of the 200 steps.
 """
 from __future__ import annotations
 
@@ -145,7 +156,7 @@ class JacoTask:
     Attributes:
         name: task name (one-hot order is the order of ``TASKS``).
         subgoals: indices into ``SUBGOALS`` of the three stage goals, or ``None`` for the stay
-            task (all three goals = the hand position at construction).
+            task (all three goals = the hand position at the episode's reset pose).
         sparse: no distance reward.
         time_reward: stage reward −0.4·(stages left) rather than a bonus per success step.
         reward_shift: added to every reward.
@@ -241,28 +252,23 @@ class JacoReachTaskEnv(MujocoEnv):
                          default_camera_config=DEFAULT_CAMERA_CONFIG)
         self._hand = self.model.body(HAND_BODY).id
         self._target_mocap = int(self.model.body_mocapid[self.model.body(TARGET_BODY).id])
-        self.goals: tuple[tuple[float, ...], ...]
         if self.task.subgoals is None:
-            hand = tuple(float(x) for x in self._settled_hand_position())
-            self.goals = (hand,) * N_STAGES
+            nominal_goals = (self._initial_hand_position(),) * N_STAGES
         else:
-            self.goals = tuple(SUBGOALS[i] for i in self.task.subgoals)
-        self.task_reward = JacoTaskReward(self.task, self.goals)
+            nominal_goals = tuple(SUBGOALS[i] for i in self.task.subgoals)
+        # This episode's stage goals; a stay task replaces them at every reset.
+        self.goals: tuple[tuple[float, ...], ...] = nominal_goals
+        self.task_reward = JacoTaskReward(self.task, nominal_goals)
         self._stage = 0
         self._success_steps = 0
         self._set_target(0)
 
-    def _settled_hand_position(self) -> np.ndarray:
-        """The hand position after one zero-action step from the initial pose (the stay goal).
-
-        The simulation is reset afterwards; ``reset`` sets the real initial state.
-        """
-        mujoco.mj_resetData(self.model, self.data)
-        self.do_simulation(np.zeros(self.model.nu), self.frame_skip)
-        hand = self.data.xpos[self._hand].copy()
-        mujoco.mj_resetData(self.model, self.data)
-        mujoco.mj_forward(self.model, self.data)
-        return hand
+    def _initial_hand_position(self) -> tuple[float, ...]:
+        """The hand at the noise-free initial pose: the stay task's goal for ``reward_fn``,
+        which sees no episode and so cannot know that episode's reset pose."""
+        data = mujoco.MjData(self.model)
+        mujoco.mj_forward(self.model, data)
+        return tuple(float(x) for x in data.xpos[self._hand])
 
     @property
     def stage(self) -> int:
@@ -271,7 +277,7 @@ class JacoReachTaskEnv(MujocoEnv):
 
     @property
     def success_steps(self) -> int:
-        """Success steps counted in this episode (stay task only)."""
+        """Steps of this episode with the hand within the radius (stay task only)."""
         return self._success_steps
 
     @property
@@ -312,26 +318,31 @@ class JacoReachTaskEnv(MujocoEnv):
         observation = self._get_obs()
         ctrl_reward = self._ctrl_reward(action)
         distance = float(np.linalg.norm(self.data.xpos[self._hand] - self.goal))
-        success = distance < SUCCESS_THRESHOLD and not unstable
+        in_radius = distance < SUCCESS_THRESHOLD and not unstable
         terminated = False
         if unstable:
             ctrl_reward -= FAIL_PENALTY
             observation = previous_observation
             terminated = True
 
-        if success and task.stay:
+        # success: this step completed a stage (see the module docstring).
+        if in_radius and task.stay:
             self._success_steps += 1
             self._stage = self._success_steps // STAY_STEPS_PER_STAGE
-        elif success:
+            success = self._success_steps % STAY_STEPS_PER_STAGE == 0
+        elif in_radius:
             self._stage += 1
             if self._stage < N_STAGES:
                 self._set_target(self._stage)
+            success = True
+        else:
+            success = False
         terminated = terminated or self._stage >= N_STAGES
 
         dist_reward = 0.0 if task.sparse else -distance
         if task.stay and task.sparse:
             count = self._success_steps
-            stage_reward = float(success and count % STAY_STEPS_PER_STAGE == 0) * count
+            stage_reward = float(in_radius and count % STAY_STEPS_PER_STAGE == 0) * count
         elif task.stay:
             stage_reward = 0.0
         elif task.time_reward:
@@ -347,14 +358,17 @@ class JacoReachTaskEnv(MujocoEnv):
         return observation, float(reward), terminated, False, info
 
     def reset_model(self) -> np.ndarray:
-        """Noisy initial pose, stage 0, target at the first goal."""
+        """Noisy initial pose, stage 0, target at the first goal; a stay task's goal is the
+        hand at this pose."""
         qpos = self.init_qpos + self.np_random.uniform(-INIT_NOISE, INIT_NOISE, self.model.nq)
         qvel = self.init_qvel + self.np_random.uniform(-INIT_VELOCITY_NOISE,
                                                        INIT_VELOCITY_NOISE, self.model.nv)
         self._stage = 0
         self._success_steps = 0
+        self.set_state(qpos, qvel)  # runs mj_forward: xpos is this pose's
+        if self.task.stay:
+            self.goals = (tuple(float(x) for x in self.data.xpos[self._hand]),) * N_STAGES
         self._set_target(0)
-        self.set_state(qpos, qvel)
         return self._get_obs()
 
     def reward_fn(self, observations: np.ndarray | torch.Tensor,

@@ -5,7 +5,7 @@ values, ``learning/logging_utils.py`` records them.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 from garage import EpisodeBatch, StepType
@@ -46,9 +46,26 @@ def per_episode_stats(rewards: Sequence[np.ndarray], successes: Sequence[np.ndar
     }
 
 
+def info_episode_stats(infos: Mapping[str, Sequence[np.ndarray]]) -> dict[str, np.ndarray]:
+    """Arrays over episodes from per-step env infos, for the infos given (each a list over
+    episodes of that episode's per-step values), as the release's ``log_performance``:
+
+    * ``stages_completed``: the last step's value (multistage envs: Jaco);
+    * ``velocity``: the mean ``x_velocity`` over the episode's steps (Walker; what each task
+      reports under that key is its own, see ``environments/walker.py``).
+    """
+    stats = {}
+    if 'stages_completed' in infos:
+        stats['stages_completed'] = np.array(
+            [float(np.asarray(values)[-1]) for values in infos['stages_completed']])
+    if 'x_velocity' in infos:
+        stats['velocity'] = np.array([float(np.mean(values)) for values in infos['x_velocity']])
+    return stats
+
+
 def summarize(stats: dict[str, np.ndarray]) -> dict[str, float]:
     """The pooled numbers logged under ``Evaluation/`` (the release's ``log_performance``);
-    ``StagesCompleted`` only for envs that report stages."""
+    ``StagesCompleted`` and ``Velocity`` only for envs that report them."""
     returns = stats['return']
     if len(returns) == 0:
         keys = ('NumEpisodes', 'AverageReturn', 'StdReturn', 'MaxReturn', 'MinReturn',
@@ -68,6 +85,8 @@ def summarize(stats: dict[str, np.ndarray]) -> dict[str, float]:
     }
     if 'stages_completed' in stats:
         summary['StagesCompleted'] = float(stats['stages_completed'].mean())
+    if 'velocity' in stats:
+        summary['Velocity'] = float(stats['velocity'].mean())
     return summary
 
 
@@ -79,8 +98,12 @@ def split_by_task(stats: dict[str, np.ndarray], task_ids: np.ndarray,
 
 
 def batch_episode_stats(episodes: EpisodeBatch, discount: float) -> dict[str, np.ndarray]:
-    """``per_episode_stats`` of a garage ``EpisodeBatch``."""
+    """``per_episode_stats`` and ``info_episode_stats`` of a garage ``EpisodeBatch``."""
     bounds = np.cumsum(episodes.lengths)[:-1]
     success = np.asarray(episodes.env_infos.get('success', np.zeros(len(episodes.rewards))))
-    return per_episode_stats(np.split(episodes.rewards, bounds), np.split(success, bounds),
-                             np.split(episodes.step_types, bounds), discount)
+    stats = per_episode_stats(np.split(episodes.rewards, bounds), np.split(success, bounds),
+                              np.split(episodes.step_types, bounds), discount)
+    infos = {key: np.split(np.asarray(episodes.env_infos[key]), bounds)
+             for key in ('stages_completed', 'x_velocity') if key in episodes.env_infos}
+    stats.update(info_episode_stats(infos))
+    return stats

@@ -109,6 +109,7 @@ class MultiTaskLearner(RLAlgorithm):
         """Records this epoch's training metrics; returns the mean per-task return."""
         task_returns = np.full(self.n_tasks, np.nan)
         task_success = np.full(self.n_tasks, np.nan)
+        task_stages = np.full(self.n_tasks, np.nan)
         round_stats = [batch_episode_stats(episodes, self.discount) for episodes in rounds]
         stats = {key: np.concatenate([s[key] for s in round_stats]) for key in round_stats[0]}
         task_ids = np.concatenate([episode_task_ids(episodes) for episodes in rounds])
@@ -116,18 +117,23 @@ class MultiTaskLearner(RLAlgorithm):
             if len(task_stats['return']):
                 task_returns[task_id] = task_stats['return'].mean()
                 task_success[task_id] = task_stats['success'].mean()
+                if 'stages_completed' in task_stats:
+                    task_stages[task_id] = task_stats['stages_completed'].mean()
+        # Multistage envs (Jaco): the release's Train/StagesCompleted, a mean over tasks.
+        stages = {'StagesCompleted': task_stages} if 'stages_completed' in stats else {}
         average_return = nanmean(task_returns)
         replay_sizes = self.replay_sizes()
         record('Train/', {
             'AverageReturn': average_return,
             'SuccessRate': nanmean(task_success),
+            **{key: nanmean(values) for key, values in stages.items()},
             'GradientSteps': total_steps,
             'ReplayBufferSize': replay_sizes.sum(),
             **{key: nanmean(self.last_stats[key]) for key in
                ('PolicyLoss', 'Qf1Loss', 'Qf2Loss', 'AlphaTemperature', 'Entropy')},
             **{key: nanmean(values) for key, values in self.method_stats.items()},
         })
-        per_task = {'AverageReturn': task_returns, 'SuccessRate': task_success,
+        per_task = {'AverageReturn': task_returns, 'SuccessRate': task_success, **stages,
                     'EnvSteps': self.env_steps, 'GradientSteps': gradient_steps,
                     'ReplayBufferSize': replay_sizes, **self.last_stats, **self.method_stats}
         if self.exploration_policy is not None:
