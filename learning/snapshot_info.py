@@ -33,4 +33,6 @@ def snapshot_epochs(snapshot_dir: str) -> int:
     from learning import garage_compat  # noqa: F401  pylint: disable=C0415,W0611
     with open(params_path, 'rb') as file:
         saved = pickle.load(file)
-    return int(saved.get('epochs_done', saved['stats'].total_epoch + 1))
+    if 'epochs_done' in saved:
+        return int(saved['epochs_done'])
+    return int(saved['stats'].total_epoch) + 1  # garage's snapshot: the 0-based epoch
