@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import pickle
 import re
 import signal
 import subprocess
@@ -12,10 +13,14 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 from dowel import logger
 
 from conftest import REPO_ROOT, TINY_TOY_FLAGS
+from environments.registry import make_env
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
 from learning import logging_utils
 from learning.logging_utils import (ConsoleOutput, FlushingTextOutput, column_order,
                                     truncate_progress)
@@ -85,8 +90,6 @@ def test_a_killed_and_resumed_run_writes_what_an_uninterrupted_run_writes(tmp_pa
     assert [int(m.group(1)) for m in map(EPOCH_LINE.match, stdout.splitlines()) if m][-1] == 5
 
     # TensorBoard hides the killed session's events after the snapshot (env step 400).
-    from tensorboard.backend.event_processing.event_accumulator import (  # noqa: E402
-        EventAccumulator)  # pylint: disable=import-outside-toplevel
     events = EventAccumulator(str(killed_dir))
     events.Reload()
     steps = [event.step for event in events.Scalars('Train/AverageReturn')]
@@ -180,3 +183,13 @@ def test_an_unexpected_error_leaves_its_traceback_in_debug_log(tmp_path):
     finally:
         logger.remove_all()
     assert 'Traceback' in text and 'ValueError: broken learner' in text
+
+
+def test_an_unpickled_env_continues_its_random_stream():
+    task_env = make_env('PointReachMT-v0', seed=3).get_train_envs()[0]
+    for _ in range(3):
+        task_env.reset()
+    clone = pickle.loads(pickle.dumps(task_env))
+    starts = [task_env.reset()[0] for _ in range(2)]
+    np.testing.assert_array_equal([clone.reset()[0] for _ in range(2)], starts)
+    assert not np.array_equal(starts[0], starts[1])  # the start noise is random
