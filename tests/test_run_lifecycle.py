@@ -16,11 +16,10 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 from dowel import logger
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from conftest import REPO_ROOT, TINY_TOY_FLAGS
 from environments.registry import make_env
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
 from learning import logging_utils
 from learning.logging_utils import (ConsoleOutput, FlushingTextOutput, column_order,
                                     truncate_progress)
