@@ -110,7 +110,9 @@ class ExperimentConfig:
     num_evaluation_episodes: int = _flag(10, 'evaluation episodes per evaluation mode, summed '
                                          'over tasks (per task: this // n_tasks)')
     evaluation_frequency: int = _flag(1, 'evaluate every this many epochs')
-    snapshot_gap: int = _flag(1, 'snapshot every this many epochs (1: keep the last only)')
+    snapshot_gap: int = _flag(1, 'rewrite the run\'s one snapshot (params.pkl) after every '
+                              'this many epochs and after the last; a resume redoes the epochs '
+                              'after the snapshot (up to this many minus one)')
     n_policies: int = _flag(4, 'number of tasks = policies = buffers; must equal the env\'s')
     partition: str = _flag('task_id', 'how observations map to policies', choices=('task_id',))
     include_task_id: bool = _flag(False, 'keep the task one-hot in the network input')
@@ -154,6 +156,8 @@ class ExperimentConfig:
                                'minibatches on an otherwise idle machine')
     log_root: str = _flag('data/local/experiment', 'directory that holds the run directories')
     dry_run: bool = _flag(False, 'print the resolved configuration and exit')
+    console_table: bool = _flag(False, "print dowel's full table of every epoch on the console "
+                                'instead of one line (the table always goes to debug.log)')
 
     @property
     def n_tasks(self) -> int:

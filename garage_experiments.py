@@ -20,20 +20,18 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from dataclasses import dataclass
 from typing import Any
 
 from learning import garage_compat  # noqa: F401  (must precede any garage import)
 
-import dowel  # noqa: E402
 import torch  # noqa: E402
 from dowel import logger  # noqa: E402
 from garage import wrap_experiment  # noqa: E402
-from garage.experiment.experiment import ExperimentContext  # noqa: E402
 from garage.experiment.deterministic import set_seed  # noqa: E402
 from garage.sampler import DefaultWorker, LocalSampler, Sampler  # noqa: E402
 from garage.torch import set_gpu_mode  # noqa: E402
-from garage.trainer import Trainer  # noqa: E402
 
 from environments.multitask import MultiTaskEnv, describe  # noqa: E402
 from environments.registry import make_env  # noqa: E402
@@ -44,12 +42,15 @@ from learning.algorithms.base import MultiTaskLearner  # noqa: E402
 from learning.architectures import make_critics, make_policies  # noqa: E402
 from learning.data_sharing import DataSharing  # noqa: E402
 from learning.decaf import DecafTwinCritics  # noqa: E402
-from learning.logging_utils import AppendingCsvOutput  # noqa: E402
+from learning.logging_utils import (ConsoleLine, ConsoleOutput, FlushingTextOutput,  # noqa: E402
+                                    OrderedCsvOutput, PurgingTensorBoardOutput,
+                                    truncate_progress)
 from learning.plotting import plot_learning_curve  # noqa: E402
 from learning.policies import QSwitchMixturePolicy, TaskRoutingPolicy  # noqa: E402
 from learning.replay import PerTaskReplayBuffer, SharedReplayBuffer  # noqa: E402
 from learning.samplers import RoundRobinRaySampler  # noqa: E402
-from learning.snapshots import AtomicSnapshotter  # noqa: E402
+from learning.run_lifecycle import ExactTrainer, protect_stdout, run_guard  # noqa: E402
+from learning.snapshots import remove_stray_temporaries  # noqa: E402
 
 REPLAY_CAPACITY = int(1e6)  # per task for the separated methods, in all for the others
 
@@ -151,86 +152,116 @@ def _device(config: ExperimentConfig) -> torch.device:
     return torch.device('cpu')
 
 
+def _install_outputs(snapshot_dir: str, console: ConsoleOutput, resuming: bool = False,
+                     purge_step: int | None = None) -> None:
+    """The run's dowel outputs (``learning/logging_utils.py``): ``debug.log`` flushed per
+    message, ``progress.csv`` with a fixed column order (continued on resume), TensorBoard
+    events (x-axis ``TotalEnvSteps``) and the console. Replaces what ``wrap_experiment`` added."""
+    for output in logger._outputs:  # pylint: disable=protected-access
+        output.close()
+    logger.remove_all()
+    logger.add_output(FlushingTextOutput(os.path.join(snapshot_dir, 'debug.log')))
+    logger.add_output(OrderedCsvOutput(os.path.join(snapshot_dir, 'progress.csv'),
+                                       append=resuming))
+    logger.add_output(PurgingTensorBoardOutput(snapshot_dir, x_axis='TotalEnvSteps',
+                                               purge_step=purge_step))
+    logger.add_output(console)
+
+
 def _train(ctxt: Any, config: dict[str, Any]) -> str:
-    """The body run inside garage's ``wrap_experiment`` (which set up the log dir and dowel)."""
+    """The body run inside garage's ``wrap_experiment`` (which set up the log dir)."""
     cfg = ExperimentConfig(**config)
-    torch.set_num_threads(cfg.torch_threads)
-    set_seed(cfg.seed)
-    if cfg.wandb:
-        from learning.wandb_output import start_wandb  # pylint: disable=import-outside-toplevel
-        logger.add_output(start_wandb(config, run_name(cfg), ctxt.snapshot_dir))
-    trainer = Trainer(ctxt)
-    # garage's Snapshotter overwrites params.pkl in place; ours writes atomically.
-    trainer._snapshotter = AtomicSnapshotter(  # pylint: disable=protected-access
-        ctxt.snapshot_dir, ctxt.snapshot_mode, ctxt.snapshot_gap)
-    env = make_env(cfg.env, seed=cfg.seed, **env_kwargs(cfg))
-    logger.log(f'Environment: {describe(env)}')
-    algo = build_algorithm(cfg, env).to(_device(cfg))
-    trainer.setup(algo=algo, env=env.get_train_envs())
-    try:
-        trainer.train(n_epochs=cfg.n_epochs, batch_size=cfg.batch_size)
-    except BaseException:
-        # garage leaves sampler workers (Ray actors) running when training raises.
-        algo._sampler.shutdown_worker()  # pylint: disable=protected-access
-        raise
-    finally:
-        env.close()
-    plot_path = plot_learning_curve(ctxt.snapshot_dir)
-    logger.log(f'Learning curve: {plot_path}')
+    _install_outputs(ctxt.snapshot_dir, ConsoleOutput(cfg.n_epochs, table=cfg.console_table))
+    trainer = ExactTrainer(ctxt.snapshot_dir, cfg.snapshot_gap)
+    with run_guard(trainer, ctxt.snapshot_dir):
+        torch.set_num_threads(cfg.torch_threads)
+        set_seed(cfg.seed)
+        if cfg.wandb:
+            from learning.wandb_output import start_wandb  # pylint: disable=C0415
+            logger.add_output(start_wandb(config, run_name(cfg), ctxt.snapshot_dir))
+        env = make_env(cfg.env, seed=cfg.seed, **env_kwargs(cfg))
+        logger.log(f'Environment: {describe(env)}')
+        logger.log(ConsoleLine(f'{cfg.method} on {cfg.env} ({env.n_tasks} tasks), '
+                               f'{cfg.n_epochs} epochs; logs in {ctxt.snapshot_dir}'))
+        algo = build_algorithm(cfg, env).to(_device(cfg))
+        trainer.setup(algo=algo, env=env.get_train_envs())
+        try:
+            trainer.train(n_epochs=cfg.n_epochs, batch_size=cfg.batch_size)
+        except BaseException:
+            # garage leaves sampler workers (Ray actors) running when training raises.
+            algo._sampler.shutdown_worker()  # pylint: disable=protected-access
+            raise
+        finally:
+            env.close()
+        plot_path = plot_learning_curve(ctxt.snapshot_dir)
+        logger.log(f'Learning curve: {plot_path}')
     return ctxt.snapshot_dir
 
 
 def run_experiment(config: ExperimentConfig) -> str:
     """Trains ``config`` in ``<log_root>/<run name>`` (``_1``, ``_2``... if that exists, so a
-    rerun never overwrites a finished run); returns the log directory.
+    rerun never overwrites a finished run); returns the log directory. Ctrl-C exits with code
+    130 and one line saying how to resume (``learning/run_lifecycle.py``).
 
     Raises:
         ConfigError: before anything is created, when no directory can be made under
             ``config.log_root``.
     """
     check_log_root(config.log_root)
-    snapshot_mode = 'last' if config.snapshot_gap == 1 else 'gap_overwrite'
+    protect_stdout()
     experiment = wrap_experiment(_train, log_dir=os.path.join(config.log_root, run_name(config)),
-                                 name=run_name(config), snapshot_mode=snapshot_mode,
-                                 snapshot_gap=config.snapshot_gap, archive_launch_repo=False,
-                                 use_existing_dir=False)
+                                 name=run_name(config), snapshot_mode='last', snapshot_gap=1,
+                                 archive_launch_repo=False, use_existing_dir=False)
     return experiment(config=as_dict(config))
 
 
 def resume_experiment(snapshot_dir: str, n_epochs: int | None = None) -> str:
-    """Continues the run in ``snapshot_dir`` from its last snapshot (the release's ``resume``).
+    """Continues the run in ``snapshot_dir`` from its snapshot (the release's ``resume``).
 
-    garage's ``Trainer.restore`` unpickles the learner, buffers, sampler and envs and sets the
-    next epoch; ``to()`` then keeps the learned temperatures (the release lost them, spec §10
-    item 5). Logs are appended to the run's ``progress.csv``, ``debug.log`` and TensorBoard
-    events. ``n_epochs`` is the total to reach (default: the run's own ``--n_epochs``).
+    The run continues exactly after the snapshot's epoch: rows of later epochs (written before a
+    kill) are dropped from ``progress.csv`` and hidden in TensorBoard, and the random generators
+    continue from the snapshot (``learning/run_lifecycle.py``). garage's restore unpickles the
+    learner, buffers, sampler and envs; ``to()`` then keeps the learned temperatures (the
+    release lost them, docs/deviations.md). ``n_epochs`` is the total to reach (default: the
+    run's own ``--n_epochs``).
     """
+    protect_stdout()
     with open(os.path.join(snapshot_dir, 'variant.json')) as file:
         cfg = ExperimentConfig(**json.load(file)['config'])
+    target = n_epochs or cfg.n_epochs
     torch.set_num_threads(cfg.torch_threads)
     if cfg.sampler_type == 'ray':
         garage_compat.init_ray()  # before the snapshot's RaySampler is unpickled
     name = os.path.basename(os.path.normpath(snapshot_dir))
-    logger.add_output(dowel.TextOutput(os.path.join(snapshot_dir, 'debug.log')))
-    logger.add_output(AppendingCsvOutput(os.path.join(snapshot_dir, 'progress.csv')))
-    logger.add_output(dowel.TensorBoardOutput(snapshot_dir, x_axis='TotalEnvSteps'))
-    logger.add_output(dowel.StdOutput())
+    remove_stray_temporaries(snapshot_dir)
+    logger.add_output(FlushingTextOutput(os.path.join(snapshot_dir, 'debug.log')))
     logger.push_prefix(f'[{name}] ')
+    trainer = ExactTrainer(snapshot_dir, cfg.snapshot_gap)
+    resume_flags = f' --n_epochs {n_epochs}' if n_epochs else ''
     try:
-        snapshot_mode = 'last' if cfg.snapshot_gap == 1 else 'gap_overwrite'
-        ctxt = ExperimentContext(snapshot_dir=snapshot_dir, snapshot_mode=snapshot_mode,
-                                 snapshot_gap=cfg.snapshot_gap)
-        trainer = Trainer(ctxt)
-        trainer._snapshotter = AtomicSnapshotter(  # pylint: disable=protected-access
-            snapshot_dir, snapshot_mode, cfg.snapshot_gap)
-        trainer.restore(snapshot_dir)
-        algo = trainer._algo.to(_device(cfg))  # pylint: disable=protected-access
-        try:
-            trainer.resume(n_epochs=n_epochs or cfg.n_epochs)
-        except BaseException:
-            algo._sampler.shutdown_worker()  # pylint: disable=protected-access
-            raise
-        logger.log(f'Learning curve: {plot_learning_curve(snapshot_dir)}')
+        with run_guard(trainer, snapshot_dir, resume_flags):
+            trainer.restore(snapshot_dir)
+            done, env_steps = trainer.epochs_done, trainer.total_env_steps
+            if target <= done:
+                trainer._algo._sampler.shutdown_worker()  # pylint: disable=protected-access
+                print(f'run.py: error: the run already has {done} epochs; pass --n_epochs '
+                      'larger than that to continue it', file=sys.stderr)
+                raise SystemExit(2)
+            dropped = truncate_progress(os.path.join(snapshot_dir, 'progress.csv'), done)
+            logger.log(f'Resuming after epoch {done}; dropped {dropped} later rows of '
+                       'progress.csv')
+            _install_outputs(snapshot_dir, ConsoleOutput(target, cfg.console_table, done,
+                                                         env_steps),
+                             resuming=True, purge_step=env_steps + 1)
+            logger.log(ConsoleLine(f'Resuming after epoch {done}/{target}; logs in '
+                                   f'{snapshot_dir}'))
+            algo = trainer._algo.to(_device(cfg))  # pylint: disable=protected-access
+            try:
+                trainer.resume(n_epochs=target)
+            except BaseException:
+                algo._sampler.shutdown_worker()  # pylint: disable=protected-access
+                raise
+            logger.log(f'Learning curve: {plot_learning_curve(snapshot_dir)}')
     finally:
         logger.remove_all()
         logger.pop_prefix()

@@ -8,7 +8,6 @@ with code 2 before anything is written.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import sys
@@ -86,13 +85,13 @@ def parse_resume(argv: Sequence[str]) -> tuple[str, int | None]:
         if not os.path.isfile(os.path.join(args.snapshot_dir, name)):
             raise ConfigError(f'--snapshot_dir {args.snapshot_dir!r} has no {name}: not a run '
                               'directory with a snapshot')
-    with open(os.path.join(args.snapshot_dir, 'progress.csv'), newline='') as file:
-        epochs_done = max(sum(1 for _ in csv.reader(file)) - 1, 0)
+    from learning.snapshot_info import snapshot_epochs  # pylint: disable=C0415
+    epochs_done = snapshot_epochs(args.snapshot_dir)  # the snapshot's, not progress.csv's rows
     with open(os.path.join(args.snapshot_dir, 'variant.json')) as file:
         planned = json.load(file)['config']['n_epochs']
     if (args.n_epochs or planned) <= epochs_done:
-        raise ConfigError(f'the run already has {epochs_done} epochs; pass --n_epochs larger '
-                          f'than that to continue it')
+        raise ConfigError(f'the run\'s snapshot already has {epochs_done} epochs; pass '
+                          '--n_epochs larger than that to continue it')
     return args.snapshot_dir, args.n_epochs
 
 
@@ -141,4 +140,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:  # before training started (training handles its own Ctrl-C)
+        print('run.py: interrupted before training started', file=sys.stderr)
+        sys.exit(130)

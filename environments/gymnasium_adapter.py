@@ -11,7 +11,11 @@ cannot digest from modern environments:
 * only numeric scalar/array ``info`` entries are kept (garage stacks env infos per step);
 * observations are copied and cast to float32 (some environments reuse one array);
 * pickling goes through the factory, not the simulator state, so snapshots and sampler
-  workers stay small. Factories must be importable (module-level functions or partials).
+  workers stay small. Factories must be importable (module-level functions or partials). The
+  pickle keeps the env's random state: Gymnasium's ``np_random`` and whatever a wrapper layer
+  returns from ``get_random_state()`` (restored with ``set_random_state``), so a resumed run's
+  resets continue the same random streams. Episodes in progress are not kept; every episode
+  starts with a reset.
 """
 from __future__ import annotations
 
@@ -124,8 +128,25 @@ class GymnasiumEnv(Environment):
         self._env.close()
 
     def __getstate__(self) -> dict:
+        layers = _layers(self._env)
         return {'make_env': self._make_env, 'max_episode_length': self._max_episode_length,
-                'seed': self._seed}
+                'seed': self._seed,
+                'np_random': self._env.unwrapped._np_random,  # pylint: disable=W0212
+                'layer_states': [layer.get_random_state() if hasattr(layer, 'get_random_state')
+                                 else None for layer in layers]}
 
     def __setstate__(self, state: dict) -> None:
         self.__init__(state['make_env'], state['max_episode_length'], state['seed'])
+        if state.get('np_random') is not None:
+            self._env.unwrapped._np_random = state['np_random']  # pylint: disable=W0212
+        for layer, layer_state in zip(_layers(self._env), state.get('layer_states', ())):
+            if layer_state is not None:
+                layer.set_random_state(layer_state)
+
+
+def _layers(env: gymnasium.Env) -> list[gymnasium.Env]:
+    """The wrapper chain of ``env``, outermost first, the unwrapped env last."""
+    layers = [env]
+    while isinstance(layers[-1], gymnasium.Wrapper):
+        layers.append(layers[-1].env)
+    return layers

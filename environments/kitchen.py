@@ -344,6 +344,14 @@ class KitchenTaskEnv(gymnasium.Env):
         self.data.qvel[indices] = 0.0  # below the kettle, qpos index = dof index
         mujoco.mj_forward(self.model, self.data)
 
+    def get_random_state(self) -> Any:
+        """The robot's own generator (its reset noise), for snapshots (``GymnasiumEnv``)."""
+        return self._robot._np_random  # pylint: disable=protected-access
+
+    def set_random_state(self, state: Any) -> None:
+        """Restores ``get_random_state``'s generator."""
+        self._robot._np_random = state  # pylint: disable=protected-access
+
     def reset(self, *, seed: int | None = None,
               options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
         super().reset(seed=seed)

@@ -159,6 +159,16 @@ class GoalVariationWrapper(gymnasium.Wrapper):
         self._set_goal(self._next_goal_index())
         return self.env.reset(seed=seed, options=options)
 
+    def get_random_state(self) -> dict[str, Any]:
+        """The goal order's generator and position, for snapshots (``GymnasiumEnv``)."""
+        return {'rng': self._rng, 'order': self._order, 'position': self._position,
+                'goal_index': self._goal_index}
+
+    def set_random_state(self, state: dict[str, Any]) -> None:
+        """Restores ``get_random_state``'s result; the next reset takes the next goal."""
+        self._rng, self._order = state['rng'], state['order']
+        self._position, self._goal_index = state['position'], state['goal_index']
+
     def _next_goal_index(self) -> int:
         if self._position >= len(self._order):
             order = self._rng.permutation(len(self._tasks))
