@@ -36,6 +36,12 @@ MCAL_METHODS = ('mcal', 'qmp_mcal')
 QMP_METHODS = ('qmp_dnc', 'qmp_sac', 'qmp_uds_dnc', 'qmp_mcal')
 UDS_METHODS = ('uds_dnc', 'qmp_uds_dnc')
 ARCHITECTURES = ('separate', 'multihead', 'shared')
+# Methods where ``--partition random`` assigns each episode to a random policy and buffer.
+RANDOM_PARTITION_METHODS = ('dnc_sac', 'uds_dnc', 'decaf')
+
+
+# Help prefix of the flags kept only so the release's commands still parse.
+NO_EFFECT = '[release compatibility, no effect]'
 
 
 class ConfigError(ValueError):
@@ -95,15 +101,16 @@ class ExperimentConfig:
     lr: float = _flag(3e-4, 'Adam learning rate of actors, critics and temperatures')
     sampler_type: str = _flag('local', "garage sampler: 'local' (in-process) or 'ray'",
                               choices=('local', 'ray'))
-    worker_type: str = _flag('default', 'garage worker (one env per worker)',
-                             choices=('default',))
     num_evaluation_episodes: int = _flag(10, 'evaluation episodes per evaluation mode, summed '
                                          'over tasks (per task: this // n_tasks)')
     evaluation_frequency: int = _flag(1, 'evaluate every this many epochs')
     snapshot_gap: int = _flag(1, 'snapshot every this many epochs (1: keep the last only)')
-    n_policies: int = _flag(4, 'number of tasks = policies = buffers; must equal the env\'s')
-    partition: str = _flag('task_id', 'how observations map to policies', choices=('task_id',))
+    partition: str = _flag('task_id', "which policy (and buffer) an episode belongs to: "
+                           "'task_id' (its task's) or 'random' (one drawn uniformly per "
+                           'episode; dnc_sac, uds_dnc, decaf)', choices=('task_id', 'random'))
     include_task_id: bool = _flag(False, 'keep the task one-hot in the network input')
+    norm_obs: bool = _flag(False, 'normalise observations with running per-env mean and '
+                           'variance (JacoReachMT5-v1 and Walker2dMT4-v0, as the release)')
     sparse_tasks: list[int] = _flag([], 'task ids with sparse rewards (where the env has them)',
                                     nargs='*')
     task_name: str | None = _flag(None, 'comma-separated task indices to keep, e.g. "0,3,7" '
@@ -144,6 +151,12 @@ class ExperimentConfig:
                                'minibatches on an otherwise idle machine')
     log_root: str = _flag('data/local/experiment', 'directory that holds the run directories')
     dry_run: bool = _flag(False, 'print the resolved configuration and exit')
+    # ---- Release compatibility: accepted so the release's commands run, but they change
+    # nothing (the task count comes from the env, and garage's default worker is the only one).
+    n_policies: int = _flag(4, f'{NO_EFFECT} number of tasks = policies = buffers; must equal '
+                            "the env's (the env's task count is always used)")
+    worker_type: str = _flag('default', f'{NO_EFFECT} garage worker (one env per worker)',
+                             choices=('default',))
 
     @property
     def n_tasks(self) -> int:
@@ -280,6 +293,7 @@ def validate(config: ExperimentConfig) -> None:
                               f'(0..{n_tasks - 1})')
     if config.method in SEPARATED_METHODS:
         _validate_dnc_options(config, n_tasks)
+    _validate_release_options(config)
 
 
 def _validate_dnc_options(config: ExperimentConfig, n_tasks: int) -> None:
@@ -311,6 +325,24 @@ def _validate_dnc_options(config: ExperimentConfig, n_tasks: int) -> None:
                               f'--evaluation_frequency ({config.evaluation_frequency})')
         if config.distillation_n_epochs < 1:
             raise ConfigError('--distillation_n_epochs must be at least 1')
+
+def _validate_release_options(config: ExperimentConfig) -> None:
+    """``--norm_obs`` and ``--partition random``: where the release offered them."""
+    if config.norm_obs:
+        if 'norm_obs' not in ENVS[config.env].env_kwargs:
+            raise ConfigError(f'--norm_obs is offered for JacoReachMT5-v1 and Walker2dMT4-v0 '
+                              f'only (the release normalised only those), not {config.env}')
+        if config.sampler_type == 'ray':
+            raise ConfigError('--norm_obs needs --sampler_type local: Ray workers keep the '
+                              'normalisation statistics where snapshots cannot save them')
+        if config.method in UDS_METHODS and not config.unsupervised:
+            raise ConfigError('--norm_obs does not combine with --unsupervised false: the '
+                              'reward functions read unnormalised observations')
+    if config.partition == 'random' and config.method not in RANDOM_PARTITION_METHODS:
+        raise ConfigError(f'--partition random is offered for {", ".join(RANDOM_PARTITION_METHODS)}'
+                          f' (separated learners collecting with their own policies), not '
+                          f'{config.method}')
+
 
 def _validate_task_name(task_name: str, env_id: str) -> None:
     """``--task_name "i,j,..."``: distinct task indices of an env that supports subsets."""
@@ -354,7 +386,7 @@ def run_name(config: ExperimentConfig) -> str:
 def env_kwargs(config: ExperimentConfig) -> dict[str, Any]:
     """Constructor keyword arguments of the env family, from the flags it accepts."""
     kwargs = {'include_task_id': config.include_task_id, 'sparse_tasks': config.sparse_tasks,
-              'task_name': config.task_name}
+              'task_name': config.task_name, 'norm_obs': config.norm_obs}
     return {key: value for key, value in kwargs.items() if key in ENVS[config.env].env_kwargs}
 
 

@@ -45,7 +45,8 @@ from learning.data_sharing import DataSharing  # noqa: E402
 from learning.decaf import DecafTwinCritics  # noqa: E402
 from learning.logging_utils import AppendingCsvOutput  # noqa: E402
 from learning.plotting import plot_learning_curve  # noqa: E402
-from learning.policies import QSwitchMixturePolicy, TaskRoutingPolicy  # noqa: E402
+from learning.policies import (QSwitchMixturePolicy, RandomPartitionPolicy,  # noqa: E402
+                               TaskRoutingPolicy)
 from learning.replay import PerTaskReplayBuffer, SharedReplayBuffer  # noqa: E402
 from learning.samplers import RoundRobinRaySampler  # noqa: E402
 from learning.snapshots import AtomicSnapshotter  # noqa: E402
@@ -109,7 +110,8 @@ def build_algorithm(config: ExperimentConfig, env: MultiTaskEnv) -> MultiTaskLea
             env.spec, policies, critics, split, score_action=config.qmp_score_action,
             score_critic=config.qmp_score_critic, selection=config.qmp_selection,
             sampling_freq=config.policy_sampling_freq)
-    task_policy = TaskRoutingPolicy(env.spec, policies, split)
+    task_policy = (RandomPartitionPolicy(env.spec, policies, split)
+                   if config.partition == 'random' else TaskRoutingPolicy(env.spec, policies, split))
     sampler = make_sampler(config, exploration_policy or task_policy, env)
     hyperparameters = dict(
         exploration_policy=exploration_policy, max_episode_length=env.max_episode_length,
