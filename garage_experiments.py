@@ -110,8 +110,8 @@ def build_algorithm(config: ExperimentConfig, env: MultiTaskEnv) -> MultiTaskLea
             env.spec, policies, critics, split, score_action=config.qmp_score_action,
             score_critic=config.qmp_score_critic, selection=config.qmp_selection,
             sampling_freq=config.policy_sampling_freq)
-    task_policy = (RandomPartitionPolicy(env.spec, policies, split)
-                   if config.partition == 'random' else TaskRoutingPolicy(env.spec, policies, split))
+    partition_policy = RandomPartitionPolicy if config.partition == 'random' else TaskRoutingPolicy
+    task_policy = partition_policy(env.spec, policies, split)
     sampler = make_sampler(config, exploration_policy or task_policy, env)
     hyperparameters = dict(
         exploration_policy=exploration_policy, max_episode_length=env.max_episode_length,
