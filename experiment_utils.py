@@ -47,6 +47,13 @@ ARCHITECTURES = ('separate', 'multihead', 'shared')
 # n_tasks + 100) fits the 32-bit seeds of numpy's legacy generator and garage's set_seed.
 MAX_SEED = 2 ** 31 - 1
 
+# Methods where ``--partition random`` assigns each episode to a random policy and buffer.
+RANDOM_PARTITION_METHODS = ('dnc_sac', 'uds_dnc', 'decaf')
+
+
+# Help prefix of the flags kept only so the release's commands still parse.
+NO_EFFECT = '[release compatibility, no effect]'
+
 
 class ConfigError(ValueError):
     """A configuration a run cannot start with; ``run.py`` prints it on one line, exit 2."""
@@ -105,17 +112,18 @@ class ExperimentConfig:
     lr: float = _flag(3e-4, 'Adam learning rate of actors, critics and temperatures')
     sampler_type: str = _flag('local', "garage sampler: 'local' (in-process) or 'ray'",
                               choices=('local', 'ray'))
-    worker_type: str = _flag('default', 'garage worker (one env per worker)',
-                             choices=('default',))
     num_evaluation_episodes: int = _flag(10, 'evaluation episodes per evaluation mode, summed '
                                          'over tasks (per task: this // n_tasks)')
     evaluation_frequency: int = _flag(1, 'evaluate every this many epochs')
     snapshot_gap: int = _flag(1, 'rewrite the run\'s one snapshot (params.pkl) after every '
                               'this many epochs and after the last; a resume redoes the epochs '
                               'after the snapshot (up to this many minus one)')
-    n_policies: int = _flag(4, 'number of tasks = policies = buffers; must equal the env\'s')
-    partition: str = _flag('task_id', 'how observations map to policies', choices=('task_id',))
+    partition: str = _flag('task_id', "which policy (and buffer) an episode belongs to: "
+                           "'task_id' (its task's) or 'random' (one drawn uniformly per "
+                           'episode; dnc_sac, uds_dnc, decaf)', choices=('task_id', 'random'))
     include_task_id: bool = _flag(False, 'keep the task one-hot in the network input')
+    norm_obs: bool = _flag(False, 'normalise observations with running per-env mean and '
+                           'variance (JacoReachMT5-v1 and Walker2dMT4-v0, as the release)')
     sparse_tasks: list[int] = _flag([], 'task ids with sparse rewards (where the env has them)',
                                     nargs='*')
     task_name: str | None = _flag(None, 'comma-separated task indices to keep, e.g. "0,3,7" '
@@ -158,6 +166,12 @@ class ExperimentConfig:
     dry_run: bool = _flag(False, 'print the resolved configuration and exit')
     console_table: bool = _flag(False, "print dowel's full table of every epoch on the console "
                                 'instead of one line (the table always goes to debug.log)')
+    # ---- Release compatibility: accepted so the release's commands run, but they change
+    # nothing (the task count comes from the env, and garage's default worker is the only one).
+    n_policies: int = _flag(4, f'{NO_EFFECT} number of tasks = policies = buffers; must equal '
+                            "the env's (the env's task count is always used)")
+    worker_type: str = _flag('default', f'{NO_EFFECT} garage worker (one env per worker)',
+                             choices=('default',))
 
     @property
     def n_tasks(self) -> int:
@@ -308,6 +322,7 @@ def validate(config: ExperimentConfig) -> None:
                               f'(0..{n_tasks - 1})')
     if config.method in SEPARATED_METHODS:
         _validate_dnc_options(config, n_tasks)
+    _validate_release_options(config)
 
 
 def _validate_dnc_options(config: ExperimentConfig, n_tasks: int) -> None:
@@ -388,6 +403,24 @@ def _validate_network_memory(config: ExperimentConfig, n_tasks: int) -> None:
                           f'tasks, but only {available / 2 ** 30:.1f} GiB of memory is available')
 
 
+def _validate_release_options(config: ExperimentConfig) -> None:
+    """``--norm_obs`` and ``--partition random``: where the release offered them."""
+    if config.norm_obs:
+        if 'norm_obs' not in ENVS[config.env].env_kwargs:
+            raise ConfigError(f'--norm_obs is offered for JacoReachMT5-v1 and Walker2dMT4-v0 '
+                              f'only (the release normalised only those), not {config.env}')
+        if config.sampler_type == 'ray':
+            raise ConfigError('--norm_obs needs --sampler_type local: Ray workers keep the '
+                              'normalisation statistics where snapshots cannot save them')
+        if config.method in UDS_METHODS and not config.unsupervised:
+            raise ConfigError('--norm_obs does not combine with --unsupervised false: the '
+                              'reward functions read unnormalised observations')
+    if config.partition == 'random' and config.method not in RANDOM_PARTITION_METHODS:
+        raise ConfigError(f'--partition random is offered for {", ".join(RANDOM_PARTITION_METHODS)}'
+                          f' (separated learners collecting with their own policies), not '
+                          f'{config.method}')
+
+
 def _validate_task_name(task_name: str, env_id: str) -> None:
     """``--task_name "i,j,..."``: distinct task indices of an env that supports subsets."""
     info = ENVS[env_id]
@@ -430,7 +463,7 @@ def run_name(config: ExperimentConfig) -> str:
 def env_kwargs(config: ExperimentConfig) -> dict[str, Any]:
     """Constructor keyword arguments of the env family, from the flags it accepts."""
     kwargs = {'include_task_id': config.include_task_id, 'sparse_tasks': config.sparse_tasks,
-              'task_name': config.task_name}
+              'task_name': config.task_name, 'norm_obs': config.norm_obs}
     return {key: value for key, value in kwargs.items() if key in ENVS[config.env].env_kwargs}
 
 

@@ -46,7 +46,8 @@ from learning.logging_utils import (ConsoleLine, ConsoleOutput, FlushingTextOutp
                                     OrderedCsvOutput, PurgingTensorBoardOutput,
                                     truncate_progress)
 from learning.plotting import plot_learning_curve  # noqa: E402
-from learning.policies import QSwitchMixturePolicy, TaskRoutingPolicy  # noqa: E402
+from learning.policies import (QSwitchMixturePolicy, RandomPartitionPolicy,  # noqa: E402
+                               TaskRoutingPolicy)
 from learning.replay import PerTaskReplayBuffer, SharedReplayBuffer  # noqa: E402
 from learning.samplers import RoundRobinRaySampler  # noqa: E402
 from learning.run_lifecycle import ExactTrainer, protect_stdout, run_guard  # noqa: E402
@@ -111,7 +112,8 @@ def build_algorithm(config: ExperimentConfig, env: MultiTaskEnv) -> MultiTaskLea
             env.spec, policies, critics, split, score_action=config.qmp_score_action,
             score_critic=config.qmp_score_critic, selection=config.qmp_selection,
             sampling_freq=config.policy_sampling_freq)
-    task_policy = TaskRoutingPolicy(env.spec, policies, split)
+    partition_policy = RandomPartitionPolicy if config.partition == 'random' else TaskRoutingPolicy
+    task_policy = partition_policy(env.spec, policies, split)
     sampler = make_sampler(config, exploration_policy or task_policy, env)
     hyperparameters = dict(
         exploration_policy=exploration_policy, max_episode_length=env.max_episode_length,

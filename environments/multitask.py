@@ -24,6 +24,8 @@ import numpy as np
 import torch
 from garage import EnvSpec, EnvStep, Environment, Wrapper
 
+from environments.normalization import ObservationNormalizer
+
 SplitMode = Literal['zero', 'slice']
 Array = TypeVar('Array', np.ndarray, torch.Tensor)
 
@@ -185,19 +187,33 @@ class MultiTaskEnv:
         self._make_task_env = make_task_env
         self._train_envs: list[Environment] | None = None
         self._test_envs: list[Environment] | None = None
+        self._normalize_observations = False
+
+    def normalize_observations(self) -> None:
+        """``--norm_obs``: every train and test env gets its own running observation
+        normalisation (``environments/normalization.py``). Call before the envs are built."""
+        if self._train_envs is not None or self._test_envs is not None:
+            raise RuntimeError('normalize_observations() must precede building the envs')
+        self._normalize_observations = True
+
+    def _finish(self, envs: list[Environment]) -> list[Environment]:
+        share_observation_space(envs)
+        if self._normalize_observations:
+            envs = [ObservationNormalizer(env, self.n_tasks) for env in envs]
+        return envs
 
     def get_train_envs(self) -> list[Environment]:
         """One training environment per task (built on first use)."""
         if self._train_envs is None:
-            self._train_envs = [self._make_task_env(i, 'train') for i in range(self.n_tasks)]
-            share_observation_space(self._train_envs)
+            self._train_envs = self._finish([self._make_task_env(i, 'train')
+                                             for i in range(self.n_tasks)])
         return self._train_envs
 
     def get_test_envs(self) -> list[Environment]:
         """One evaluation environment per task, distinct instances from the training ones."""
         if self._test_envs is None:
-            self._test_envs = [self._make_task_env(i, 'test') for i in range(self.n_tasks)]
-            share_observation_space(self._test_envs)
+            self._test_envs = self._finish([self._make_task_env(i, 'test')
+                                            for i in range(self.n_tasks)])
         return self._test_envs
 
     @property

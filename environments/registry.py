@@ -23,7 +23,8 @@ class EnvInfo:
         max_episode_length: horizon in env steps.
         builder: ``module:Class`` of the ``MultiTaskEnv`` subclass.
         env_kwargs: the CLI flags this env accepts as constructor keyword arguments
-            (``task_name`` selects a subset of the tasks, so ``n_tasks`` is then its size).
+            (``task_name`` selects a subset of the tasks, so ``n_tasks`` is then its size;
+            ``norm_obs`` is applied by ``make_env`` to any family).
         summary: one line for ``--help`` and the README.
         has_reward_fns: the family offers ``reward_fns()`` (supervised data sharing).
     """
@@ -43,7 +44,7 @@ ENVS: dict[str, EnvInfo] = {
                 ('include_task_id', 'sparse_tasks'),
                 'pure-numpy 2-D point reaching, 4 goals fanning out from one corner'),
         EnvInfo('JacoReachMT5-v1', 5, 200, 'environments.jaco:JacoReachMT5',
-                ('include_task_id',),
+                ('include_task_id', 'norm_obs'),
                 'Kinova Jaco multistage reacher: 4 three-subgoal reaching tasks (one sparse) '
                 'and a conflicting stay task', has_reward_fns=True),
         EnvInfo('MazeLarge-10-v0', 10, 600, 'environments.maze:MazeLarge10',
@@ -51,7 +52,7 @@ ENVS: dict[str, EnvInfo] = {
                 "D4RL's large point maze (Gymnasium-Robotics): 10 start->goal tasks, goal "
                 'not observed'),
         EnvInfo('Walker2dMT4-v0', 4, 1000, 'environments.walker:Walker2dMT4',
-                ('include_task_id',),
+                ('include_task_id', 'norm_obs'),
                 'MuJoCo Walker2d: forward, backward, balance, and crawl under a ceiling'),
         EnvInfo('KitchenMTEasy-v0', 10, 140, 'environments.kitchen:KitchenMTEasy',
                 ('include_task_id', 'task_name', 'sparse_tasks'),
@@ -108,7 +109,12 @@ def make_env(env_id: str, seed: int = 0, **env_kwargs: Any) -> 'MultiTaskEnv':
                          f'{sorted(info.env_kwargs)}')
     module_name, class_name = info.builder.split(':')
     builder = getattr(importlib.import_module(module_name), class_name)
+    # ``norm_obs`` wraps the family's per-task envs (MultiTaskEnv.normalize_observations);
+    # the family's own constructor never sees it.
+    norm_obs = bool(env_kwargs.pop('norm_obs', False))
     env = builder(seed=seed, **env_kwargs)
+    if norm_obs:
+        env.normalize_observations()
     if env_kwargs.get('task_name') is None and env.n_tasks != info.n_tasks:
         raise AssertionError(f'{env_id} built {env.n_tasks} tasks, registry says {info.n_tasks}')
     return env

@@ -39,11 +39,13 @@ class PerTaskReplayBuffer:
         """(N,) transitions stored per task."""
         return np.array([b.n_transitions_stored for b in self._buffers], dtype=np.int64)
 
-    def add_episodes(self, episodes: EpisodeBatch) -> np.ndarray:
-        """Stores every episode in the buffer of its task; returns (N,) transitions added."""
+    def add_episodes(self, episodes: EpisodeBatch, route_by: str | None = None) -> np.ndarray:
+        """Stores every episode in the buffer of its task (or of the agent info ``route_by``,
+        the random partition's ``partition_id``); returns (N,) transitions added."""
         added = np.zeros(self.n_tasks, dtype=np.int64)
         for episode in episodes.split():
-            task_ids = np.asarray(episode.env_infos['task_id'])
+            task_ids = np.asarray(episode.env_infos['task_id'] if route_by is None
+                                  else episode.agent_infos[route_by])
             task_id = int(task_ids[0])
             if not np.all(task_ids == task_id):
                 raise ValueError('an episode changed task mid-way; cannot route it')

@@ -157,3 +157,54 @@ def test_every_command_in_the_readme_parses():
         if '--help' in argv:
             continue
         run.parse([arg for arg in argv if arg != '--dry_run'])
+
+
+# The release's effective per-env settings (its run.py overrides on top of its defaults):
+# n_policies, batch_size, gradient_steps_per_itr, min_buffer_size, buffer_batch_size,
+# steps_per_epoch, lr, n_epochs, num_evaluation_episodes, hidden_sizes.
+RELEASE_SETTINGS = {
+    'JacoReachMT5-v1': (5, 1000, 1000, 10000, 32, 1, 3e-4, 2000, 50, [256, 256]),
+    'MazeLarge-10-v0': (10, 6000, 1000, 3000, 256, 1, 3e-4, 2000, 100, [256, 256]),
+    'Walker2dMT4-v0': (4, 4000, 6000, 10000, 32, 1, 3e-4, 2000, 40, [256, 256]),
+    'MetaWorldCDS-v1': (4, 2000, 200, 5000, 256, 10, 0.0015, 500, 40, [256, 256]),
+    'MetaWorldMT10-v2': (10, 5000, 500, 5000, 2560, 10, 0.0015, 1000, 100, [256, 256]),
+    'MetaWorldMT50-v2': (50, 25000, 2500, 1500, 1280, 8, 3e-4, 1000, 250, [400, 400]),
+    # The release's ``num_epochs=500`` typo left n_epochs at 1000.
+    'KitchenMTEasy-v0': (10, 2000, 500, 2000, 1280, 5, 3e-4, 1000, 50, [256, 256]),
+}
+SETTING_NAMES = ('n_policies', 'batch_size', 'gradient_steps_per_itr', 'min_buffer_size',
+                 'buffer_batch_size', 'steps_per_epoch', 'lr', 'n_epochs',
+                 'num_evaluation_episodes', 'hidden_sizes')
+
+
+@pytest.mark.parametrize('env_id', sorted(RELEASE_SETTINGS))
+def test_env_presets_give_the_release_settings(env_id):
+    config = resolve_config('qmp_dnc', {'env': env_id})
+    assert tuple(getattr(config, name) for name in SETTING_NAMES) == RELEASE_SETTINGS[env_id]
+    assert config.num_evaluation_episodes // config.n_tasks == (5 if env_id in (
+        'MetaWorldMT50-v2', 'KitchenMTEasy-v0') else 10)
+
+
+def test_norm_obs_reaches_jaco_and_walker_only():
+    walker = resolve_config('dnc_sac', {'env': 'Walker2dMT4-v0', 'norm_obs': True})
+    assert experiment_utils.env_kwargs(walker)['norm_obs'] is True
+    assert 'norm_obs' not in experiment_utils.env_kwargs(resolve_config('dnc_sac', {}))
+    for typed, message in (({'env': 'MazeLarge-10-v0'}, 'JacoReachMT5-v1 and Walker2dMT4-v0'),
+                           ({'env': 'JacoReachMT5-v1', 'sampler_type': 'ray'}, 'local'),
+                           ({'env': 'JacoReachMT5-v1', 'unsupervised': False}, 'unsupervised')):
+        method = 'uds_dnc' if 'unsupervised' in typed else 'dnc_sac'
+        with pytest.raises(ConfigError, match=message):
+            resolve_config(method, {**typed, 'norm_obs': True})
+
+
+@pytest.mark.parametrize('method', ['qmp_dnc', 'mtsac', 'mcal'])
+def test_random_partition_is_refused_where_it_is_not_implemented(method):
+    with pytest.raises(ConfigError, match='--partition random is offered for dnc_sac'):
+        resolve_config(method, {'partition': 'random'})
+    assert resolve_config('dnc_sac', {'partition': 'random'}).partition == 'random'
+
+
+def test_no_effect_flags_say_so_in_their_help():
+    for name in ('n_policies', 'worker_type'):
+        assert FIELDS[name].metadata['help'].startswith('[release compatibility, no effect]')
+    assert not FIELDS['partition'].metadata['help'].startswith('[release')

@@ -2,14 +2,18 @@
 sampling type uses, and that a zero coefficient leaves separated SAC unchanged."""
 from __future__ import annotations
 
+import copy
 import math
+import pickle
 
 import numpy as np
+import pytest
 import torch
 
 from environments.registry import make_env
 from experiment_utils import resolve_config
 from garage_experiments import build_algorithm
+from learning.algorithms import sac_losses
 from learning.dnc_regularization import (coefficient_matrix, dnc_divergences, dnc_penalty,
                                          gaussian_kl)
 from learning.networks import TaskTanhGaussianPolicies
@@ -92,34 +96,113 @@ def test_sampling_types_use_the_states_they_name():
 
 
 def test_zero_coefficients_leave_separated_sac_unchanged():
+    """A zero KL coefficient matrix must give exactly the policy loss of plain SAC, computed
+    here independently from the losses module on the same minibatch."""
     env = make_env('PointReachMT-v0')
-    losses = []
-    for flags in ({}, {'kl_coeff': [0.0] * 16}):
-        torch.manual_seed(0)
-        np.random.seed(0)
-        algorithm = build_algorithm(resolve_config('dnc_sac', {'hidden_sizes': [8], **flags}),
-                                    env)
-        assert not algorithm.regularize
-        episodes = algorithm._sampler.obtain_samples(0, 400,
-                                                     algorithm.policy.get_param_values())
-        algorithm.replay_buffer.add_episodes(episodes)
-        algorithm._gradient_step(np.ones(4, dtype=bool))
-        losses.append(algorithm.last_stats['PolicyLoss'].copy())
-    np.testing.assert_array_equal(losses[0], losses[1])
+    torch.manual_seed(0)
+    np.random.seed(0)
+    algorithm = build_algorithm(resolve_config('dnc_sac', {'hidden_sizes': [8],
+                                                           'kl_coeff': [0.0] * 16}), env)
+    assert not algorithm.regularize
+    episodes = algorithm._sampler.obtain_samples(0, 400, algorithm.policy.get_param_values())
+    algorithm.replay_buffer.add_episodes(episodes)
+    policies_before = copy.deepcopy(algorithm.policies)
+    alpha = algorithm.log_alpha.detach().exp()[:, None]
+    np.random.seed(1)
+    batch = algorithm._sample_batch(np.ones(4, dtype=bool), algorithm.buffer_batch_size)
+    np.random.seed(1)
+    torch.manual_seed(2)
+    algorithm._gradient_step(np.ones(4, dtype=bool))
+    # Plain SAC: the critics step first, so the actor loss is taken against the stepped
+    # critics (the actor and temperature steps leave them alone) with the policies as they
+    # were before the step; replay the TD target's draws to reach the actor's.
+    torch.manual_seed(2)
+    sac_losses.td_target(batch, policies_before, algorithm.target_critics, alpha,
+                         algorithm.discount, algorithm.reward_scale)
+    objective, _, _ = sac_losses.actor_objective(batch.states, policies_before,
+                                                 algorithm.critics, alpha)
+    np.testing.assert_allclose(algorithm.last_stats['PolicyLoss'],
+                               objective.mean(1).detach().numpy(), rtol=1e-6, atol=1e-7)
+    assert 'PolicyKLPenalty' not in algorithm.method_stats
 
 
-def test_distillation_makes_every_policy_the_central_one():
+def distillation_learner(sampling_type='all', n_epochs=5):
     torch.manual_seed(0)
     np.random.seed(0)
     algorithm = build_algorithm(resolve_config('dnc_sac', {
-        'hidden_sizes': [8], 'distillation_period': 1, 'distillation_n_epochs': 5}),
+        'hidden_sizes': [8], 'distillation_period': 1, 'distillation_n_epochs': n_epochs,
+        'buffer_batch_size': 12, 'sampling_type': sampling_type}),
         make_env('PointReachMT-v0'))
     episodes = algorithm._sampler.obtain_samples(0, 400, algorithm.policy.get_param_values())
     algorithm.replay_buffer.add_episodes(episodes)
+    return algorithm
+
+
+def test_distillation_makes_every_policy_the_central_one():
+    algorithm = distillation_learner()
     before = algorithm.policies.mean_head.weight.detach().clone()
     algorithm.after_epoch(0)  # never at epoch 0
     assert torch.equal(before, algorithm.policies.mean_head.weight)
     algorithm.after_epoch(1)
-    for parameter in algorithm.policies.parameters():
-        assert torch.equal(parameter[0], parameter[3])
+    for policy_parameter, central_parameter in zip(algorithm.policies.parameters(),
+                                                   algorithm.central_policy.parameters()):
+        for task in range(4):
+            assert torch.equal(policy_parameter[task], central_parameter[0])
     assert not torch.equal(before[0], algorithm.policies.mean_head.weight[0])
+
+
+def test_the_central_policy_starts_as_policy_0_and_persists_across_distillations():
+    algorithm = distillation_learner(n_epochs=3)
+    central, optimizer = algorithm.central_policy, algorithm.central_optimizer
+    for policy_parameter, central_parameter in zip(algorithm.policies.parameters(),
+                                                   central.parameters()):
+        assert torch.equal(policy_parameter[:1], central_parameter)
+    algorithm.distill()
+    after_first = [p.detach().clone() for p in central.parameters()]
+    # The task policies train on between distillations; the central policy must not restart
+    # from them (or from policy 0) but continue from where it stopped.
+    with torch.no_grad():
+        for parameter in algorithm.policies.parameters():
+            parameter.add_(1.0)
+    algorithm.distill()
+    assert algorithm.central_policy is central and algorithm.central_optimizer is optimizer
+    steps = {float(state['step']) for state in optimizer.state.values()}
+    assert steps == {6.0}  # 3 + 3 Adam steps on one optimizer
+    # Three Adam steps move a weight by about 3 x lr (lr = 1e-3 on the toy env) at most, so the
+    # second distillation continued from the first one's result, not from the policies that
+    # were shifted by +1.
+    assert optimizer.param_groups[0]['lr'] == 1e-3
+    for first, second in zip(after_first, central.parameters()):
+        assert torch.max(torch.abs(second.detach() - first)) < 0.01
+
+
+def test_snapshot_and_to_keep_the_central_policy_and_its_optimizer():
+    algorithm = distillation_learner(n_epochs=2)
+    algorithm.distill()
+    restored = pickle.loads(pickle.dumps(algorithm))
+    restored.to('cpu')
+    for saved, loaded in zip(algorithm.central_policy.parameters(),
+                             restored.central_policy.parameters()):
+        assert torch.equal(saved, loaded)
+    assert {float(state['step']) for state in restored.central_optimizer.state.values()} \
+        == {2.0}
+    assert restored.central_optimizer.param_groups[0]['params'][0] is next(
+        restored.central_policy.parameters())
+
+
+@pytest.mark.parametrize('sampling_type, per_buffer', [('all', 3), ('i', 3), ('j', 12),
+                                                       ('i+j', 6)])
+def test_distillation_samples_per_buffer_follow_the_sampling_type(sampling_type, per_buffer,
+                                                                 monkeypatch):
+    algorithm = distillation_learner(sampling_type, n_epochs=2)
+    calls = []
+    original = algorithm.replay_buffer.sample
+
+    def spy(batch_size, tasks):
+        calls.append((batch_size, tuple(bool(t) for t in tasks)))
+        return original(batch_size, tasks)
+
+    monkeypatch.setattr(algorithm.replay_buffer, 'sample', spy)
+    algorithm.distill()
+    # buffer_batch_size 12, 4 tasks: 12 // 4, 12, 12 // 2 from every non-empty buffer
+    assert calls == [(per_buffer, (True,) * 4)] * 2

@@ -7,6 +7,8 @@ import torch
 
 from environments.point_reach import GOALS, STEP_SIZE
 from environments.registry import make_env
+from experiment_utils import resolve_config
+from garage_experiments import build_algorithm
 from learning.networks import TaskTanhGaussianPolicies
 from learning.policies import TaskRoutingPolicy
 from learning.replay import KEYS, PerTaskReplayBuffer
@@ -269,3 +271,27 @@ def test_episode_changing_task_raises(env, timeout_batch):
     # the unmodified batch is accepted
     buffer.add_episodes(timeout_batch)
     np.testing.assert_array_equal(buffer.sizes(), [50] * N_TASKS)
+
+
+def test_qmp_transitions_go_to_the_task_whose_reward_they_carry(env):
+    """Under the Q-switch another task's policy often acts; the step still belongs to the
+    buffer of ``task_id`` (whose reward it is), never of ``selected_policy``."""
+    torch.manual_seed(0)
+    np.random.seed(0)
+    algorithm = build_algorithm(resolve_config('qmp_dnc', {
+        'hidden_sizes': [8], 'qmp_selection': 'uniform'}), env)
+    episodes = algorithm._sampler.obtain_samples(
+        0, 400, algorithm.exploration_policy.get_param_values())
+    task_ids = episodes.env_infos['task_id']
+    selected = episodes.agent_infos['selected_policy']
+    assert np.mean(selected != task_ids) > 0.5  # uniform over 4: about 3/4 foreign actions
+    buffer = PerTaskReplayBuffer(N_TASKS, 1000, env.split_observation)
+    added = buffer.add_episodes(episodes)
+    np.testing.assert_array_equal(added, np.bincount(task_ids, minlength=N_TASKS))
+    sample = buffer.sample(2000, np.ones(N_TASKS, dtype=bool))
+    rewards = episodes.rewards.astype(np.float32)  # as stored
+    for task in range(N_TASKS):
+        own_rewards = set(rewards[task_ids == task].tolist())
+        assert set(sample['rewards'][task, :, 0].tolist()) <= own_rewards
+        acted_for_others = set(rewards[(selected == task) & (task_ids != task)].tolist())
+        assert acted_for_others - own_rewards  # routing by selected_policy would be caught

@@ -57,6 +57,35 @@ def allocate_gradient_steps(total_steps: int, collected: np.ndarray) -> np.ndarr
     return np.where(collected > 0, steps, 0)
 
 
+def distillation_sample_size(sampling_type: SamplingType, buffer_batch_size: int,
+                             n_tasks: int) -> int:
+    """(state, action) pairs drawn from each buffer per distillation step.
+
+    The release drew them with its buffer's "all tasks" sampler, whose per-buffer count follows
+    ``--sampling_type``: B // N for ``all`` and ``i``, B for ``j``, B // 2 for ``i+j``
+    (B = ``buffer_batch_size``, N tasks); at least one.
+    """
+    if sampling_type in ('all', 'i'):
+        count = buffer_batch_size // n_tasks
+    elif sampling_type == 'j':
+        count = buffer_batch_size
+    elif sampling_type == 'i+j':
+        count = buffer_batch_size // 2
+    else:
+        raise ValueError(f'unknown sampling_type {sampling_type!r}')
+    return max(count, 1)
+
+
+def single_policy_copy(policies: TaskTanhGaussianPolicies, task_id: int
+                       ) -> TaskTanhGaussianPolicies:
+    """A one-policy ``TaskTanhGaussianPolicies`` holding a copy of policy ``task_id``."""
+    hidden_sizes = tuple(layer.weight.shape[-1] for layer in policies.trunk.hidden)
+    copy_ = TaskTanhGaussianPolicies(1, policies.state_dim, policies.action_dim, hidden_sizes)
+    copy_.load_state_dict({key: value[task_id:task_id + 1].detach().clone()
+                           for key, value in policies.state_dict().items()})
+    return copy_.to(next(policies.parameters()).device)
+
+
 class DnCSAC(MultiTaskLearner):
     """Separated per-task SAC; see the module docstring.
 
@@ -110,7 +139,13 @@ class DnCSAC(MultiTaskLearner):
         self.regularize_representation = regularize_representation
         self.distillation_period = distillation_period
         self.distillation_n_epochs = distillation_n_epochs
-        self.lr = lr
+        # DnC's central policy and its Adam live as long as the learner (the release built them
+        # once, in its constructor): every distillation continues from the previous one.
+        self.central_policy: TaskTanhGaussianPolicies | None = None
+        self.central_optimizer: torch.optim.Adam | None = None
+        if distillation_period:
+            self.central_policy = single_policy_copy(policies, 0)
+            self.central_optimizer = torch.optim.Adam(self.central_policy.parameters(), lr=lr)
         keys = ((('SharedDataShare',) if data_sharing is not None else ())
                 + (('PolicyKL', 'PolicyKLPenalty') if self.regularize else ()))
         self.method_stats = {key: np.full(self.n_tasks, np.nan) for key in keys}
@@ -130,7 +165,8 @@ class DnCSAC(MultiTaskLearner):
         warming_up = bool((self.replay_buffer.sizes() < self.min_buffer_size).any())
         batch_size = self.min_buffer_size * self.n_tasks if warming_up else None
         episodes = trainer.obtain_episodes(trainer.step_itr, batch_size)
-        collected = self.replay_buffer.add_episodes(episodes)
+        collected = self.replay_buffer.add_episodes(
+            episodes, (self.exploration_policy or self.policy).replay_key)
         self.env_steps += collected
         allocated = allocate_gradient_steps(self.gradient_steps_per_itr, collected)
         trainable = self.replay_buffer.sizes() >= self.min_buffer_size  # fixed until next round
@@ -248,35 +284,34 @@ class DnCSAC(MultiTaskLearner):
             self.distill()
 
     def distill(self) -> None:
-        """Fits one central policy to every task's (state, action) data by maximum likelihood
-        and copies it into all task policies (DnC's distillation step, spec §3.4).
+        """Fits the central policy to every task's stored (state, action) pairs by maximum
+        likelihood, then copies it into all task policies (DnC's distillation, spec §3.4).
 
-        The central policy starts as a copy of policy 0 and trains for
-        ``distillation_n_epochs`` Adam steps on ``buffer_batch_size // N`` stored pairs per task.
+        ``distillation_n_epochs`` Adam steps; each samples ``distillation_sample_size`` pairs
+        from every non-empty buffer. The central policy and its optimizer state carry over from
+        one distillation to the next.
         """
         has_data = self.replay_buffer.sizes() > 0
         if not has_data.any():
             return
-        central = copy.deepcopy(self.policies)
-        with torch.no_grad():  # every slice starts as policy 0
-            for parameter in central.parameters():
-                parameter.copy_(parameter[:1].expand_as(parameter))
-        optimizer = torch.optim.Adam(central.parameters(), lr=self.lr)
-        per_task = max(self.buffer_batch_size // self.n_tasks, 1)
+        if self.central_policy is None:
+            raise RuntimeError('distill() needs a learner built with distillation_period')
+        per_buffer = distillation_sample_size(self.sampling_type, self.buffer_batch_size,
+                                              self.n_tasks)
         rows = torch.as_tensor(has_data, device=self._device())
         for _ in range(self.distillation_n_epochs):
-            batch = self._sample_batch(has_data, per_task)
+            batch = self._sample_batch(has_data, per_buffer)
             states = batch.states[rows].reshape(1, -1, batch.states.shape[-1])
             actions = batch.actions[rows].reshape(1, -1, batch.actions.shape[-1])
             clipped = actions.clamp(-1 + 1e-6, 1 - 1e-6)
-            log_likelihood = central(states.expand(self.n_tasks, -1, -1)).log_prob(
-                clipped.expand(self.n_tasks, -1, -1))[0]
-            optimizer.zero_grad()
+            log_likelihood = self.central_policy(states).log_prob(clipped)
+            self.central_optimizer.zero_grad()
             (-log_likelihood.mean()).backward()
-            optimizer.step()
+            self.central_optimizer.step()
         with torch.no_grad():
-            for target, source in zip(self.policies.parameters(), central.parameters()):
-                target.copy_(source[:1].expand_as(target))
+            for target, source in zip(self.policies.parameters(),
+                                      self.central_policy.parameters()):
+                target.copy_(source.expand_as(target))
 
     @torch.no_grad()
     def _update_targets(self, tasks: np.ndarray) -> None:
@@ -296,9 +331,12 @@ class DnCSAC(MultiTaskLearner):
         if device is None:
             from garage.torch import global_device  # pylint: disable=import-outside-toplevel
             device = global_device()
-        for module in (self.policies, self.critics, self.target_critics):
-            module.to(device)
+        for module in (self.policies, self.critics, self.target_critics, self.central_policy):
+            if module is not None:
+                module.to(device)
         self.log_alpha.data = self.log_alpha.data.to(device)
-        for optimizer in (self.policy_optimizer, self.critic_optimizer, self.alpha_optimizer):
-            move_optimizer_state(optimizer, device)
+        for optimizer in (self.policy_optimizer, self.critic_optimizer, self.alpha_optimizer,
+                          self.central_optimizer):
+            if optimizer is not None:
+                move_optimizer_state(optimizer, device)
         return self

@@ -18,7 +18,12 @@ class TorchSamplingPolicy(Policy):
 
     ``get_param_values`` returns CPU state dicts of every module in ``modules``; garage's
     trainer broadcasts exactly that to the sampler workers before each collection.
+
+    ``replay_key`` names the agent info whose value picks an episode's replay buffer; None
+    (every policy but the random partition's) routes by the env's ``task_id``.
     """
+
+    replay_key: str | None = None
 
     def __init__(self, env_spec: EnvSpec, split_observation: ObservationSplitter,
                  modules: dict[str, nn.Module], name: str) -> None:
