@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 from typing import Any, NoReturn, Sequence
 
@@ -94,6 +95,9 @@ def resolve(args: argparse.Namespace) -> tuple[Grid, str, EngineSettings]:
         raise ConfigError(f'--gpus_per_job must be 0 or more, got {gpus}')
     if gpus and 'gpu' not in grid.axes:
         grid.axes['gpu'] = ['0']
+    if args.engine == 'slurm' and not args.dry_run and shutil.which('srun') is None:
+        raise ConfigError('--engine slurm needs a Slurm cluster (no srun on PATH); use '
+                          '--engine local or --dry_run')
     default_time = 4320 if args.engine == 'slurm' else 7 * 24 * 60
     settings = EngineSettings(
         engine=args.engine, jobs=args.jobs,

@@ -12,7 +12,7 @@ import pytest
 from conftest import REPO_ROOT, TINY_TOY_FLAGS
 from experiment_utils import ConfigError, as_dict
 from run import parse
-from workflow.sweeps import Grid, load_toml, parse_flag_axis, plan
+from workflow.sweeps import EngineSettings, Grid, load_toml, make_executor, parse_flag_axis, plan
 
 
 def tiny_flag_args() -> list[str]:
@@ -115,6 +115,20 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path):
         assert result.returncode == 2, result.stderr
         assert 'Traceback' not in result.stderr and message in result.stderr
         assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_slurm_engine_settings_become_submitit_parameters(tmp_path, monkeypatch):
+    fake_bin = tmp_path / 'bin'
+    fake_bin.mkdir()
+    (fake_bin / 'srun').write_text('#!/bin/sh\n')
+    (fake_bin / 'srun').chmod(0o755)
+    monkeypatch.setenv('PATH', f'{fake_bin}{os.pathsep}{os.environ["PATH"]}')
+    executor = make_executor(EngineSettings(engine='slurm', partition='gpu', cpus_per_job=4,
+                                            gpus_per_job=1, time_min=60, array_parallelism=8),
+                             str(tmp_path / 'submitit'))
+    parameters = executor._executor.parameters
+    assert (parameters['partition'], parameters['cpus_per_task'], parameters['gpus_per_node'],
+            parameters['time'], parameters['array_parallelism']) == ('gpu', 4, 1, 60, 8)
 
 
 @pytest.mark.slow
