@@ -17,6 +17,7 @@ import itertools
 import json
 import os
 import re
+import shlex
 import shutil
 import time
 import tomllib
@@ -330,11 +331,8 @@ def describe(run: PlannedRun) -> str:
     if run.action in ('skip', 'conflict'):
         return (f'[{run.action}] {run.name}: {run.note} '
                 f'({run.epochs_done}/{run.config.n_epochs} epochs)')
-    command = ' '.join(_quote(arg) for arg in ['python', *run.argv])
+    command = ' '.join(shlex.quote(arg) for arg in ['python', *run.argv])
     note = f'  # {run.note}' if run.note else ''
     return f'[{run.action}] {command}{note}'
 
-
-def _quote(arg: str) -> str:
-    return arg if re.fullmatch(r'[A-Za-z0-9_./=:+,-]+', arg) else "'" + arg.replace("'", "'\\''") + "'"
 
