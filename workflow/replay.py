@@ -1,0 +1,129 @@
+"""Replaying a trained run: its snapshot's policies on its test envs, optionally on video.
+
+The episodes are exactly those of training-time evaluation (``learning.evaluation.evaluate``:
+deterministic, tanh of the acting policy's mean); a video is the frames each env renders after
+every reset and step, recorded by a thin wrapper around the env.
+"""
+from __future__ import annotations
+
+import os
+import pickle
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+
+from workflow.runs import read_config
+
+
+class ReplayError(Exception):
+    """A run directory or snapshot that cannot be replayed (reported in one line)."""
+
+
+@dataclass
+class TaskResult:
+    """Deterministic episodes of one task."""
+
+    task_id: int
+    task_name: str
+    success: np.ndarray
+    returns: np.ndarray
+    lengths: np.ndarray
+
+
+def check_run_dir(run_dir: str, mixture: bool) -> dict[str, Any]:
+    """The run's configuration; raises ``ReplayError`` when the directory cannot be replayed."""
+    if not os.path.isdir(run_dir):
+        raise ReplayError(f'{run_dir!r} is not a directory')
+    for name in ('variant.json', 'params.pkl'):
+        if not os.path.isfile(os.path.join(run_dir, name)):
+            raise ReplayError(f'{run_dir!r} has no {name}: not a run directory with a snapshot')
+    config = read_config(run_dir)
+    if mixture and not str(config['method']).startswith('qmp_'):
+        raise ReplayError(f'--mixture needs a QMP run (a qmp_* method); this run is '
+                          f'{config["method"]}')
+    return config
+
+
+def load_learner(run_dir: str, config: dict[str, Any]) -> Any:
+    """The learner pickled in the run's ``params.pkl``, on the CPU."""
+    from learning import garage_compat  # pylint: disable=C0415  (before garage and cloudpickle)
+    if config.get('sampler_type') == 'ray':
+        garage_compat.init_ray()  # the snapshot holds a Ray sampler
+    path = os.path.join(run_dir, 'params.pkl')
+    try:
+        with open(path, 'rb') as file:
+            snapshot = pickle.load(file)
+        learner = snapshot['algo']
+    except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, KeyError,
+            TypeError, ValueError) as error:
+        raise ReplayError(f'cannot load the snapshot {path}: {type(error).__name__}: '
+                          f'{error}') from error
+    return learner.to('cpu')
+
+
+class FrameRecorder:
+    """A garage env that keeps the RGB frame rendered after every reset and step."""
+
+    def __init__(self, env: Any) -> None:
+        self._env = env
+        self.frames: list[np.ndarray] = []
+
+    def reset(self) -> Any:
+        result = self._env.reset()
+        self.frames.append(np.asarray(self._env.render('rgb_array')))
+        return result
+
+    def step(self, action: np.ndarray) -> Any:
+        env_step = self._env.step(action)
+        self.frames.append(np.asarray(self._env.render('rgb_array')))
+        return env_step
+
+
+def replay(learner: Any, task_ids: Sequence[int], episodes: int, mixture: bool,
+           record: bool) -> tuple[list[TaskResult], dict[int, list[np.ndarray]]]:
+    """``episodes`` deterministic episodes of each task in ``task_ids`` with the task policies
+    (or the Q-switch mixture); returns per-task results and, with ``record``, their frames."""
+    from learning.evaluation import evaluate  # pylint: disable=import-outside-toplevel
+    from learning.metrics import split_by_task  # pylint: disable=import-outside-toplevel
+    policy = learner.exploration_policy if mixture else learner.policy
+    test_envs = learner._test_envs  # pylint: disable=protected-access
+    envs = [test_envs[task_id] for task_id in task_ids]
+    recorders = [FrameRecorder(env) for env in envs] if record else []
+    stats, order = evaluate(policy, recorders or envs, episodes, learner.max_episode_length,
+                            learner.discount)
+    results = []
+    for position, (task_id, task_stats) in enumerate(
+            zip(task_ids, split_by_task(stats, order, len(envs)))):
+        results.append(TaskResult(task_id, getattr(envs[position], 'task_name', str(task_id)),
+                                  task_stats['success'], task_stats['return'],
+                                  task_stats['length']))
+    frames = {task_id: recorder.frames for task_id, recorder in zip(task_ids, recorders)}
+    return results, frames
+
+
+def result_table(results: Sequence[TaskResult]) -> str:
+    """A markdown table: per task, its success rate and return over the episodes."""
+    lines = ['| task | name | episodes | success rate | return (mean ± std) | length |',
+             '|---|---|---|---|---|---|']
+    for result in results:
+        lines.append(f'| {result.task_id} | {result.task_name} | {len(result.returns)} | '
+                     f'{result.success.mean():.2f} | {result.returns.mean():.2f} ± '
+                     f'{result.returns.std():.2f} | {result.lengths.mean():.1f} |')
+    success = np.concatenate([r.success for r in results])
+    returns = np.concatenate([r.returns for r in results])
+    lines.append(f'| all | | {len(returns)} | {success.mean():.2f} | {returns.mean():.2f} ± '
+                 f'{returns.std():.2f} | |')
+    return '\n'.join(lines)
+
+
+def write_video(frames: Sequence[np.ndarray], path: str, fps: int) -> str:
+    """An MP4 (H.264 through imageio's ffmpeg) of ``frames``; returns ``path``."""
+    import imageio.v2 as imageio  # pylint: disable=import-outside-toplevel
+    height, width = frames[0].shape[:2]
+    # H.264 needs even sizes; imageio's default resizing to multiples of 16 would blur.
+    even = [np.ascontiguousarray(frame[:height - height % 2, :width - width % 2, :3])
+            for frame in frames]
+    imageio.mimwrite(path, even, fps=fps, format='FFMPEG', codec='libx264',
+                     macro_block_size=2)
+    return path
