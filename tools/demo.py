@@ -140,7 +140,8 @@ def plot_learning_curves(runs: dict[str, list[dict[str, np.ndarray]]], path: Pat
                 axis.plot(steps, values, color=color, alpha=0.25, linewidth=1)
             length = min(len(steps) for steps, _ in curves)
             mean = np.nanmean([values[:length] for _, values in curves], axis=0)
-            axis.plot(curves[0][0][:length], mean, color=color, linewidth=2.5,
+            axis.plot(curves[0][0][:length], mean, color=color, linewidth=2.5, marker='o',
+                      markersize=3,
                       label=f'{label} (mean of {len(curves)} seed{"s" * (len(curves) > 1)})')
         axis.set_title(title)
         axis.set_xlabel('environment steps (all tasks)')
@@ -228,7 +229,7 @@ def plot_trajectories(episodes: dict[str, list[tuple[np.ndarray, np.ndarray, boo
     figure.suptitle(f'Task {STUCK_TASK} ({point_wall.TASK_NAMES[STUCK_TASK]})'
                     ': episodes collected by each method\'s data-collection policy '
                     '(last snapshot, first seed)', fontsize=10)
-    figure.tight_layout(rect=(0, 0.1, 1, 1))
+    figure.tight_layout(rect=(0, 0.1, 1, 0.95))
     figure.savefig(path, dpi=110)
     plt.close(figure)
 
