@@ -63,6 +63,8 @@ SUBSTEPS = 4
 
 
 _WALL_BOUNDS = tuple(tuple(float(v) for v in bar) for bar in WALLS)
+# Farther than this from every bar, no step (at most 0.1 * sqrt(2) long) can reach the wall.
+_CLEARANCE = 0.15
 
 
 def inside_wall(position: np.ndarray) -> bool:
@@ -72,10 +74,20 @@ def inside_wall(position: np.ndarray) -> bool:
                for x_min, y_min, x_max, y_max in _WALL_BOUNDS)
 
 
+def near_wall(position: np.ndarray) -> bool:
+    """Whether ``position`` is within ``_CLEARANCE`` of a bar (a step might reach it)."""
+    x, y = float(position[0]), float(position[1])
+    return any(x_min - _CLEARANCE <= x <= x_max + _CLEARANCE
+               and y_min - _CLEARANCE <= y <= y_max + _CLEARANCE
+               for x_min, y_min, x_max, y_max in _WALL_BOUNDS)
+
+
 class PointWallTaskEnv(PointReachTaskEnv):
     """One task of ``PointWallMT-v0``: the point world of ``PointReachTaskEnv`` plus the wall."""
 
     def _move(self, position: np.ndarray, displacement: np.ndarray) -> np.ndarray:
+        if not near_wall(position):
+            return super()._move(position, displacement)
         substep = (displacement / SUBSTEPS).astype(np.float32)
         along_x = np.array([substep[0], 0.0], np.float32)
         along_y = np.array([0.0, substep[1]], np.float32)

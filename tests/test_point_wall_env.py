@@ -134,6 +134,14 @@ def test_wall_blocks_motion_in_sub_steps():
     np.testing.assert_allclose(env_step.observation[:2], [1.0, -0.6], atol=1e-6)
 
 
+def test_far_from_the_wall_a_step_is_the_open_square_step():
+    assert not point_wall.near_wall(START) and point_wall.near_wall(np.array([0.0, 0.1]))
+    task_env = make_env(ENV_ID).get_train_envs()[0]
+    place(task_env, [-0.5, -0.5])
+    env_step = task_env.step(np.array([1.0, 0.6], np.float32))
+    np.testing.assert_allclose(env_step.observation[:2], [-0.4, -0.44], atol=1e-6)
+
+
 def test_random_motion_never_enters_the_wall():
     task_env = make_env(ENV_ID).get_train_envs()[0]
     rng = np.random.default_rng(0)
