@@ -183,6 +183,10 @@ FIELDS = {f.name: f for f in dataclasses.fields(ExperimentConfig)}
 
 # Per-environment overrides of the release (spec §1.5). Keys must be flags (checked below).
 ENV_PRESETS: dict[str, dict[str, Any]] = {
+    'PointWallMT-v0': dict(n_policies=4, batch_size=400, gradient_steps_per_itr=400,
+                           min_buffer_size=200, buffer_batch_size=64, steps_per_epoch=2,
+                           n_epochs=30, num_evaluation_episodes=20, hidden_sizes=[64, 64],
+                           lr=1e-3),
     'PointReachMT-v0': dict(n_policies=4, batch_size=400, gradient_steps_per_itr=400,
                             min_buffer_size=200, buffer_batch_size=64, steps_per_epoch=2,
                             n_epochs=30, num_evaluation_episodes=20, hidden_sizes=[64, 64],

@@ -1,4 +1,4 @@
-"""``PointReachMT-v0``: a pure-numpy multi-task point-reaching environment (the default env).
+"""``PointReachMT-v0``: a pure-numpy multi-task point-reaching environment.
 
 After the QMP project page's illustrative example: a point starts in the bottom-left corner of
 the square [-1, 1]^2 and each task asks it to reach a different goal. The goals fan out to the
@@ -27,6 +27,7 @@ START_NOISE = 0.05
 STEP_SIZE = 0.1
 SUCCESS_RADIUS = 0.1
 MAX_EPISODE_LENGTH = 50
+RENDER_SIZE = 64
 # Goals on an arc of radius 1.3 around the start, from "mostly right" to "mostly up".
 GOAL_ANGLES_DEG = (10.0, 35.0, 55.0, 80.0)
 GOALS = tuple(START + 1.3 * np.array([np.cos(np.radians(a)), np.sin(np.radians(a))],
@@ -57,27 +58,36 @@ class PointReachTaskEnv(gymnasium.Env):
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict]:
         action = np.clip(np.asarray(action, dtype=np.float32), -1.0, 1.0)
-        self._position = np.clip(self._position + STEP_SIZE * action, -1.0, 1.0)
+        self._position = self._move(self._position, STEP_SIZE * action)
         distance = float(np.linalg.norm(self._position - self.goal))
         success = distance < SUCCESS_RADIUS
         reward = float(success) if self.sparse else float(np.exp(-distance) - 1.0)
         info = {'success': float(success), 'distance_to_goal': distance}
         return self._position.copy(), reward, success, False, info
 
+    def _move(self, position: np.ndarray, displacement: np.ndarray) -> np.ndarray:
+        """Where ``displacement`` takes the point: the open square, clipped to its border
+        (subclasses add obstacles)."""
+        return np.clip(position + displacement, -1.0, 1.0).astype(np.float32)
+
     def render(self) -> np.ndarray:
         """A 64x64 RGB picture: goal in green, point in red."""
-        size = 64
-        image = np.full((size, size, 3), 255, dtype=np.uint8)
-
-        def paint(xy: np.ndarray, color: tuple[int, int, int], radius: int) -> None:
-            col, row = ((xy + 1.0) / 2.0 * (size - 1)).round().astype(int)
-            row = size - 1 - row
+        image = np.full((RENDER_SIZE, RENDER_SIZE, 3), 255, dtype=np.uint8)
+        self._paint_background(image)
+        for xy, color, radius in ((self.goal, (0, 160, 0), 3), (self._position, (200, 0, 0), 2)):
+            col, row = to_pixel(xy)
             image[max(row - radius, 0):row + radius + 1,
                   max(col - radius, 0):col + radius + 1] = color
-
-        paint(self.goal, (0, 160, 0), 3)
-        paint(self._position, (200, 0, 0), 2)
         return image
+
+    def _paint_background(self, image: np.ndarray) -> None:
+        """Paints the fixed scenery under the goal and the point (none in the open square)."""
+
+
+def to_pixel(xy: np.ndarray) -> tuple[int, int]:
+    """(column, row) of the point ``xy`` of [-1, 1]^2 in a ``render()`` image (row 0 on top)."""
+    col, row = ((np.asarray(xy) + 1.0) / 2.0 * (RENDER_SIZE - 1)).round().astype(int)
+    return int(col), int(RENDER_SIZE - 1 - row)
 
 
 def make_task_gymnasium_env(task_id: int, sparse: bool) -> PointReachTaskEnv:
@@ -88,23 +98,31 @@ def make_task_gymnasium_env(task_id: int, sparse: bool) -> PointReachTaskEnv:
 class PointReachMT(MultiTaskEnv):
     """The ``PointReachMT-v0`` family.
 
+    Subclasses (other layouts of the same point world) override the class attributes.
+
     Args:
         include_task_id: keep the task one-hot in the network input.
         sparse_tasks: task ids whose reward is ``1[success]`` instead of the dense reward.
         seed: base seed of the start-position noise; test envs use ``seed + 100``.
     """
 
+    ENV_ID = 'PointReachMT-v0'
+    TASK_NAMES: tuple[str, ...] = TASK_NAMES
+    MAX_EPISODE_LENGTH = MAX_EPISODE_LENGTH
+    make_task_gymnasium_env = staticmethod(make_task_gymnasium_env)
+
     def __init__(self, include_task_id: bool = False, sparse_tasks: Sequence[int] = (),
                  seed: int = 0) -> None:
-        self._sparse_tasks = sparse_task_set(sparse_tasks, len(GOALS), 'PointReachMT-v0')
+        n_tasks = len(self.TASK_NAMES)
+        self._sparse_tasks = sparse_task_set(sparse_tasks, n_tasks, self.ENV_ID)
         self._seed = seed
-        all_sparse = len(self._sparse_tasks) == len(GOALS)
-        super().__init__('PointReachMT-v0', TASK_NAMES, self._make, split_mode='slice',
+        all_sparse = len(self._sparse_tasks) == n_tasks
+        super().__init__(self.ENV_ID, self.TASK_NAMES, self._make, split_mode='slice',
                          include_task_id=include_task_id, min_reward=0.0 if all_sparse else -1.0)
 
     def _make(self, task_id: int, split: str) -> TaskOneHotWrapper:
         seed = task_seed(self._seed, task_id, split)
-        factory = functools.partial(make_task_gymnasium_env, task_id,
+        factory = functools.partial(self.make_task_gymnasium_env, task_id,
                                     task_id in self._sparse_tasks)
-        env = GymnasiumEnv(factory, MAX_EPISODE_LENGTH, seed=seed)
-        return TaskOneHotWrapper(env, task_id, len(GOALS), TASK_NAMES[task_id])
+        env = GymnasiumEnv(factory, self.MAX_EPISODE_LENGTH, seed=seed)
+        return TaskOneHotWrapper(env, task_id, self.n_tasks, self.TASK_NAMES[task_id])

@@ -40,6 +40,11 @@ class EnvInfo:
 
 ENVS: dict[str, EnvInfo] = {
     info.env_id: info for info in (
+        EnvInfo('PointWallMT-v0', 4, 50, 'environments.point_wall:PointWallMT',
+                ('include_task_id', 'sparse_tasks'),
+                "pure-numpy 2-D point reaching with a wall (the QMP project page's "
+                'illustrative example): one goal behind an L-shaped wall, two open goals, '
+                'one conflicting task'),
         EnvInfo('PointReachMT-v0', 4, 50, 'environments.point_reach:PointReachMT',
                 ('include_task_id', 'sparse_tasks'),
                 'pure-numpy 2-D point reaching, 4 goals fanning out from one corner'),
@@ -71,7 +76,7 @@ ENVS: dict[str, EnvInfo] = {
     )
 }
 
-DEFAULT_ENV = 'PointReachMT-v0'
+DEFAULT_ENV = 'PointWallMT-v0'
 
 
 def select_tasks(task_name: str | None, n_tasks: int) -> tuple[int, ...]:
