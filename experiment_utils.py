@@ -423,6 +423,10 @@ def _validate_release_options(config: ExperimentConfig) -> None:
         raise ConfigError(f'--partition random is offered for {", ".join(RANDOM_PARTITION_METHODS)}'
                           f' (separated learners collecting with their own policies), not '
                           f'{config.method}')
+    if config.partition == 'random' and (config.include_task_id or not config.unsupervised):
+        raise ConfigError('--partition random stores each episode in the buffer of the policy '
+                          'that acted, which does not keep its task one-hot: it does not '
+                          'combine with --include_task_id true or --unsupervised false')
 
 
 def _validate_task_name(task_name: str, env_id: str) -> None:

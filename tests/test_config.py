@@ -209,3 +209,12 @@ def test_no_effect_flags_say_so_in_their_help():
     for name in ('n_policies', 'worker_type'):
         assert FIELDS[name].metadata['help'].startswith('[release compatibility, no effect]')
     assert not FIELDS['partition'].metadata['help'].startswith('[release')
+
+
+@pytest.mark.parametrize('flags', [{'include_task_id': True},
+                                   {'sharing_quantile': 0.0, 'unsupervised': False}])
+def test_random_partition_refuses_flags_that_read_the_stored_one_hot(flags):
+    method = 'uds_dnc' if 'unsupervised' in flags else 'dnc_sac'
+    env = {'env': 'JacoReachMT5-v1'} if 'unsupervised' in flags else {}
+    with pytest.raises(ConfigError, match='does not keep its task one-hot'):
+        resolve_config(method, {'partition': 'random', **env, **flags})

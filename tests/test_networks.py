@@ -1,6 +1,8 @@
 """Tests of ``learning/networks.py`` against independently built per-task reference networks."""
 import math
 
+import numpy as np
+
 import pytest
 import torch
 from torch import nn
@@ -342,3 +344,50 @@ def test_critics_forward_matches_score():
             torch.testing.assert_close(
                 q2[task, b], _critic_reference(critics.q2, task, states[task, b],
                                                actions[task, b]), atol=1e-5, rtol=1e-5)
+
+
+def test_actor_objective_skips_critic_weight_gradients_but_not_the_policy_gradient():
+    """Freezing the critics inside ``actor_objective`` changes no policy gradient."""
+    from learning.algorithms import sac_losses
+    from learning.networks import TaskTanhGaussianPolicies, TaskTwinCritics
+    torch.manual_seed(7)
+    policies = TaskTanhGaussianPolicies(3, 4, 2, (8, 8))
+    critics = TaskTwinCritics(3, 4, 2, (8, 8))
+    states = torch.randn(3, 5, 4)
+    alpha = torch.full((3, 1), 0.3)
+
+    def policy_grads(critic_fn):
+        torch.manual_seed(8)
+        objective, _, _ = sac_losses.actor_objective(states, policies, critic_fn, alpha)
+        policies.zero_grad()
+        objective.sum().backward()
+        return [p.grad.clone() for p in policies.parameters()]
+
+    unfrozen = policy_grads(lambda s, a: critics(s, a))  # a lambda is not frozen
+    assert all(p.grad is not None for p in critics.parameters())
+    critics.zero_grad(set_to_none=True)
+    frozen = policy_grads(critics)
+    assert all(p.grad is None for p in critics.parameters())
+    assert all(p.requires_grad for p in critics.parameters())  # restored afterwards
+    for a, b in zip(frozen, unfrozen):
+        assert torch.equal(a, b)
+
+
+def test_target_update_of_active_tasks_is_the_masked_polyak_formula():
+    from learning.algorithms.dnc_sac import DnCSAC
+    from learning.networks import TaskTwinCritics
+    torch.manual_seed(9)
+    learner = DnCSAC.__new__(DnCSAC)
+    learner.critics = TaskTwinCritics(4, 3, 2, (6,), layer_norm=True)
+    learner.target_critics = TaskTwinCritics(4, 3, 2, (6,), layer_norm=True)
+    learner.tau = 0.05
+    tasks = np.array([True, False, True, True])
+    before = [p.detach().clone() for p in learner.target_critics.parameters()]
+    learner._update_targets(tasks)
+    mask = torch.as_tensor(tasks)
+    for old, new, online in zip(before, learner.target_critics.parameters(),
+                                learner.critics.parameters()):
+        row_mask = mask.view((-1,) + (1,) * (old.dim() - 1))
+        expected = torch.where(row_mask, old + 0.05 * (online.detach() - old), old)
+        assert torch.equal(new.detach(), expected)
+    learner._update_targets(np.zeros(4, bool))  # no task: nothing moves

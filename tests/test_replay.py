@@ -11,8 +11,10 @@ from experiment_utils import resolve_config
 from garage_experiments import build_algorithm
 from learning.networks import TaskTanhGaussianPolicies
 from learning.policies import TaskRoutingPolicy
-from learning.replay import KEYS, PerTaskReplayBuffer
+from learning.replay import (KEYS, PerTaskReplayBuffer, SharedReplayBuffer, TransitionRings,
+                            minimal_bytes_per_transition)
 from garage import EpisodeBatch, StepType
+from garage.replay_buffer import PathBuffer
 from garage.sampler import LocalSampler
 
 torch.set_num_threads(1)
@@ -99,9 +101,8 @@ def _per_task_steps(batch):
 
 
 def _stored(buffer, task):
-    inner = buffer._buffers[task]
-    n = inner.n_transitions_stored
-    return {k: v[:n] for k, v in inner._buffer.items()}
+    """Task ``task``'s stored transitions, oldest first (before any wrap: insertion order)."""
+    return buffer.stored(task)
 
 
 def test_transitions_are_routed_by_task_id(env, random_batch):
@@ -199,20 +200,16 @@ def test_pickle_round_trip_is_small_and_equivalent(env, random_batch, terminal_b
     capacity = 100_000
     buffer = PerTaskReplayBuffer(N_TASKS, capacity, env.split_observation)
     buffer.add_episodes(random_batch)
-    preallocated = sum(v.nbytes for b in buffer._buffers for v in b._buffer.values())
-    assert preallocated > 10_000_000  # what a naive pickle would write
     data = pickle.dumps(buffer)
-    assert len(data) < 1_000_000
+    # only the filled rows are written: well under one float32 row of every key per capacity
+    assert len(data) < 100_000 < N_TASKS * capacity
     restored = pickle.loads(data)
     np.testing.assert_array_equal(restored.sizes(), buffer.sizes())
     assert restored.capacity_per_task == capacity
     for task in range(N_TASKS):
         for key in KEYS:
-            original = buffer._buffers[task]._buffer[key]
-            copy = restored._buffers[task]._buffer[key]
-            assert copy.shape == original.shape == (capacity, original.shape[1])
-            assert copy.dtype == original.dtype
-            np.testing.assert_array_equal(copy, original)
+            np.testing.assert_array_equal(_stored(restored, task)[key],
+                                          _stored(buffer, task)[key])
     mask = np.ones(N_TASKS, bool)
     np.random.seed(3)
     expected = buffer.sample(32, mask)
@@ -242,14 +239,21 @@ def test_pickle_round_trip_after_wraparound_and_with_empty_task(env, timeout_bat
     np.testing.assert_array_equal(restored_empty.sizes(), [0] * N_TASKS)
     for task in range(N_TASKS):
         for key in KEYS:
-            np.testing.assert_array_equal(restored._buffers[task]._buffer[key],
-                                          buffer._buffers[task]._buffer[key])
+            np.testing.assert_array_equal(_stored(restored, task)[key],
+                                          _stored(buffer, task)[key])
     np.random.seed(5)
     expected = buffer.sample(16, np.ones(N_TASKS, bool))
     np.random.seed(5)
     actual = restored.sample(16, np.ones(N_TASKS, bool))
     for key in KEYS:
         np.testing.assert_array_equal(actual[key], expected[key])
+    # the restored buffer keeps wrapping like the original
+    buffer.add_episodes(timeout_batch)
+    restored.add_episodes(timeout_batch)
+    for task in range(N_TASKS):
+        for key in KEYS:
+            np.testing.assert_array_equal(_stored(restored, task)[key],
+                                          _stored(buffer, task)[key])
 
 
 def test_episode_changing_task_raises(env, timeout_batch):
@@ -295,3 +299,193 @@ def test_qmp_transitions_go_to_the_task_whose_reward_they_carry(env):
         assert set(sample['rewards'][task, :, 0].tolist()) <= own_rewards
         acted_for_others = set(rewards[(selected == task) & (task_ids != task)].tolist())
         assert acted_for_others - own_rewards  # routing by selected_policy would be caught
+
+
+# ---------------------------------------------------------------- the compact store
+
+
+def _path_buffer_paths(batch, split, keep_raw):
+    """The paths the PathBuffer-based buffer stored for each episode (the reference layout)."""
+    for episode in batch.split():
+        states, _ = split(episode.observations)
+        next_states, _ = split(episode.next_observations)
+        path = {'observations': states.astype(np.float32),
+                'actions': episode.actions.astype(np.float32),
+                'rewards': episode.rewards.reshape(-1, 1).astype(np.float32),
+                'next_observations': next_states.astype(np.float32),
+                'terminals': (episode.step_types == StepType.TERMINAL).reshape(-1, 1)
+                .astype(np.float32)}
+        if keep_raw:
+            path['raw_observations'] = episode.observations.astype(np.float32)
+        yield int(episode.env_infos['task_id'][0]), path
+
+
+def test_samples_equal_garage_path_buffers_across_wraparound(env, random_batch, terminal_batch,
+                                                              timeout_batch):
+    """Same numpy seed, same transitions as one garage PathBuffer per task, also after the
+    rings wrapped around mid-episode, with raw observations rebuilt exactly."""
+    capacity = 130
+    buffer = PerTaskReplayBuffer(N_TASKS, capacity, env.split_observation,
+                                 keep_raw_observations=True)
+    references = [PathBuffer(capacity) for _ in range(N_TASKS)]
+    for batch in (random_batch, terminal_batch, timeout_batch, terminal_batch, random_batch):
+        buffer.add_episodes(batch)
+        for task, path in _path_buffer_paths(batch, env.split_observation, True):
+            references[task].add_path(path)
+        np.testing.assert_array_equal(buffer.sizes(),
+                                      [r.n_transitions_stored for r in references])
+        for seed, mask in ((0, np.ones(N_TASKS, bool)), (1, np.array([False, True, False, True]))):
+            np.random.seed(seed)
+            sample = buffer.sample(50, mask)
+            np.random.seed(seed)
+            for task in np.flatnonzero(mask):
+                expected = references[task].sample_transitions(50)
+                assert set(sample) == set(expected)
+                for key, value in expected.items():
+                    np.testing.assert_array_equal(sample[key][task], value)
+    assert all(r.n_transitions_stored == capacity for r in references)  # it did wrap
+
+
+def test_wrapped_ring_holds_the_latest_transitions_with_episode_final_next_states(
+        env, terminal_batch, timeout_batch):
+    """After wrapping, a task holds its last ``capacity`` transitions in order; the last
+    step of every episode has that episode's final observation as next state."""
+    capacity = 70
+    buffer = PerTaskReplayBuffer(N_TASKS, capacity, env.split_observation)
+    batches = (timeout_batch, terminal_batch, timeout_batch, terminal_batch)
+    for batch in batches:
+        buffer.add_episodes(batch)
+    for task in range(N_TASKS):
+        episodes = [e for b in batches for e in b.split() if e.env_infos['task_id'][0] == task]
+        expected_next = np.concatenate([e.next_observations for e in episodes])[-capacity:]
+        stored = _stored(buffer, task)
+        np.testing.assert_array_equal(stored['next_observations'][:, :STATE_DIM],
+                                      expected_next[:, :STATE_DIM])
+        ends = np.cumsum([len(e.actions) for e in episodes]) - 1
+        ends = ends[ends >= ends[-1] - capacity + 1] - (ends[-1] - capacity + 1)
+        finals = np.stack([e.last_observations[-1] for e in episodes])[-len(ends):]
+        np.testing.assert_array_equal(stored['next_observations'][ends, :STATE_DIM],
+                                      finals[:, :STATE_DIM])
+        # the next episode's first state differs from the final one it must not be mistaken for
+        firsts = [e.observations[0, :STATE_DIM] for e in episodes[-len(ends) + 1:]]
+        assert any(not np.array_equal(f, n) for f, n in
+                   zip(firsts, stored['next_observations'][ends[:-1], :STATE_DIM]))
+
+
+def test_hand_computed_ring_eviction_and_final_states():
+    rings = TransitionRings(2, capacity=5, state_dim=1, action_dim=1)
+
+    def add(states, final):
+        n = len(states)
+        rings.add(1, np.array(states, np.float32)[:, None], np.zeros((n, 1), np.float32),
+                  np.arange(n, dtype=np.float32), np.zeros(n, np.uint8),
+                  np.array([final], np.float32))
+
+    add([0, 1, 2], 3)
+    add([10, 11], 12)
+    add([20, 21], 22)  # 7 transitions into 5 rows: 0 and 1 are evicted
+    ordered = lambda: rings.gather(np.array([1]), (rings.added[1] - 5 + np.arange(5))[None] % 5)
+    np.testing.assert_array_equal(ordered()['states'][0, :, 0], [2, 10, 11, 20, 21])
+    np.testing.assert_array_equal(ordered()['next_states'][0, :, 0], [3, 11, 12, 21, 22])
+    add([30], 31)  # evicts 2, whose final 3 is freed
+    np.testing.assert_array_equal(ordered()['states'][0, :, 0], [10, 11, 20, 21, 30])
+    np.testing.assert_array_equal(ordered()['next_states'][0, :, 0], [11, 12, 21, 22, 31])
+    np.testing.assert_array_equal(rings.sizes(), [0, 5])
+    for value in range(100):  # many one-step episodes: the final ring does not keep growing
+        add([value], value + 0.5)
+    assert rings.finals.shape[1] == 16
+    np.testing.assert_array_equal(ordered()['next_states'][0, :, 0],
+                                  np.arange(95, 100) + 0.5)
+    with pytest.raises(ValueError, match='does not fit'):
+        add(list(range(6)), 6)
+
+
+def test_bytes_per_transition_are_close_to_the_minimum(env, timeout_batch):
+    capacity = 1000
+    for keep_raw in (False, True):
+        buffer = PerTaskReplayBuffer(N_TASKS, capacity, env.split_observation,
+                                     keep_raw_observations=keep_raw)
+        for _ in range(capacity // 50 + 2):
+            buffer.add_episodes(timeout_batch)
+        np.testing.assert_array_equal(buffer.sizes(), [capacity] * N_TASKS)
+        per_transition = buffer.nbytes / (N_TASKS * capacity)
+        minimal = minimal_bytes_per_transition(STATE_DIM, 2)  # raw obs: state + one-hot
+        assert minimal == 24
+        assert per_transition <= 1.2 * minimal
+    shared = SharedReplayBuffer(N_TASKS, capacity, env.split_observation)
+    for _ in range(capacity // 200 + 2):
+        shared.add_episodes(timeout_batch)
+    assert shared.size == capacity
+    assert shared.nbytes / capacity <= 1.2 * minimal_bytes_per_transition(STATE_DIM, 2) + 2
+
+
+def test_sampling_is_uniform_over_the_live_rows():
+    """Chi-square test (fixed seed) that each ring's draws are uniform over what it holds."""
+    rings = TransitionRings(3, capacity=100, state_dim=1, action_dim=1)
+    added = 0
+    for length in (30, 40, 50, 20):  # 140 transitions: the first 40 are evicted
+        states = np.arange(added, added + length, dtype=np.float32)[:, None]
+        for ring in (0, 2):
+            rings.add(ring, states, np.zeros((length, 1), np.float32),
+                      np.zeros(length, np.float32), np.zeros(length, np.uint8),
+                      np.array([-1.0], np.float32))
+        added += length
+    np.random.seed(11)
+    rows = rings.draw_rows(np.array([0, 2]), 20_000)
+    drawn = rings.gather(np.array([0, 2]), rows)['states'][..., 0].astype(np.int64)
+    for ring_draws in drawn:
+        assert ring_draws.min() >= 40 and ring_draws.max() < 140
+        counts = np.bincount(ring_draws - 40, minlength=100)
+        expected = len(ring_draws) / 100
+        chi_square = ((counts - expected) ** 2 / expected).sum()
+        assert chi_square < 99 + 5 * np.sqrt(2 * 99)  # 99 degrees of freedom, ~5 sigma
+    with pytest.raises(ValueError, match='empty'):
+        rings.draw_rows(np.array([1]), 4)
+
+
+def test_shared_buffer_equals_a_garage_path_buffer_of_raw_observations(env, random_batch,
+                                                                        terminal_batch):
+    capacity = 300
+    shared = SharedReplayBuffer(N_TASKS, capacity, env.split_observation)
+    reference = PathBuffer(capacity)
+    for batch in (random_batch, terminal_batch, random_batch):
+        shared.add_episodes(batch)
+        for episode in batch.split():
+            reference.add_path({
+                'observations': episode.observations.astype(np.float32),
+                'actions': episode.actions.astype(np.float32),
+                'rewards': episode.rewards.reshape(-1, 1).astype(np.float32),
+                'next_observations': episode.next_observations.astype(np.float32),
+                'terminals': (episode.step_types == StepType.TERMINAL).reshape(-1, 1)
+                .astype(np.float32)})
+    assert shared.size == reference.n_transitions_stored == capacity
+    stored_raw = reference._buffer['observations']  # pylint: disable=protected-access
+    np.testing.assert_array_equal(shared.sizes(),
+                                  np.bincount(stored_raw[:, STATE_DIM:].argmax(1),
+                                              minlength=N_TASKS))
+    np.random.seed(2)
+    sample = shared.sample(64)
+    np.random.seed(2)
+    expected = reference.sample_transitions(64)
+    for key in KEYS:
+        np.testing.assert_array_equal(sample[key], expected[key])
+    restored = pickle.loads(pickle.dumps(shared))
+    for key in KEYS:
+        np.testing.assert_array_equal(restored.stored()[key], shared.stored()[key])
+
+
+def test_observation_whose_one_hot_disagrees_with_task_id_raises(env, timeout_batch):
+    observations = timeout_batch.observations.copy()
+    observations[3, STATE_DIM:] = np.roll(observations[3, STATE_DIM:], 1)
+    broken = EpisodeBatch(env_spec=timeout_batch.env_spec,
+                          episode_infos=timeout_batch.episode_infos,
+                          observations=observations,
+                          last_observations=timeout_batch.last_observations,
+                          actions=timeout_batch.actions, rewards=timeout_batch.rewards,
+                          env_infos=timeout_batch.env_infos,
+                          agent_infos=timeout_batch.agent_infos,
+                          step_types=timeout_batch.step_types, lengths=timeout_batch.lengths)
+    for buffer in (PerTaskReplayBuffer(N_TASKS, 1000, env.split_observation),
+                   SharedReplayBuffer(N_TASKS, 1000, env.split_observation)):
+        with pytest.raises(ValueError, match='one-hot'):
+            buffer.add_episodes(broken)

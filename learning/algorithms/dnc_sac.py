@@ -275,8 +275,10 @@ class DnCSAC(MultiTaskLearner):
                   'QTarget': weighted_mean(target), 'Qf1': weighted_mean(q1),
                   'Qf2': weighted_mean(q2), 'LogPi': weighted_mean(log_pi),
                   'Entropy': weighted_mean(entropy)}
-        for key, value in values.items():
-            self.last_stats[key][tasks] = value.detach().cpu().numpy()[tasks]
+        # One device-to-host copy for all statistics instead of one per statistic.
+        stacked = torch.stack([value.detach() for value in values.values()]).cpu().numpy()
+        for key, row in zip(values, stacked):
+            self.last_stats[key][tasks] = row[tasks]
 
     def after_epoch(self, epoch: int) -> None:
         """DnC distillation every ``distillation_period`` epochs (never at epoch 0)."""
@@ -316,10 +318,17 @@ class DnCSAC(MultiTaskLearner):
     @torch.no_grad()
     def _update_targets(self, tasks: np.ndarray) -> None:
         """Polyak averaging θ̄ ← (1 − τ)θ̄ + τθ of the target critics of ``tasks``."""
-        mask = torch.as_tensor(tasks, device=self._device())
+        task_ids = np.flatnonzero(tasks).tolist()
+        if not task_ids:
+            return
+        # The same arithmetic as θ̄ + τ(θ − θ̄), as three foreach calls over the active slices.
+        targets, onlines = [], []
         for target, online in zip(self.target_critics.parameters(), self.critics.parameters()):
-            row_mask = mask.view((-1,) + (1,) * (target.dim() - 1))
-            target.copy_(torch.where(row_mask, target + self.tau * (online - target), target))
+            targets.extend(target[i] for i in task_ids)
+            onlines.extend(online[i] for i in task_ids)
+        steps = torch._foreach_sub(onlines, targets)  # pylint: disable=protected-access
+        torch._foreach_mul_(steps, self.tau)  # pylint: disable=protected-access
+        torch._foreach_add_(targets, steps)  # pylint: disable=protected-access
 
     # ------------------------------------------------------------------ devices
     def to(self, device: torch.device | str | None = None) -> 'DnCSAC':

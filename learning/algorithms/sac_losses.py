@@ -10,8 +10,9 @@ broadcasts against the per-sample shape (one temperature per row or per sample).
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Iterator
 
 import torch
 
@@ -61,13 +62,31 @@ def actor_objective(states: torch.Tensor, policy: PolicyFn, critics: CriticFn,
     """α·log π(ã|s) − min_k Q_k(s, ã) per sample, ã ~ π(·|s) reparameterised.
 
     Returns the objective, log π(ã|s) (for the temperature loss) and the entropy of the
-    pre-tanh Gaussian (for logging).
+    pre-tanh Gaussian (for logging). When ``critics`` is a module its weights are frozen for
+    this forward pass: the actor step only needs ∂Q/∂ã, and skipping the critics' weight
+    gradients (which no optimizer reads before they are cleared) saves a third of their
+    backward pass without changing any update.
     """
     distribution = policy(states)
     pre_tanh, actions = distribution.rsample_with_pre_tanh_value()
     log_pi = distribution.log_prob(actions, pre_tanh_value=pre_tanh)
-    q1, q2 = critics(states, actions)
+    with _frozen(critics):
+        q1, q2 = critics(states, actions)
     return alpha * log_pi - torch.minimum(q1, q2), log_pi, distribution.entropy()
+
+
+@contextmanager
+def _frozen(module: object) -> Iterator[None]:
+    """Turns off ``requires_grad`` of a module's trainable parameters for the block."""
+    params = ([p for p in module.parameters() if p.requires_grad]
+              if isinstance(module, torch.nn.Module) else [])
+    for param in params:
+        param.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for param in params:
+            param.requires_grad_(True)
 
 
 def temperature_objective(log_alpha: torch.Tensor, log_pi: torch.Tensor,
