@@ -45,9 +45,9 @@ Differences from the release:
   (0.2, 0, 0.1), the release's ``Δh`` would be 0.1 smaller; this could not be checked here
   (MuJoCo 3 rejects the attribute, and mujoco-py is not installable). Only visual parts
   differ: floor size and texture, skybox, and the release's two contact-free target markers
-  are absent. ``walker_v1.xml`` also includes a ``shared.xml`` that is not available here
-  (assumed to hold materials only). Integrator, timestep, gears and control ranges are set
-  explicitly on the loaded tree (Gymnasium's file already has the release's values);
+  are absent. ``walker_v1.xml`` also includes the release's ``shared.xml``, which this
+  model does not load (its bodies, joints, frictions and options come from Gymnasium's
+  file, listed above). Integrator, timestep, gears and control ranges are set explicitly on the loaded tree (Gymnasium's file already has the release's values);
 * the Crawl model is generated at runtime from the same file (``xml.etree``) by adding the
   obstacle geoms of the release's ``walker_v2.xml`` where the release leaves them at reset:
   ``ceiling_long`` (half sizes 6 × 2 × 0.1, centred at z = 1.0, so its underside is at 0.9)
