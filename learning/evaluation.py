@@ -22,8 +22,8 @@ from learning.vectorized_sampler import seeded_copy
 # Evaluation copies of task j's test env: copy e resets with the test seed + e times this.
 EVALUATION_COPY_SEED_STRIDE = 10_000
 # Default cap on the episodes stepped together (each needs its own env; a Meta-World env holds
-# about 20 MB), used when the number of envs per task is not given.
-MAX_LOCKSTEP_EPISODES = 64
+# about 20 MB and takes seconds to build), used when the number of envs per task is not given.
+MAX_LOCKSTEP_EPISODES = 32
 
 Episodes = dict[str, list]
 

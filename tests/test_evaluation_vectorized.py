@@ -57,7 +57,7 @@ def test_same_statistics_as_sequential_evaluation_without_start_noise(monkeypatc
     sequential_env, lockstep_env = make_env('PointReachMT-v0'), make_env('PointReachMT-v0')
     policy = _policy(sequential_env)
     evaluator = LockstepEvaluator(lockstep_env.get_test_envs(), EPISODES)
-    assert evaluator.envs_per_task == EPISODES  # 20 episodes: all at once
+    assert evaluator.envs_per_task == EPISODES  # 20 episodes: all at once (cap 32)
     for _ in range(2):  # the second evaluation continues every env's stream
         expected = evaluate(policy, sequential_env.get_test_envs(), EPISODES, HORIZON, 0.99)
         sequential_calls = len(policy.batch_sizes)
@@ -102,5 +102,5 @@ def test_copies_are_seeded_apart_and_reproducible(envs_per_task):
 
 def test_the_number_of_envs_per_task_is_capped():
     env = make_env('PointReachMT-v0')
-    assert LockstepEvaluator(env.get_test_envs(), 100).envs_per_task == 16  # 64 // 4 tasks
+    assert LockstepEvaluator(env.get_test_envs(), 100).envs_per_task == 8  # 32 // 4 tasks
     assert LockstepEvaluator(env.get_test_envs(), 3, envs_per_task=8).envs_per_task == 3

@@ -126,8 +126,9 @@ class MultiTaskLearner(RLAlgorithm):
         # Method-specific per-task diagnostics (e.g. UDS's kept share), logged like last_stats.
         self.method_stats: dict[str, np.ndarray] = {}
         self._evaluation_keys: tuple[str, ...] = EVALUATION_KEYS  # fixed by the first evaluation
-        # All evaluation episodes in lockstep; built now, while the test envs are fresh.
-        self._evaluator = LockstepEvaluator(test_envs, self._episodes_per_task())
+        # All evaluation episodes in lockstep; its env copies are built at the first evaluation
+        # (from the test envs, not reset before it), so a learner that never evaluates pays none.
+        self._evaluator: LockstepEvaluator | None = None
 
     def train_once(self, trainer: Any) -> tuple[Any, np.ndarray, int]:
         """One sampling round and its gradient steps; returns the episodes, the (N,) gradient
@@ -228,7 +229,7 @@ class MultiTaskLearner(RLAlgorithm):
     def _evaluate(self) -> dict[str, tuple[dict[str, float], np.ndarray, np.ndarray]]:
         """Deterministic episodes of every evaluation mode: summary and per-task arrays."""
         results = {}
-        if not hasattr(self, '_evaluator'):  # a snapshot taken before lockstep evaluation
+        if getattr(self, '_evaluator', None) is None:  # (older snapshots lack the attribute)
             self._evaluator = LockstepEvaluator(self._test_envs, self._episodes_per_task())
         for prefix, policy in self._evaluation_modes().items():
             logger.log(f'Evaluating {prefix[:-1]} ...')
