@@ -51,4 +51,5 @@ def test_phases_add_up_and_the_trainer_gets_its_methods_back(monkeypatch):
     clock.detach()
     assert trainer.save.__func__ is FakeTrainer.save
     assert trainer.obtain_episodes.__func__ is FakeTrainer.obtain_episodes
+    tabular.mark_all()  # read here, not by a logger output
     tabular.clear()
