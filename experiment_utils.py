@@ -110,8 +110,14 @@ class ExperimentConfig:
     n_epochs: int = _flag(1000, 'epochs to train')
     batch_size: int = _flag(1000, 'env steps collected per sampling round, summed over tasks')
     lr: float = _flag(3e-4, 'Adam learning rate of actors, critics and temperatures')
-    sampler_type: str = _flag('local', "garage sampler: 'local' (in-process) or 'ray'",
-                              choices=('local', 'ray'))
+    sampler_type: str = _flag('vec', "sampler: 'vec' (all task envs stepped in lockstep, one "
+                              "batched policy call per step; same episodes as 'local'), "
+                              "'local' (garage's, one env at a time) or 'ray'",
+                              choices=('vec', 'local', 'ray'))
+    n_workers: int = _flag(1, "--sampler_type vec: processes stepping the envs (each a "
+                           'lockstep share of them)')
+    envs_per_task: int = _flag(1, '--sampler_type vec: envs per task, so that a task\'s '
+                               'later episodes of a round run alongside its first')
     num_evaluation_episodes: int = _flag(10, 'evaluation episodes per evaluation mode, summed '
                                          'over tasks (per task: this // n_tasks)')
     evaluation_frequency: int = _flag(1, 'evaluate every this many epochs')
@@ -315,6 +321,7 @@ def validate(config: ExperimentConfig) -> None:
             f'--min_buffer_size {config.min_buffer_size} is smaller than the episode length '
             f'{horizon} on {config.env}: warm-up rounds (min_buffer_size x n_tasks steps) '
             'would not reach every task')
+    _validate_sampler(config, n_tasks)
     _validate_architectures(config, n_tasks)
     _validate_network_memory(config, n_tasks)
     if config.sparse_tasks:
@@ -327,6 +334,20 @@ def validate(config: ExperimentConfig) -> None:
     if config.method in SEPARATED_METHODS:
         _validate_dnc_options(config, n_tasks)
     _validate_release_options(config)
+
+
+def _validate_sampler(config: ExperimentConfig, n_tasks: int) -> None:
+    """``--n_workers`` and ``--envs_per_task`` belong to the vectorised sampler."""
+    for name in ('n_workers', 'envs_per_task'):
+        value = getattr(config, name)
+        if value < 1:
+            raise ConfigError(f'--{name} must be at least 1, got {value}')
+        if value > 1 and config.sampler_type != 'vec':
+            raise ConfigError(f'--{name} {value} needs --sampler_type vec (got '
+                              f'{config.sampler_type})')
+    if config.n_workers > n_tasks * config.envs_per_task:
+        raise ConfigError(f'--n_workers {config.n_workers} exceeds the {n_tasks} x '
+                          f'{config.envs_per_task} envs to step (n_tasks x --envs_per_task)')
 
 
 def _validate_dnc_options(config: ExperimentConfig, n_tasks: int) -> None:
@@ -413,8 +434,9 @@ def _validate_release_options(config: ExperimentConfig) -> None:
         if 'norm_obs' not in ENVS[config.env].env_kwargs:
             raise ConfigError(f'--norm_obs is offered for JacoReachMT5-v1 and Walker2dMT4-v0 '
                               f'only (the release normalised only those), not {config.env}')
-        if config.sampler_type == 'ray':
-            raise ConfigError('--norm_obs needs --sampler_type local: Ray workers keep the '
+        if config.sampler_type == 'ray' or config.n_workers > 1:
+            raise ConfigError('--norm_obs needs one collecting process (--sampler_type vec or '
+                              'local, --n_workers 1): worker processes would keep the '
                               'normalisation statistics where snapshots cannot save them')
         if config.method in UDS_METHODS and not config.unsupervised:
             raise ConfigError('--norm_obs does not combine with --unsupervised false: the '

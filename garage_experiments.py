@@ -52,6 +52,7 @@ from learning.replay import PerTaskReplayBuffer, SharedReplayBuffer  # noqa: E40
 from learning.samplers import RoundRobinRaySampler  # noqa: E402
 from learning.run_lifecycle import ExactTrainer, protect_stdout, run_guard  # noqa: E402
 from learning.snapshots import remove_stray_temporaries  # noqa: E402
+from learning.vectorized_sampler import VectorizedSampler  # noqa: E402
 
 REPLAY_CAPACITY = int(1e6)  # per task for the separated methods, in all for the others
 
@@ -83,7 +84,13 @@ METHODS: dict[str, Method] = {
 
 
 def make_sampler(config: ExperimentConfig, agent: Any, env: MultiTaskEnv) -> Sampler:
-    """One worker per task env, as in the release (spec §2.4)."""
+    """The release's collection (one episode per task env, tasks in turn from task 0) by the
+    sampler ``--sampler_type`` names: in lockstep (``vec``, see
+    ``learning/vectorized_sampler.py``) or one worker per task env (``local``, ``ray``)."""
+    if config.sampler_type == 'vec':
+        return VectorizedSampler(agent, env.get_train_envs(),
+                                 max_episode_length=env.max_episode_length,
+                                 envs_per_task=config.envs_per_task, n_workers=config.n_workers)
     kwargs = dict(agents=agent, envs=env.get_train_envs(),
                   max_episode_length=env.max_episode_length, n_workers=env.n_tasks,
                   worker_class=DefaultWorker)

@@ -1,13 +1,21 @@
-"""Data-collection speed of ``qmp_dnc`` vs ``dnc_sac``: env steps per second, side by side.
+"""Collection and evaluation speed, measured side by side in one run.
 
-QMP's only cost is at collection time: every step, all N policies propose an action and the
-task's critic scores them (paper §4). This measures that cost where it is paid, garage's
-``LocalSampler`` filling a batch with the sampling policy of each method, on the same
-environments, with the same networks, alternating the two methods over several trials so that
-both see the same machine load. It prints the median steps/s of each and their ratio.
+Printed ratios (medians over trials that alternate the compared variants, so that both see the
+same machine load):
 
-    python benchmarks/collection_speed.py                 # toy env and MT10
-    python benchmarks/collection_speed.py --envs PointReachMT-v0 --trials 5
+* collection, per env and method (``dnc_sac``: the task policies; ``qmp_dnc``: the Q-switch):
+  one env at a time (garage's ``DefaultWorker`` per task, visited in turn, as ``LocalSampler``
+  does) vs ``VectorizedSampler`` (all task envs in lockstep, one batched policy call per step),
+  and ``qmp_dnc`` / ``dnc_sac`` with each;
+* ``--n_workers 2`` vs 1 of the vectorised sampler (needs two idle cores to show its gain);
+* evaluation (the task policies, deterministic): one episode at a time vs the previous path
+  (``evaluate``: tasks in lockstep, episodes in sequence) vs ``LockstepEvaluator``.
+
+    python benchmarks/collection_speed.py            # full: preset horizons, 3 trials
+    python benchmarks/collection_speed.py --quick    # < 2 minutes: shorter episodes, 2 trials
+
+Timings on a shared machine are noisy: the worker comparison in particular shows its gain only
+when two cores are free.
 """
 from __future__ import annotations
 
@@ -17,61 +25,196 @@ import platform
 import statistics
 import sys
 import time
+from typing import Callable
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from learning import garage_compat  # noqa: E402,F401  (must precede any garage import)
 
+import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from garage import EpisodeBatch  # noqa: E402
+from garage.sampler import DefaultWorker  # noqa: E402
 
 from environments.registry import make_env  # noqa: E402
 from experiment_utils import resolve_config  # noqa: E402
-from garage_experiments import build_algorithm  # noqa: E402
+from garage.np.policies import Policy  # noqa: E402
+from garage_experiments import METHODS as METHOD_TABLE  # noqa: E402
+from learning.architectures import make_critics, make_policies  # noqa: E402
+from learning.evaluation import LockstepEvaluator, evaluate  # noqa: E402
+from learning.policies import QSwitchMixturePolicy, TaskRoutingPolicy  # noqa: E402
+from learning.vectorized_sampler import VectorizedSampler  # noqa: E402
 
 METHODS = ('dnc_sac', 'qmp_dnc')
 
 
-def steps_per_second(algorithm, n_steps: int) -> float:
-    """Env steps per second of one ``obtain_samples`` call of at least ``n_steps`` steps."""
-    policy = algorithm.exploration_policy or algorithm.policy
+class OneEnvAtATime:
+    """garage's local collection: one ``DefaultWorker`` per task, visited in task order, one
+    episode per visit, one policy call per step, until the batch is full."""
+
+    def __init__(self, policy, envs, max_episode_length: int) -> None:
+        self.workers = []
+        for index, env in enumerate(envs):
+            worker = DefaultWorker(seed=None, max_episode_length=max_episode_length,
+                                   worker_number=index)
+            worker.update_agent(policy)
+            worker.update_env(env)
+            self.workers.append(worker)
+
+    def obtain_samples(self, num_samples: int) -> EpisodeBatch:
+        batches, completed = [], 0
+        while completed < num_samples:
+            for worker in self.workers:
+                batches.append(worker.rollout())
+                completed += int(batches[-1].lengths.sum())
+                if completed >= num_samples:
+                    break
+        return EpisodeBatch.concatenate(*batches)
+
+
+def _rate(collect: Callable[[], EpisodeBatch]) -> float:
     start = time.perf_counter()
-    episodes = algorithm._sampler.obtain_samples(  # pylint: disable=protected-access
-        0, n_steps, policy.get_param_values())
-    return sum(episodes.lengths) / (time.perf_counter() - start)
+    episodes = collect()
+    return float(np.sum(episodes.lengths)) / (time.perf_counter() - start)
 
 
-def benchmark_env(env_id: str, trials: int) -> dict[str, float]:
-    """Median steps/s per method on ``env_id`` (preset network sizes, one batch per trial)."""
-    env = make_env(env_id)
-    algorithms = {}
-    for method in METHODS:
-        torch.manual_seed(0)
-        algorithms[method] = build_algorithm(resolve_config(method, {'env': env_id}), env)
-    n_steps = env.n_tasks * env.max_episode_length  # one episode per task
-    for algorithm in algorithms.values():  # warm-up: imports, first env resets, allocations
-        steps_per_second(algorithm, env.max_episode_length)
-    results: dict[str, list[float]] = {method: [] for method in METHODS}
+def _medians(variants: dict[str, Callable[[], float]], trials: int) -> dict[str, float]:
+    """Median of each variant's measurements, trials alternating the variants."""
+    results: dict[str, list[float]] = {name: [] for name in variants}
     for _ in range(trials):
-        for method in METHODS:
-            results[method].append(steps_per_second(algorithms[method], n_steps))
+        for name, measure in variants.items():
+            results[name].append(measure())
+    return {name: statistics.median(values) for name, values in results.items()}
+
+
+def sampling_policy(method: str, env) -> Policy:
+    """The collection policy ``build_algorithm`` would give ``method`` (preset network sizes),
+    built without the learner, so that no test envs are constructed."""
+    config = resolve_config(method, {'env': env.env_id})
+    torch.manual_seed(0)
+    hidden_sizes = tuple(config.hidden_sizes)
+    policies = make_policies(config.policy_architecture, env.n_tasks, env.network_input_dim,
+                             env.action_dim, hidden_sizes)
+    if not METHOD_TABLE[method].uses_qswitch:
+        return TaskRoutingPolicy(env.spec, policies, env.split_observation)
+    critics = make_critics(config.Q_architecture, env.n_tasks, env.network_input_dim,
+                           env.action_dim, hidden_sizes, config.layer_norm)
+    return QSwitchMixturePolicy(env.spec, policies, critics, env.split_observation)
+
+
+def benchmark_collection(env_id: str, trials: int, horizon: int | None,
+                         workers: bool) -> dict[str, float]:
+    """Median env steps/s of every (method, sampler) pair on ``env_id``."""
+    env = make_env(env_id)
+    horizon = horizon or env.max_episode_length
+    n_steps = env.n_tasks * horizon  # one episode per task
+    envs = env.get_train_envs()
+    variants: dict[str, Callable[[], float]] = {}
+    samplers = []
+    for method in METHODS:
+        policy = sampling_policy(method, env)
+        one = OneEnvAtATime(policy, envs, horizon)
+        vec = VectorizedSampler(policy, envs, max_episode_length=horizon)
+        samplers.append(vec)
+        params = policy.get_param_values()
+        variants[f'{method} one-at-a-time'] = lambda one=one: _rate(
+            lambda: one.obtain_samples(n_steps))
+        variants[f'{method} vec'] = lambda vec=vec, params=params: _rate(
+            lambda: vec.obtain_samples(0, n_steps, params))
+        if workers and method == 'dnc_sac':
+            two = VectorizedSampler(policy, envs, max_episode_length=horizon, n_workers=2)
+            samplers.append(two)
+            two.obtain_samples(0, horizon, params)  # start the processes outside the timing
+            variants[f'{method} vec 2 workers'] = lambda two=two, params=params: _rate(
+                lambda: two.obtain_samples(0, n_steps, params))
+    for name, measure in variants.items():  # warm-up: first resets (of the shared envs too)
+        if 'vec' in name:
+            measure()
+    medians = _medians(variants, trials)
+    for sampler in samplers:
+        sampler.shutdown_worker()
     env.close()
-    return {method: statistics.median(values) for method, values in results.items()}
+    return medians
+
+
+def benchmark_evaluation(env_id: str, trials: int, horizon: int | None) -> dict[str, float]:
+    """Median seconds of one evaluation (the preset's episodes per task) per path."""
+    env = make_env(env_id)
+    config = resolve_config('dnc_sac', {'env': env_id})
+    horizon = horizon or env.max_episode_length
+    episodes = max(config.num_evaluation_episodes // env.n_tasks, 1)
+    policy = sampling_policy('dnc_sac', env)
+    test_envs = env.get_test_envs()
+    evaluator = LockstepEvaluator(test_envs, episodes)
+    sequential_envs = evaluator.copies[0]  # the test envs themselves
+
+    def seconds(run: Callable[[], object]) -> Callable[[], float]:
+        def measure() -> float:
+            start = time.perf_counter()
+            run()
+            return time.perf_counter() - start
+        return measure
+
+    def one_at_a_time() -> None:
+        for _ in range(episodes):
+            for task_env in sequential_envs:
+                evaluate(policy, [task_env], 1, horizon, config.discount)
+
+    variants = {
+        'one-at-a-time': seconds(one_at_a_time),
+        'tasks in lockstep': seconds(lambda: evaluate(policy, sequential_envs, episodes,
+                                                      horizon, config.discount)),
+        'all in lockstep': seconds(lambda: evaluator.evaluate(policy, horizon, config.discount)),
+    }
+    variants['all in lockstep']()  # warm-up
+    medians = _medians(variants, trials)
+    medians['episodes'] = episodes * env.n_tasks
+    medians['envs per task'] = evaluator.envs_per_task
+    evaluator.close()
+    env.close()
+    return medians
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--envs', nargs='+', default=['PointReachMT-v0', 'MetaWorldMT10-v2'])
+    parser.add_argument('--eval_env', default='JacoReachMT5-v1')
     parser.add_argument('--trials', type=int, default=3)
+    parser.add_argument('--quick', action='store_true',
+                        help='MuJoCo episodes cut at 100 steps (50 in evaluation), 2 trials: '
+                        '< 2 minutes')
     args = parser.parse_args()
     torch.set_num_threads(1)
+    trials = 2 if args.quick else args.trials
+    horizon_cap = 100 if args.quick else None
+    load = os.getloadavg()[0] if hasattr(os, 'getloadavg') else float('nan')
     print(f'machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, '
-          f'torch {torch.__version__}, 1 torch thread, garage LocalSampler')
-    print(f'{"env":20s} {"dnc_sac steps/s":>16s} {"qmp_dnc steps/s":>16s} {"qmp/dnc":>8s}')
+          f'load average {load:.1f}, torch {torch.__version__}, 1 torch thread, '
+          f'{trials} trials (medians)')
+    print(f'{"env":18s} {"method":8s} {"one-at-a-time":>14s} {"vec":>8s} {"vec/one":>8s}')
     for env_id in args.envs:
-        medians = benchmark_env(env_id, args.trials)
-        ratio = medians['qmp_dnc'] / medians['dnc_sac']
-        print(f'{env_id:20s} {medians["dnc_sac"]:16.0f} {medians["qmp_dnc"]:16.0f} '
-              f'{ratio:8.2f}')
+        cap = None if env_id == 'PointReachMT-v0' else horizon_cap
+        rates = benchmark_collection(env_id, trials, cap, workers=env_id != 'PointReachMT-v0')
+        for method in METHODS:
+            one, vec = rates[f'{method} one-at-a-time'], rates[f'{method} vec']
+            print(f'{env_id:18s} {method:8s} {one:14.0f} {vec:8.0f} {vec / one:8.2f}')
+        for sampler in ('one-at-a-time', 'vec'):
+            ratio = rates[f'qmp_dnc {sampler}'] / rates[f'dnc_sac {sampler}']
+            print(f'{env_id:18s} qmp_dnc/dnc_sac steps/s, {sampler}: {ratio:.2f}')
+        if 'dnc_sac vec 2 workers' in rates:
+            ratio = rates['dnc_sac vec 2 workers'] / rates['dnc_sac vec']
+            print(f'{env_id:18s} dnc_sac vec, 2 workers / 1: {ratio:.2f} '
+                  f'({rates["dnc_sac vec 2 workers"]:.0f} steps/s)')
+    if args.eval_env:
+        times = benchmark_evaluation(args.eval_env, trials,
+                                     None if args.eval_env == 'PointReachMT-v0' or not args.quick
+                                     else 50)
+        print(f'evaluation on {args.eval_env}: {times["episodes"]} episodes '
+              f'({times["envs per task"]} envs per task), seconds: one-at-a-time '
+              f'{times["one-at-a-time"]:.2f}, tasks in lockstep {times["tasks in lockstep"]:.2f}, '
+              f'all in lockstep {times["all in lockstep"]:.2f}; speed-up over one-at-a-time '
+              f'{times["one-at-a-time"] / times["all in lockstep"]:.2f}, over tasks in '
+              f'lockstep {times["tasks in lockstep"] / times["all in lockstep"]:.2f}')
 
 
 if __name__ == '__main__':

@@ -191,7 +191,8 @@ def test_norm_obs_reaches_jaco_and_walker_only():
     assert experiment_utils.env_kwargs(walker)['norm_obs'] is True
     assert 'norm_obs' not in experiment_utils.env_kwargs(resolve_config('dnc_sac', {}))
     for typed, message in (({'env': 'MazeLarge-10-v0'}, 'JacoReachMT5-v1 and Walker2dMT4-v0'),
-                           ({'env': 'JacoReachMT5-v1', 'sampler_type': 'ray'}, 'local'),
+                           ({'env': 'JacoReachMT5-v1', 'sampler_type': 'ray'}, 'one collecting'),
+                           ({'env': 'JacoReachMT5-v1', 'n_workers': 2}, 'one collecting'),
                            ({'env': 'JacoReachMT5-v1', 'unsupervised': False}, 'unsupervised')):
         method = 'uds_dnc' if 'unsupervised' in typed else 'dnc_sac'
         with pytest.raises(ConfigError, match=message):

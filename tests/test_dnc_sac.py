@@ -116,5 +116,7 @@ def test_sampling_policy_is_the_mixture_for_qmp_and_routing_otherwise():
     assert type(qmp.exploration_policy).__name__ == 'QSwitchMixturePolicy'
     assert dnc.exploration_policy is None
     assert type(dnc.policy).__name__ == 'TaskRoutingPolicy'
-    assert qmp._sampler._agents[0] is qmp.exploration_policy
-    assert dnc._sampler._agents[0] is dnc.policy
+    # The (vectorised) sampler acts with its own copy of the sampling policy.
+    assert type(qmp._sampler._policy) is type(qmp.exploration_policy)
+    assert type(dnc._sampler._policy) is type(dnc.policy)
+    assert qmp._sampler._policy is not qmp.exploration_policy

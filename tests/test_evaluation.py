@@ -101,19 +101,12 @@ def test_mean_actions_any_step_success_and_hand_computed_returns():
 
 @pytest.mark.parametrize('num_evaluation_episodes, per_task', [(10, 2), (4, 1), (13, 3)])
 def test_episodes_per_task_is_the_total_divided_by_the_task_count(num_evaluation_episodes,
-                                                                   per_task, monkeypatch):
+                                                                   per_task):
     config = resolve_config('dnc_sac', {'hidden_sizes': [8],
                                         'num_evaluation_episodes': num_evaluation_episodes})
     algorithm = build_algorithm(config, make_env('PointReachMT-v0'))
-    calls = []
-
-    def spy(policy, envs, episodes_per_task, max_episode_length, discount):
-        calls.append(episodes_per_task)
-        return evaluate(policy, envs, episodes_per_task, max_episode_length, discount)
-
-    monkeypatch.setattr('learning.algorithms.base.evaluate', spy)
     results = algorithm._evaluate()
-    assert calls == [per_task]
+    assert algorithm._evaluator.episodes_per_task == per_task
     summary, task_success, task_return = results['Evaluation/']
     assert summary['NumEpisodes'] == 4 * per_task
     assert task_success.shape == task_return.shape == (4,)

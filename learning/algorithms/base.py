@@ -8,7 +8,8 @@ policy that collects data but is not trained (paper §4).
 """
 from __future__ import annotations
 
-from typing import Any
+import time
+from typing import Any, Callable
 
 import numpy as np
 from dowel import logger, tabular
@@ -17,7 +18,7 @@ from garage.np.algos import RLAlgorithm
 from garage.np.policies import Policy
 from garage.sampler import Sampler
 
-from learning.evaluation import evaluate
+from learning.evaluation import LockstepEvaluator
 from learning.logging_utils import nanmean, record, record_per_task
 from learning.metrics import (batch_episode_stats, episode_task_ids, selection_frequencies,
                               split_by_task, summarize)
@@ -28,6 +29,66 @@ SAC_STAT_KEYS = ('PolicyLoss', 'Qf1Loss', 'Qf2Loss', 'AlphaLoss', 'AlphaTemperat
 EVALUATION_KEYS = ('NumEpisodes', 'AverageReturn', 'StdReturn', 'MaxReturn', 'MinReturn',
                    'AverageDiscountedReturn', 'AverageEpisodeLength', 'TerminationRate',
                    'SuccessRate')
+
+
+class EpochClock:
+    """Wall-clock seconds of an epoch's phases, logged as ``Time/...`` (README, "Logged
+    metrics").
+
+    Collection happens inside each learner's ``train_once`` (``trainer.obtain_episodes``) and
+    the snapshot inside garage's epoch generator (``trainer.save``, after the epoch's body and
+    before the row is written), so the clock wraps those two trainer methods for the duration
+    of ``train`` and restores them afterwards: ``Time/Update`` is the rounds' time less their
+    collection, ``Time/Snapshot`` and ``Time/Epoch`` (everything from the epoch's start to the
+    end of its snapshot) are recorded by the wrapped ``save``.
+    """
+
+    def __init__(self, trainer: Any) -> None:
+        self._trainer = trainer
+        self._seconds: dict[str, float] = {}
+        self._epoch_start = time.perf_counter()
+        self._wrapped = {name: getattr(trainer, name) for name in ('obtain_episodes', 'save')
+                         if hasattr(trainer, name)}
+        if 'obtain_episodes' in self._wrapped:
+            trainer.obtain_episodes = self._timed_obtain_episodes
+        if 'save' in self._wrapped:
+            trainer.save = self._timed_save
+
+    def start_epoch(self) -> None:
+        self._seconds = {'Collect': 0.0, 'Rounds': 0.0, 'Eval': 0.0}
+        self._epoch_start = time.perf_counter()
+
+    def time(self, phase: str, function: Callable[..., Any], *args: Any) -> Any:
+        """``function(*args)``, its seconds added to ``phase``."""
+        start = time.perf_counter()
+        try:
+            return function(*args)
+        finally:
+            self._seconds[phase] = self._seconds.get(phase, 0.0) + time.perf_counter() - start
+
+    def _timed_obtain_episodes(self, *args: Any, **kwargs: Any) -> Any:
+        return self.time('Collect', self._wrapped['obtain_episodes'], *args, **kwargs)
+
+    def _timed_save(self, *args: Any, **kwargs: Any) -> None:
+        start = time.perf_counter()
+        self._wrapped['save'](*args, **kwargs)
+        end = time.perf_counter()
+        tabular.record('Time/Snapshot', end - start)
+        tabular.record('Time/Epoch', end - self._epoch_start)
+
+    def record(self, env_steps: int) -> None:
+        """Records the epoch's phase times and its collection speed."""
+        collect = self._seconds['Collect']
+        tabular.record('Time/Collect', collect)
+        tabular.record('Time/Update', self._seconds['Rounds'] - collect)
+        tabular.record('Time/Eval', self._seconds['Eval'])
+        tabular.record('Train/EnvStepsPerSecond', env_steps / collect if collect > 0 else np.nan)
+
+    def detach(self) -> None:
+        """Gives the trainer its own methods back."""
+        for name in self._wrapped:
+            delattr(self._trainer, name)
+        self._wrapped = {}
 
 
 class MultiTaskLearner(RLAlgorithm):
@@ -65,6 +126,9 @@ class MultiTaskLearner(RLAlgorithm):
         # Method-specific per-task diagnostics (e.g. UDS's kept share), logged like last_stats.
         self.method_stats: dict[str, np.ndarray] = {}
         self._evaluation_keys: tuple[str, ...] = EVALUATION_KEYS  # fixed by the first evaluation
+        # All evaluation episodes in lockstep; its env copies are built at the first evaluation
+        # (from the test envs, not reset before it), so a learner that never evaluates pays none.
+        self._evaluator: LockstepEvaluator | None = None
 
     def train_once(self, trainer: Any) -> tuple[Any, np.ndarray, int]:
         """One sampling round and its gradient steps; returns the episodes, the (N,) gradient
@@ -81,23 +145,29 @@ class MultiTaskLearner(RLAlgorithm):
     def train(self, trainer: Any) -> float:
         """garage's entry point: per epoch, ``steps_per_epoch`` rounds, then evaluation."""
         average_return = float('nan')
-        for epoch in trainer.step_epochs():
-            evaluation = None
-            if self.evaluate_before_training and epoch == 0:
-                evaluation = self._evaluate()
-            rounds, gradient_steps, total_steps = [], np.zeros(self.n_tasks, np.int64), 0
-            for _ in range(self.steps_per_epoch):
-                episodes, steps, total = self.train_once(trainer)
-                rounds.append(episodes)
-                gradient_steps += steps
-                total_steps += total
-            due = epoch % self.evaluation_frequency == 0
-            if due and not (self.evaluate_before_training and epoch == 0):
-                evaluation = self._evaluate()
-            average_return = self._record_training(rounds, gradient_steps, total_steps)
-            self._record_evaluation(evaluation)
-            self.after_epoch(epoch)
-            trainer.step_itr += 1
+        clock = EpochClock(trainer)
+        try:
+            for epoch in trainer.step_epochs():
+                clock.start_epoch()
+                evaluation = None
+                if self.evaluate_before_training and epoch == 0:
+                    evaluation = clock.time('Eval', self._evaluate)
+                rounds, gradient_steps, total_steps = [], np.zeros(self.n_tasks, np.int64), 0
+                for _ in range(self.steps_per_epoch):
+                    episodes, steps, total = clock.time('Rounds', self.train_once, trainer)
+                    rounds.append(episodes)
+                    gradient_steps += steps
+                    total_steps += total
+                due = epoch % self.evaluation_frequency == 0
+                if due and not (self.evaluate_before_training and epoch == 0):
+                    evaluation = clock.time('Eval', self._evaluate)
+                average_return = self._record_training(rounds, gradient_steps, total_steps)
+                self._record_evaluation(evaluation)
+                clock.time('Rounds', self.after_epoch, epoch)  # DnC's distillation: an update
+                clock.record(sum(int(np.sum(episodes.lengths)) for episodes in rounds))
+                trainer.step_itr += 1
+        finally:
+            clock.detach()
         return average_return
 
     def _log_round(self, warming_up: bool, collected: np.ndarray, total_steps: int) -> None:
@@ -147,6 +217,9 @@ class MultiTaskLearner(RLAlgorithm):
         record_per_task('Train/', per_task)
         return average_return
 
+    def _episodes_per_task(self) -> int:
+        return max(self.num_evaluation_episodes // self.n_tasks, 1)
+
     def _evaluation_modes(self) -> dict[str, Policy]:
         modes = {'Evaluation/': self.policy}
         if self.exploration_policy is not None:
@@ -156,11 +229,12 @@ class MultiTaskLearner(RLAlgorithm):
     def _evaluate(self) -> dict[str, tuple[dict[str, float], np.ndarray, np.ndarray]]:
         """Deterministic episodes of every evaluation mode: summary and per-task arrays."""
         results = {}
+        if getattr(self, '_evaluator', None) is None:  # (older snapshots lack the attribute)
+            self._evaluator = LockstepEvaluator(self._test_envs, self._episodes_per_task())
         for prefix, policy in self._evaluation_modes().items():
             logger.log(f'Evaluating {prefix[:-1]} ...')
-            stats, task_ids = evaluate(policy, self._test_envs,
-                                       max(self.num_evaluation_episodes // self.n_tasks, 1),
-                                       self.max_episode_length, self.discount)
+            stats, task_ids = self._evaluator.evaluate(policy, self.max_episode_length,
+                                                       self.discount)
             per_task = split_by_task(stats, task_ids, self.n_tasks)
             summary = summarize(stats)
             self._evaluation_keys = tuple(summary)
