@@ -172,6 +172,15 @@ class ExperimentConfig:
     dry_run: bool = _flag(False, 'print the resolved configuration and exit')
     console_table: bool = _flag(False, "print dowel's full table of every epoch on the console "
                                 'instead of one line (the table always goes to debug.log)')
+    vis_freq: int = _flag(-1, 'record videos of deterministic episodes at epoch 0 and every '
+                          'this many epochs (a multiple of --evaluation_frequency) under '
+                          'RUN_DIR/videos; -1 (any value <= 0) records none (the release: 10)')
+    vis_num: int = _flag(10, 'episodes per recording and evaluation mode, divided across the '
+                         'tasks (at least one each)')
+    vis_width: int = _flag(500, 'video frame width in pixels')
+    vis_height: int = _flag(500, 'video frame height in pixels')
+    vis_fps: int = _flag(40, 'video frames per second')
+    vis_format: str = _flag('mp4', 'video file format', choices=('mp4', 'gif'))
     # ---- Release compatibility: accepted so the release's commands run, but they change
     # nothing (the task count comes from the env, and garage's default worker is the only one).
     n_policies: int = _flag(4, f'{NO_EFFECT} number of tasks = policies = buffers; must equal '
@@ -322,6 +331,7 @@ def validate(config: ExperimentConfig) -> None:
             f'{horizon} on {config.env}: warm-up rounds (min_buffer_size x n_tasks steps) '
             'would not reach every task')
     _validate_sampler(config, n_tasks)
+    _validate_videos(config)
     _validate_architectures(config, n_tasks)
     _validate_network_memory(config, n_tasks)
     if config.sparse_tasks:
@@ -334,6 +344,19 @@ def validate(config: ExperimentConfig) -> None:
     if config.method in SEPARATED_METHODS:
         _validate_dnc_options(config, n_tasks)
     _validate_release_options(config)
+
+
+def _validate_videos(config: ExperimentConfig) -> None:
+    """``--vis_*``: videos are recorded at evaluation epochs (the release's assertion)."""
+    if config.vis_freq <= 0:
+        return
+    if config.vis_freq % config.evaluation_frequency:
+        raise ConfigError(f'--vis_freq {config.vis_freq} must be a multiple of '
+                          f'--evaluation_frequency {config.evaluation_frequency} (videos are '
+                          'recorded at evaluations), or -1 for no videos')
+    for name in ('vis_num', 'vis_width', 'vis_height', 'vis_fps'):
+        if getattr(config, name) < 1:
+            raise ConfigError(f'--{name} must be at least 1, got {getattr(config, name)}')
 
 
 def _validate_sampler(config: ExperimentConfig, n_tasks: int) -> None:

@@ -53,6 +53,7 @@ from learning.samplers import RoundRobinRaySampler  # noqa: E402
 from learning.run_lifecycle import ExactTrainer, protect_stdout, run_guard  # noqa: E402
 from learning.snapshots import remove_stray_temporaries  # noqa: E402
 from learning.vectorized_sampler import VectorizedSampler  # noqa: E402
+from learning.videos import TrainingVideos, VideoSettings  # noqa: E402
 
 REPLAY_CAPACITY = int(1e6)  # per task for the separated methods, in all for the others
 
@@ -98,6 +99,13 @@ def make_sampler(config: ExperimentConfig, agent: Any, env: MultiTaskEnv) -> Sam
         garage_compat.init_ray()
         return RoundRobinRaySampler(**kwargs)
     return LocalSampler(**kwargs)
+
+
+def video_settings(config: ExperimentConfig) -> VideoSettings:
+    """The ``--vis_*`` flags of ``config``."""
+    return VideoSettings(freq=config.vis_freq, num=config.vis_num, width=config.vis_width,
+                         height=config.vis_height, fps=config.vis_fps,
+                         video_format=config.vis_format)
 
 
 def build_algorithm(config: ExperimentConfig, env: MultiTaskEnv) -> MultiTaskLearner:
@@ -193,6 +201,9 @@ def _train(ctxt: Any, config: dict[str, Any]) -> str:
         logger.log(ConsoleLine(f'{cfg.method} on {cfg.env} ({env.n_tasks} tasks), '
                                f'{cfg.n_epochs} epochs; logs in {ctxt.snapshot_dir}'))
         algo = build_algorithm(cfg, env).to(_device(cfg))
+        if cfg.vis_freq > 0:
+            algo.videos = TrainingVideos(video_settings(cfg),
+                                         os.path.join(ctxt.snapshot_dir, 'videos'))
         trainer.setup(algo=algo, env=env.get_train_envs())
         try:
             trainer.train(n_epochs=cfg.n_epochs, batch_size=cfg.batch_size)
@@ -265,6 +276,8 @@ def resume_experiment(snapshot_dir: str, n_epochs: int | None = None) -> str:
             logger.log(ConsoleLine(f'Resuming after epoch {done}/{target}; logs in '
                                    f'{snapshot_dir}'))
             algo = trainer._algo.to(_device(cfg))  # pylint: disable=protected-access
+            if getattr(algo, 'videos', None) is not None:  # the run directory may have moved
+                algo.videos.video_dir = os.path.join(snapshot_dir, 'videos')
             try:
                 trainer.resume(n_epochs=target)
             except BaseException:

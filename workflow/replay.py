@@ -62,29 +62,12 @@ def load_learner(run_dir: str, config: dict[str, Any]) -> Any:
     return learner.to('cpu')
 
 
-class FrameRecorder:
-    """A garage env that keeps the RGB frame rendered after every reset and step."""
-
-    def __init__(self, env: Any) -> None:
-        self._env = env
-        self.frames: list[np.ndarray] = []
-
-    def reset(self) -> Any:
-        result = self._env.reset()
-        self.frames.append(np.asarray(self._env.render('rgb_array')))
-        return result
-
-    def step(self, action: np.ndarray) -> Any:
-        env_step = self._env.step(action)
-        self.frames.append(np.asarray(self._env.render('rgb_array')))
-        return env_step
-
-
 def replay(learner: Any, task_ids: Sequence[int], episodes: int, mixture: bool,
            record: bool) -> tuple[list[TaskResult], dict[int, list[np.ndarray]]]:
     """``episodes`` deterministic episodes of each task in ``task_ids`` with the task policies
     (or the Q-switch mixture); returns per-task results and, with ``record``, their frames."""
     from learning.evaluation import evaluate  # pylint: disable=import-outside-toplevel
+    from learning.videos import FrameRecorder  # pylint: disable=import-outside-toplevel
     from learning.metrics import split_by_task  # pylint: disable=import-outside-toplevel
     policy = learner.exploration_policy if mixture else learner.policy
     test_envs = learner._test_envs  # pylint: disable=protected-access
@@ -115,15 +98,3 @@ def result_table(results: Sequence[TaskResult]) -> str:
     lines.append(f'| all | | {len(returns)} | {success.mean():.2f} | {returns.mean():.2f} ± '
                  f'{returns.std():.2f} | |')
     return '\n'.join(lines)
-
-
-def write_video(frames: Sequence[np.ndarray], path: str, fps: int) -> str:
-    """An MP4 (H.264 through imageio's ffmpeg) of ``frames``; returns ``path``."""
-    import imageio.v2 as imageio  # pylint: disable=import-outside-toplevel
-    height, width = frames[0].shape[:2]
-    # H.264 needs even sizes; imageio's default resizing to multiples of 16 would blur.
-    even = [np.ascontiguousarray(frame[:height - height % 2, :width - width % 2, :3])
-            for frame in frames]
-    imageio.mimwrite(path, even, fps=fps, format='FFMPEG', codec='libx264',
-                     macro_block_size=2)
-    return path

@@ -19,6 +19,7 @@ from garage.np.policies import Policy
 from garage.sampler import Sampler
 
 from learning.evaluation import LockstepEvaluator
+from learning.videos import TrainingVideos
 from learning.logging_utils import nanmean, record, record_per_task
 from learning.metrics import (batch_episode_stats, episode_task_ids, selection_frequencies,
                               split_by_task, summarize)
@@ -129,6 +130,8 @@ class MultiTaskLearner(RLAlgorithm):
         # All evaluation episodes in lockstep; its env copies are built at the first evaluation
         # (from the test envs, not reset before it), so a learner that never evaluates pays none.
         self._evaluator: LockstepEvaluator | None = None
+        # ``--vis_*``: set by the experiment when videos are asked for.
+        self.videos: TrainingVideos | None = None
 
     def train_once(self, trainer: Any) -> tuple[Any, np.ndarray, int]:
         """One sampling round and its gradient steps; returns the episodes, the (N,) gradient
@@ -161,6 +164,10 @@ class MultiTaskLearner(RLAlgorithm):
                 due = epoch % self.evaluation_frequency == 0
                 if due and not (self.evaluate_before_training and epoch == 0):
                     evaluation = clock.time('Eval', self._evaluate)
+                videos = getattr(self, 'videos', None)  # (older snapshots lack the attribute)
+                if evaluation is not None and videos is not None and videos.settings.due(epoch):
+                    clock.time('Eval', videos.record, epoch, self._evaluation_modes(),
+                               self._test_envs, self.max_episode_length, self.discount)
                 average_return = self._record_training(rounds, gradient_steps, total_steps)
                 self._record_evaluation(evaluation)
                 clock.time('Rounds', self.after_epoch, epoch)  # DnC's distillation: an update
