@@ -89,7 +89,7 @@ def test_plan_skips_finished_resumes_interrupted_and_flags_conflicts(tmp_path):
     root = str(tmp_path)
     grid = Grid(methods=['dnc_sac'], envs=['PointReachMT-v0'], seeds=[1, 2, 3, 4, 5],
                 axes={'n_epochs': ['3']}, name='t')
-    common = ['--name', 't', '--log_root', root]
+    common = ['--env', 'PointReachMT-v0', '--name', 't', '--log_root', root]
     finished = _fake_run(root, ['dnc_sac', '--seed', '1', *common, '--n_epochs', '2'], 3, True)
     interrupted = _fake_run(root, ['dnc_sac', '--seed', '2', *common, '--n_epochs', '3'], 1,
                             True)
