@@ -618,13 +618,13 @@ class _Inert:
     """Stands in for every class and function a snapshot names: accepts whatever the pickle
     does with it, builds nothing and runs none of the snapshot's code."""
 
-    def __new__(cls, *args: Any, **kwargs: Any) -> '_Inert':
+    def __new__(cls, *args: Any, **kwargs: Any) -> _Inert:
         return super().__new__(cls)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         pass
 
-    def __call__(self, *args: Any, **kwargs: Any) -> '_Inert':
+    def __call__(self, *args: Any, **kwargs: Any) -> _Inert:
         return _Inert()
 
     def __setstate__(self, state: Any) -> None:
@@ -652,7 +652,7 @@ class _SnapshotReader(pickle.Unpickler):
 def _check_snapshot(path: str) -> None:
     """Refuses an empty, truncated or garbled ``params.pkl``, or one that names code which no
     longer exists, without unpickling it for real (resume does that, once)."""
-    from learning import garage_compat  # noqa: F401  pylint: disable=C0415,W0611  (before garage)
+    import learning.garage_compat  # noqa: F401  pylint: disable=C0415,W0611  (before garage)
     where = f'--snapshot_dir {os.path.dirname(path)!r}: params.pkl'
     if os.path.getsize(path) == 0:
         raise ConfigError(f'{where} is empty (the run was interrupted before its first '

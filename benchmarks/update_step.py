@@ -83,6 +83,7 @@ def _episodes(n_tasks: int, state_dim: int, action_dim: int, horizon: int, per_t
 def _learner(shape: dict) -> Any:
     """A ``DnCSAC`` holding only what its gradient step reads (no envs, no sampler)."""
     import torch  # pylint: disable=import-outside-toplevel
+
     from environments.multitask import ObservationSplitter  # pylint: disable=import-outside-toplevel
     from learning.algorithms.dnc_sac import DnCSAC  # pylint: disable=import-outside-toplevel
     from learning.networks import TaskTanhGaussianPolicies, TaskTwinCritics  # pylint: disable=import-outside-toplevel
@@ -118,6 +119,7 @@ def _plain_loop(shape: dict, learner: Any) -> Any:
     """The same SAC step as N separate garage-style networks of ``nn.Linear`` layers."""
     import torch  # pylint: disable=import-outside-toplevel
     from torch import nn  # pylint: disable=import-outside-toplevel
+
     from learning.algorithms import sac_losses  # pylint: disable=import-outside-toplevel
     from learning.networks import TanhNormal  # pylint: disable=import-outside-toplevel
     n, width, action_dim = shape['n_tasks'], shape['hidden'], shape['action_dim']

@@ -19,12 +19,13 @@ cannot digest from modern environments:
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import akro
 import gymnasium
 import numpy as np
-from garage import EnvSpec, EnvStep, Environment, StepType
+from garage import Environment, EnvSpec, EnvStep, StepType
 
 
 def to_akro_box(space: gymnasium.spaces.Box, dtype: type = np.float32) -> akro.Box:

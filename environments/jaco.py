@@ -100,8 +100,9 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import gymnasium
 import mujoco
@@ -110,8 +111,13 @@ import torch
 from gymnasium.envs.mujoco import MujocoEnv
 
 from environments.gymnasium_adapter import GymnasiumEnv
-from environments.multitask import (Array, MultiTaskEnv, ObservationSplitter, TaskOneHotWrapper,
-                                   task_seed)
+from environments.multitask import (
+    Array,
+    MultiTaskEnv,
+    ObservationSplitter,
+    TaskOneHotWrapper,
+    task_seed,
+)
 
 ENV_ID = 'JacoReachMT5-v1'
 MODEL_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'assets', 'jaco_reach.xml')

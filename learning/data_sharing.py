@@ -16,8 +16,8 @@ batch has a fixed shape, (N, B + (N−1)·m), with per-sample weights (1 for own
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import torch

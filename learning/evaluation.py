@@ -10,7 +10,7 @@ Each evaluation runs ``episodes_per_task`` episodes on every task's test env wit
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from garage import Environment, StepType

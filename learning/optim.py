@@ -16,7 +16,7 @@ count, so bias correction is per task.
 """
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 import torch
 
@@ -91,14 +91,14 @@ class TaskAdam:
                 beta1=self.betas[0], beta2=self.betas[1], weight_decay=0.0, eps=self.eps,
                 maximize=False)
 
-    def to(self, device: torch.device | str) -> 'TaskAdam':
+    def to(self, device: torch.device | str) -> TaskAdam:
         """Moves the moment estimates next to their parameters (after the module moved)."""
         self.exp_avg = [m.to(device) for m in self.exp_avg]
         self.exp_avg_sq = [v.to(device) for v in self.exp_avg_sq]
         return self
 
 
-def move_optimizer_state(optimizer: 'TaskAdam | torch.optim.Optimizer',
+def move_optimizer_state(optimizer: TaskAdam | torch.optim.Optimizer,
                          device: torch.device | str) -> None:
     """Moves an optimizer's moment estimates next to its (already moved) parameters."""
     if isinstance(optimizer, TaskAdam):

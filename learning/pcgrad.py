@@ -9,7 +9,7 @@ every task's loss reaches get their mean, the others their sum (as the release d
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 

@@ -12,7 +12,7 @@ import sys
 import matplotlib
 
 matplotlib.use('Agg')
-import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
+import matplotlib.pyplot as plt
 
 SERIES = (('Evaluation/', 'task policies'), ('Evaluation/Mixture/', 'Q-switch mixture'),
           ('Train/', 'training episodes'))

@@ -36,11 +36,12 @@ import pickle
 import signal
 import traceback
 from collections import defaultdict
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
-from garage import EpisodeBatch, Environment, StepType
+from garage import Environment, EpisodeBatch, StepType
 from garage.experiment import deterministic
 from garage.np.policies import Policy
 from garage.sampler import Sampler

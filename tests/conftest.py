@@ -9,10 +9,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+import learning.garage_compat  # noqa: F401  (must precede any garage import)
+
 import pytest
 import torch
-
-from learning import garage_compat  # noqa: F401  (must precede any garage import)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

@@ -7,8 +7,8 @@ import json
 import os
 import pickle
 import types
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
 import torch
@@ -17,8 +17,15 @@ import experiment_utils
 import run
 from conftest import TINY_TOY_FLAGS
 from environments.registry import ENVS
-from experiment_utils import (ENV_PRESETS, MAX_SEED, ConfigError, as_dict, check_run_dir,
-                              network_memory_lower_bound, resolve_config)
+from experiment_utils import (
+    ENV_PRESETS,
+    MAX_SEED,
+    ConfigError,
+    as_dict,
+    check_run_dir,
+    network_memory_lower_bound,
+    resolve_config,
+)
 
 
 def disk_state(path: Path) -> dict[str, tuple[int, int]] | None:

@@ -14,8 +14,12 @@ from environments.registry import make_env
 from experiment_utils import resolve_config
 from garage_experiments import build_algorithm
 from learning.algorithms import sac_losses
-from learning.dnc_regularization import (coefficient_matrix, dnc_divergences, dnc_penalty,
-                                         gaussian_kl)
+from learning.dnc_regularization import (
+    coefficient_matrix,
+    dnc_divergences,
+    dnc_penalty,
+    gaussian_kl,
+)
 from learning.networks import TaskTanhGaussianPolicies
 
 MEANS = torch.tensor([0.0, 1.0, -0.5])

@@ -12,9 +12,9 @@ from __future__ import annotations
 import dataclasses
 import os
 import pickle
-from typing import Iterator
+from collections.abc import Iterator
 
-from learning import garage_compat  # noqa: F401,I001  (must precede any garage import)
+import learning.garage_compat  # noqa: F401  (must precede any garage import)
 
 import mujoco
 import numpy as np
@@ -25,9 +25,20 @@ from garage import EnvStep, StepType
 from gymnasium.utils.env_checker import check_env
 
 from conftest import render_offscreen, steps_per_second
-from environments.jaco import (HAND, MAX_EPISODE_LENGTH, MODEL_PATH, QPOS, QVEL,
-                               STAGE, SUBGOALS, TASK_NAMES, JacoObservationSplitter,
-                               JacoReachMT5, JacoReachTaskEnv, JacoTaskReward)
+from environments.jaco import (
+    HAND,
+    MAX_EPISODE_LENGTH,
+    MODEL_PATH,
+    QPOS,
+    QVEL,
+    STAGE,
+    SUBGOALS,
+    TASK_NAMES,
+    JacoObservationSplitter,
+    JacoReachMT5,
+    JacoReachTaskEnv,
+    JacoTaskReward,
+)
 from environments.multitask import TaskOneHotWrapper
 
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

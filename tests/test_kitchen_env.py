@@ -9,9 +9,9 @@ from __future__ import annotations
 import os
 import pickle
 import warnings
-from typing import Iterator
+from collections.abc import Iterator
 
-from learning import garage_compat  # noqa: F401,I001  (must precede any garage import)
+import learning.garage_compat  # noqa: F401  (must precede any garage import)
 
 import numpy as np
 import pytest
@@ -21,9 +21,18 @@ from gymnasium.utils.env_checker import check_env
 from gymnasium_robotics.envs.franka_kitchen import kitchen_env as gr_kitchen
 
 from conftest import render_offscreen, steps_per_second
-from environments.kitchen import (INIT_QPOS, OBS_ELEMENT_GOALS, OBS_ELEMENT_INDICES, TASK_NAMES,
-                                  TASKS, KitchenMTEasy, goal_vector, make_kitchen_task_env,
-                                  object_noise_amplitudes, tolerance)
+from environments.kitchen import (
+    INIT_QPOS,
+    OBS_ELEMENT_GOALS,
+    OBS_ELEMENT_INDICES,
+    TASK_NAMES,
+    TASKS,
+    KitchenMTEasy,
+    goal_vector,
+    make_kitchen_task_env,
+    object_noise_amplitudes,
+    tolerance,
+)
 from environments.multitask import TaskOneHotWrapper
 from environments.registry import select_tasks
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 import os
 import pickle
 import warnings
-from typing import Iterator
+from collections.abc import Iterator
 
-from learning import garage_compat  # noqa: F401,I001  (must precede any garage import)
+import learning.garage_compat  # noqa: F401  (must precede any garage import)
 
 import numpy as np
 import pytest
@@ -19,8 +19,16 @@ from garage import StepType
 from gymnasium.utils.env_checker import check_env
 
 from conftest import render_offscreen, steps_per_second
-from environments.maze import (MAZE_MAP, TASK_NAMES, TASKS, MazeLarge10, MazeTaskEnv, is_free,
-                               make_maze_task_env, shortest_path)
+from environments.maze import (
+    MAZE_MAP,
+    TASK_NAMES,
+    TASKS,
+    MazeLarge10,
+    MazeTaskEnv,
+    is_free,
+    make_maze_task_env,
+    shortest_path,
+)
 from environments.multitask import TaskOneHotWrapper
 from environments.registry import select_tasks
 

@@ -6,9 +6,9 @@ script to print steps/s through the adapter.
 from __future__ import annotations
 
 import pickle
-from typing import Iterator
+from collections.abc import Iterator
 
-from learning import garage_compat  # noqa: F401,I001  (must precede any garage import)
+import learning.garage_compat  # noqa: F401  (must precede any garage import)
 
 import mujoco
 import numpy as np
@@ -24,11 +24,26 @@ from metaworld.sawyer_xyz_env import SawyerXYZEnv
 from metaworld.types import Task
 
 from conftest import render_offscreen, steps_per_second
-from environments.metaworld_cds import (DOOR, DOOR_HIGH, DOOR_LOW, DOOR_POS, DRAWER,
-                                        DRAWER_HANDLE_OFFSET, DRAWER_HIGH, DRAWER_LOW,
-                                        DRAWER_POS, GOAL, N_GOAL_VARIATIONS, STATE_DIM,
-                                        TASK_CLASSES, TASK_NAMES, MetaWorldCDS, goal_variations,
-                                        make_cds_env, scene_path)
+from environments.metaworld_cds import (
+    DOOR,
+    DOOR_HIGH,
+    DOOR_LOW,
+    DOOR_POS,
+    DRAWER,
+    DRAWER_HANDLE_OFFSET,
+    DRAWER_HIGH,
+    DRAWER_LOW,
+    DRAWER_POS,
+    GOAL,
+    N_GOAL_VARIATIONS,
+    STATE_DIM,
+    TASK_CLASSES,
+    TASK_NAMES,
+    MetaWorldCDS,
+    goal_variations,
+    make_cds_env,
+    scene_path,
+)
 from environments.multitask import TaskOneHotWrapper
 
 N_TASKS = 4

@@ -11,9 +11,9 @@ import os
 import pickle
 import subprocess
 import sys
-from typing import Iterator
+from collections.abc import Iterator
 
-from learning import garage_compat  # noqa: F401,I001  (must precede any garage import)
+import learning.garage_compat  # noqa: F401  (must precede any garage import)
 
 import metaworld.env_dict
 import numpy as np
@@ -24,9 +24,15 @@ from gymnasium.utils.env_checker import check_env
 from metaworld.policies import SawyerReachV3Policy
 
 from conftest import render_offscreen, steps_per_second
-from environments.metaworld_mt import (BENCHMARK_CLASSES, MetaWorldMT10, MetaWorldMT50,
-                                       get_benchmark, goal_variations, make_metaworld_env,
-                                       task_names)
+from environments.metaworld_mt import (
+    BENCHMARK_CLASSES,
+    MetaWorldMT10,
+    MetaWorldMT50,
+    get_benchmark,
+    goal_variations,
+    make_metaworld_env,
+    task_names,
+)
 from environments.multitask import MultiTaskEnv, TaskOneHotWrapper
 from environments.registry import ENVS, make_env
 

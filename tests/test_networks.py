@@ -2,16 +2,14 @@
 import math
 
 import numpy as np
-
 import pytest
 import torch
+from garage.torch.distributions import TanhNormal
 from torch import nn
 from torch.nn import functional as F
 
 from learning import networks
-from learning.networks import (TaskLinear, TaskMLP, TaskTanhGaussianPolicies,
-                               TaskTwinCritics)
-from garage.torch.distributions import TanhNormal
+from learning.networks import TaskLinear, TaskMLP, TaskTanhGaussianPolicies, TaskTwinCritics
 
 torch.set_num_threads(1)
 

@@ -4,6 +4,9 @@ import pickle
 import numpy as np
 import pytest
 import torch
+from garage import EpisodeBatch, StepType
+from garage.replay_buffer import PathBuffer
+from garage.sampler import LocalSampler
 
 from environments.point_reach import GOALS, STEP_SIZE
 from environments.registry import make_env
@@ -11,11 +14,13 @@ from experiment_utils import resolve_config
 from garage_experiments import build_algorithm
 from learning.networks import TaskTanhGaussianPolicies
 from learning.policies import TaskRoutingPolicy
-from learning.replay import (KEYS, PerTaskReplayBuffer, SharedReplayBuffer, TransitionRings,
-                            minimal_bytes_per_transition)
-from garage import EpisodeBatch, StepType
-from garage.replay_buffer import PathBuffer
-from garage.sampler import LocalSampler
+from learning.replay import (
+    KEYS,
+    PerTaskReplayBuffer,
+    SharedReplayBuffer,
+    TransitionRings,
+    minimal_bytes_per_transition,
+)
 
 torch.set_num_threads(1)
 

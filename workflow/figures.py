@@ -18,8 +18,8 @@ from __future__ import annotations
 import math
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import matplotlib
 import numpy as np
@@ -28,7 +28,7 @@ from scipy import stats
 from workflow.runs import RunData
 
 matplotlib.use('Agg')
-import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
+import matplotlib.pyplot as plt
 
 # Envs whose paper figure shows the average return instead of the success rate.
 RETURN_ENVS = frozenset({'Walker2dMT4-v0'})

@@ -21,8 +21,9 @@ import shlex
 import shutil
 import time
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import cloudpickle
 

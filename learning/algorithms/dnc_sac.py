@@ -23,24 +23,30 @@ distils all task policies into one and copies it back (DnC's distillation, spec 
 from __future__ import annotations
 
 import copy
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
-from garage import EnvSpec, Environment
+from garage import Environment, EnvSpec
 from garage.sampler import Sampler
 from torch import nn
 
 from learning.algorithms import sac_losses
 from learning.algorithms.base import MultiTaskLearner
 from learning.data_sharing import DataSharing, other_task_rows
-from learning.dnc_regularization import (SamplingType, coefficient_matrix, dnc_divergences,
-                                         dnc_penalty)
+from learning.dnc_regularization import (
+    SamplingType,
+    coefficient_matrix,
+    dnc_divergences,
+    dnc_penalty,
+)
 from learning.networks import TaskTanhGaussianPolicies, TaskTwinCritics
 from learning.optim import TaskAdam, move_optimizer_state
 from learning.policies import TaskRoutingPolicy
 from learning.policies.base import TorchSamplingPolicy
 from learning.replay import PerTaskReplayBuffer
+
 
 def allocate_gradient_steps(total_steps: int, collected: np.ndarray) -> np.ndarray:
     """Splits ``total_steps`` across tasks in proportion to the data each collected (spec §3.4).
@@ -331,7 +337,7 @@ class DnCSAC(MultiTaskLearner):
         torch._foreach_add_(targets, steps)  # pylint: disable=protected-access
 
     # ------------------------------------------------------------------ devices
-    def to(self, device: torch.device | str | None = None) -> 'DnCSAC':
+    def to(self, device: torch.device | str | None = None) -> DnCSAC:
         """Moves every tensor to ``device``; learned state (α, Adam moments) is kept.
 
         garage's and the release's ``to()`` rebuilt log α, losing the learned temperatures
