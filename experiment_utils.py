@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import importlib.util
+import itertools
 import json
 import math
 import os
@@ -431,7 +432,7 @@ def network_memory_lower_bound(config: ExperimentConfig, n_tasks: int) -> int:
     (the smallest possible), so the true need is always larger."""
     def mlp_parameters(in_dim: int, out_dim: int) -> int:
         sizes = [in_dim, *config.hidden_sizes, out_dim]
-        return sum((fan_in + 1) * fan_out for fan_in, fan_out in zip(sizes, sizes[1:]))
+        return sum((fan_in + 1) * fan_out for fan_in, fan_out in itertools.pairwise(sizes))
 
     actors = n_tasks if config.policy_architecture == 'separate' else 1
     critics = n_tasks if config.Q_architecture == 'separate' else 1

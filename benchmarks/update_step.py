@@ -155,7 +155,7 @@ def _plain_loop(shape: dict, learner: Any) -> Any:
     log_alphas = [nn.Parameter(torch.zeros(())) for _ in range(n)]
     optimizers = [(torch.optim.Adam(p.parameters(), 3e-4), torch.optim.Adam(c.parameters(), 3e-4),
                    torch.optim.Adam([a], 3e-4))
-                  for p, c, a in zip(policies, critics, log_alphas)]
+                  for p, c, a in zip(policies, critics, log_alphas, strict=True)]
     tasks = np.ones(n, bool)
 
     def step() -> None:
@@ -183,7 +183,7 @@ def _plain_loop(shape: dict, learner: Any) -> Any:
             alpha_opt.step()
             with torch.no_grad():
                 for target_p, online in zip(targets[task].parameters(),
-                                            critics[task].parameters()):
+                                            critics[task].parameters(), strict=True):
                     target_p.add_(5e-3 * (online - target_p))
     return step
 

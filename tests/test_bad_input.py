@@ -218,7 +218,8 @@ def run_dir(tmp_path: Path) -> Path:
     directory = tmp_path / 'qmp_dnc_PointReachMT-v0_None_0'
     directory.mkdir()
     (directory / 'variant.json').write_text(json.dumps(_variant()))
-    (directory / 'params.pkl').write_bytes(pickle.dumps({'stats': [1, 2.0], 'algo': 'x', 'epochs_done': 1}))
+    snapshot = {'stats': [1, 2.0], 'algo': 'x', 'epochs_done': 1}
+    (directory / 'params.pkl').write_bytes(pickle.dumps(snapshot))
     (directory / 'progress.csv').write_text('Epoch,TotalEnvSteps\n0,200\n')
     (directory / 'debug.log').write_text('epoch 0\n')
     return directory

@@ -307,6 +307,6 @@ def test_offscreen_rendering() -> None:
 
 if __name__ == '__main__':
     walker_family = Walker2dMT4(seed=0)
-    for name, task_env in zip(TASK_NAMES, walker_family.get_train_envs()):
+    for name, task_env in zip(TASK_NAMES, walker_family.get_train_envs(), strict=True):
         print(f'{name}: {steps_per_second(task_env):.0f} steps/s through the adapter')
     walker_family.close()

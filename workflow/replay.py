@@ -78,11 +78,13 @@ def replay(learner: Any, task_ids: Sequence[int], episodes: int, mixture: bool,
                             learner.discount)
     results = []
     for position, (task_id, task_stats) in enumerate(
-            zip(task_ids, split_by_task(stats, order, len(envs)))):
+            zip(task_ids, split_by_task(stats, order, len(envs)), strict=True)):
         results.append(TaskResult(task_id, getattr(envs[position], 'task_name', str(task_id)),
                                   task_stats['success'], task_stats['return'],
                                   task_stats['length']))
-    frames = {task_id: recorder.frames for task_id, recorder in zip(task_ids, recorders)}
+    # Without recording there are no recorders, hence no frames.
+    frames = {task_id: recorder.frames
+              for task_id, recorder in zip(task_ids, recorders, strict=False)}
     return results, frames
 
 

@@ -283,7 +283,7 @@ class DnCSAC(MultiTaskLearner):
                   'Entropy': weighted_mean(entropy)}
         # One device-to-host copy for all statistics instead of one per statistic.
         stacked = torch.stack([value.detach() for value in values.values()]).cpu().numpy()
-        for key, row in zip(values, stacked):
+        for key, row in zip(values, stacked, strict=True):
             self.last_stats[key][tasks] = row[tasks]
 
     def after_epoch(self, epoch: int) -> None:
@@ -318,7 +318,7 @@ class DnCSAC(MultiTaskLearner):
             self.central_optimizer.step()
         with torch.no_grad():
             for target, source in zip(self.policies.parameters(),
-                                      self.central_policy.parameters()):
+                                      self.central_policy.parameters(), strict=True):
                 target.copy_(source.expand_as(target))
 
     @torch.no_grad()
@@ -329,7 +329,8 @@ class DnCSAC(MultiTaskLearner):
             return
         # The same arithmetic as θ̄ + τ(θ − θ̄), as three foreach calls over the active slices.
         targets, onlines = [], []
-        for target, online in zip(self.target_critics.parameters(), self.critics.parameters()):
+        for target, online in zip(self.target_critics.parameters(), self.critics.parameters(),
+                                  strict=True):
             targets.extend(target[i] for i in task_ids)
             onlines.extend(online[i] for i in task_ids)
         steps = torch._foreach_sub(onlines, targets)  # pylint: disable=protected-access

@@ -171,7 +171,8 @@ class MultiTaskSAC(MultiTaskLearner):
     @torch.no_grad()
     def _update_targets(self) -> None:
         """Polyak averaging θ̄ ← (1 − τ)θ̄ + τθ of both target critics."""
-        for target, online in zip(self.target_critics.parameters(), self.critics.parameters()):
+        for target, online in zip(self.target_critics.parameters(), self.critics.parameters(),
+                                  strict=True):
             target.lerp_(online, self.tau)
 
     def to(self, device: torch.device | str | None = None) -> MultiTaskSAC:
