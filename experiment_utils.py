@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import importlib.util
+import itertools
 import json
 import math
 import os
@@ -431,7 +432,7 @@ def network_memory_lower_bound(config: ExperimentConfig, n_tasks: int) -> int:
     (the smallest possible), so the true need is always larger."""
     def mlp_parameters(in_dim: int, out_dim: int) -> int:
         sizes = [in_dim, *config.hidden_sizes, out_dim]
-        return sum((fan_in + 1) * fan_out for fan_in, fan_out in zip(sizes, sizes[1:]))
+        return sum((fan_in + 1) * fan_out for fan_in, fan_out in itertools.pairwise(sizes))
 
     actors = n_tasks if config.policy_architecture == 'separate' else 1
     critics = n_tasks if config.Q_architecture == 'separate' else 1
@@ -618,13 +619,13 @@ class _Inert:
     """Stands in for every class and function a snapshot names: accepts whatever the pickle
     does with it, builds nothing and runs none of the snapshot's code."""
 
-    def __new__(cls, *args: Any, **kwargs: Any) -> '_Inert':
+    def __new__(cls, *args: Any, **kwargs: Any) -> _Inert:
         return super().__new__(cls)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         pass
 
-    def __call__(self, *args: Any, **kwargs: Any) -> '_Inert':
+    def __call__(self, *args: Any, **kwargs: Any) -> _Inert:
         return _Inert()
 
     def __setstate__(self, state: Any) -> None:
@@ -652,7 +653,7 @@ class _SnapshotReader(pickle.Unpickler):
 def _check_snapshot(path: str) -> None:
     """Refuses an empty, truncated or garbled ``params.pkl``, or one that names code which no
     longer exists, without unpickling it for real (resume does that, once)."""
-    from learning import garage_compat  # noqa: F401  pylint: disable=C0415,W0611  (before garage)
+    import learning.garage_compat  # noqa: F401  pylint: disable=C0415,W0611  (before garage)
     where = f'--snapshot_dir {os.path.dirname(path)!r}: params.pkl'
     if os.path.getsize(path) == 0:
         raise ConfigError(f'{where} is empty (the run was interrupted before its first '

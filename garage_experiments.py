@@ -24,36 +24,39 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
-from learning import garage_compat  # noqa: F401  (must precede any garage import)
+import learning.garage_compat as garage_compat  # must precede any garage import
 
-import torch  # noqa: E402
-from dowel import logger  # noqa: E402
-from garage import wrap_experiment  # noqa: E402
-from garage.experiment.deterministic import set_seed  # noqa: E402
-from garage.sampler import DefaultWorker, LocalSampler, Sampler  # noqa: E402
-from garage.torch import set_gpu_mode  # noqa: E402
+import torch
+from dowel import logger
+from garage import wrap_experiment
+from garage.experiment.deterministic import set_seed
+from garage.sampler import DefaultWorker, LocalSampler, Sampler
+from garage.torch import set_gpu_mode
 
-from environments.multitask import MultiTaskEnv, describe  # noqa: E402
-from environments.registry import make_env  # noqa: E402
-from experiment_utils import (ExperimentConfig, as_dict, check_log_root, env_kwargs,  # noqa: E402
-                              run_name)
-from learning.algorithms import DnCSAC, MultiCriticActorLearning, MultiTaskSAC  # noqa: E402
-from learning.algorithms.base import MultiTaskLearner  # noqa: E402
-from learning.architectures import make_critics, make_policies  # noqa: E402
-from learning.data_sharing import DataSharing  # noqa: E402
-from learning.decaf import DecafTwinCritics  # noqa: E402
-from learning.logging_utils import (ConsoleLine, ConsoleOutput, FlushingTextOutput,  # noqa: E402
-                                    OrderedCsvOutput, PurgingTensorBoardOutput,
-                                    truncate_progress)
-from learning.plotting import plot_learning_curve  # noqa: E402
-from learning.policies import (QSwitchMixturePolicy, RandomPartitionPolicy,  # noqa: E402
-                               TaskRoutingPolicy)
-from learning.replay import PerTaskReplayBuffer, SharedReplayBuffer  # noqa: E402
-from learning.samplers import RoundRobinRaySampler  # noqa: E402
-from learning.run_lifecycle import ExactTrainer, protect_stdout, run_guard  # noqa: E402
-from learning.snapshots import remove_stray_temporaries  # noqa: E402
-from learning.vectorized_sampler import VectorizedSampler  # noqa: E402
-from learning.videos import TrainingVideos, VideoSettings  # noqa: E402
+from environments.multitask import MultiTaskEnv, describe
+from environments.registry import make_env
+from experiment_utils import ExperimentConfig, as_dict, check_log_root, env_kwargs, run_name
+from learning.algorithms import DnCSAC, MultiCriticActorLearning, MultiTaskSAC
+from learning.algorithms.base import MultiTaskLearner
+from learning.architectures import make_critics, make_policies
+from learning.data_sharing import DataSharing
+from learning.decaf import DecafTwinCritics
+from learning.logging_utils import (
+    ConsoleLine,
+    ConsoleOutput,
+    FlushingTextOutput,
+    OrderedCsvOutput,
+    PurgingTensorBoardOutput,
+    truncate_progress,
+)
+from learning.plotting import plot_learning_curve
+from learning.policies import QSwitchMixturePolicy, RandomPartitionPolicy, TaskRoutingPolicy
+from learning.replay import PerTaskReplayBuffer, SharedReplayBuffer
+from learning.run_lifecycle import ExactTrainer, protect_stdout, run_guard
+from learning.samplers import RoundRobinRaySampler
+from learning.snapshots import remove_stray_temporaries
+from learning.vectorized_sampler import VectorizedSampler
+from learning.videos import TrainingVideos, VideoSettings
 
 REPLAY_CAPACITY = int(1e6)  # per task for the separated methods, in all for the others
 

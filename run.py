@@ -11,11 +11,21 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Callable, Sequence
 from dataclasses import MISSING
-from typing import Any, Callable, NoReturn, Sequence
+from typing import Any, NoReturn
 
-from experiment_utils import (METHODS, ConfigError, ExperimentConfig, as_dict, check_log_root,
-                              check_run_dir, flags_for, resolve_config, resolve_device)
+from experiment_utils import (
+    METHODS,
+    ConfigError,
+    ExperimentConfig,
+    as_dict,
+    check_log_root,
+    check_run_dir,
+    flags_for,
+    resolve_config,
+    resolve_device,
+)
 
 
 def parse_bool(text: str) -> bool:

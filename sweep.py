@@ -11,12 +11,22 @@ import argparse
 import os
 import shutil
 import sys
-from typing import Any, NoReturn, Sequence
+from collections.abc import Sequence
+from typing import Any, NoReturn
 
 from environments.registry import DEFAULT_ENV
 from experiment_utils import ConfigError
-from workflow.sweeps import (EngineSettings, Grid, describe, execute, failed, load_toml,
-                             parse_flag_axis, plan, summary_table)
+from workflow.sweeps import (
+    EngineSettings,
+    Grid,
+    describe,
+    execute,
+    failed,
+    load_toml,
+    parse_flag_axis,
+    plan,
+    summary_table,
+)
 
 
 class _OneLineParser(argparse.ArgumentParser):

@@ -25,25 +25,25 @@ import platform
 import statistics
 import sys
 import time
-from typing import Callable
+from collections.abc import Callable
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from learning import garage_compat  # noqa: E402,F401  (must precede any garage import)
+import learning.garage_compat  # noqa: F401  (must precede any garage import)
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from garage import EpisodeBatch  # noqa: E402
-from garage.sampler import DefaultWorker  # noqa: E402
+import numpy as np
+import torch
+from garage import EpisodeBatch
+from garage.np.policies import Policy
+from garage.sampler import DefaultWorker
 
-from environments.registry import make_env  # noqa: E402
-from experiment_utils import resolve_config  # noqa: E402
-from garage.np.policies import Policy  # noqa: E402
-from garage_experiments import METHODS as METHOD_TABLE  # noqa: E402
-from learning.architectures import make_critics, make_policies  # noqa: E402
-from learning.evaluation import LockstepEvaluator, evaluate  # noqa: E402
-from learning.policies import QSwitchMixturePolicy, TaskRoutingPolicy  # noqa: E402
-from learning.vectorized_sampler import VectorizedSampler  # noqa: E402
+from environments.registry import make_env
+from experiment_utils import resolve_config
+from garage_experiments import METHODS as METHOD_TABLE
+from learning.architectures import make_critics, make_policies
+from learning.evaluation import LockstepEvaluator, evaluate
+from learning.policies import QSwitchMixturePolicy, TaskRoutingPolicy
+from learning.vectorized_sampler import VectorizedSampler
 
 METHODS = ('dnc_sac', 'qmp_dnc')
 

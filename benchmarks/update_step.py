@@ -83,6 +83,7 @@ def _episodes(n_tasks: int, state_dim: int, action_dim: int, horizon: int, per_t
 def _learner(shape: dict) -> Any:
     """A ``DnCSAC`` holding only what its gradient step reads (no envs, no sampler)."""
     import torch  # pylint: disable=import-outside-toplevel
+
     from environments.multitask import ObservationSplitter  # pylint: disable=import-outside-toplevel
     from learning.algorithms.dnc_sac import DnCSAC  # pylint: disable=import-outside-toplevel
     from learning.networks import TaskTanhGaussianPolicies, TaskTwinCritics  # pylint: disable=import-outside-toplevel
@@ -118,6 +119,7 @@ def _plain_loop(shape: dict, learner: Any) -> Any:
     """The same SAC step as N separate garage-style networks of ``nn.Linear`` layers."""
     import torch  # pylint: disable=import-outside-toplevel
     from torch import nn  # pylint: disable=import-outside-toplevel
+
     from learning.algorithms import sac_losses  # pylint: disable=import-outside-toplevel
     from learning.networks import TanhNormal  # pylint: disable=import-outside-toplevel
     n, width, action_dim = shape['n_tasks'], shape['hidden'], shape['action_dim']
@@ -153,7 +155,7 @@ def _plain_loop(shape: dict, learner: Any) -> Any:
     log_alphas = [nn.Parameter(torch.zeros(())) for _ in range(n)]
     optimizers = [(torch.optim.Adam(p.parameters(), 3e-4), torch.optim.Adam(c.parameters(), 3e-4),
                    torch.optim.Adam([a], 3e-4))
-                  for p, c, a in zip(policies, critics, log_alphas)]
+                  for p, c, a in zip(policies, critics, log_alphas, strict=True)]
     tasks = np.ones(n, bool)
 
     def step() -> None:
@@ -181,7 +183,7 @@ def _plain_loop(shape: dict, learner: Any) -> Any:
             alpha_opt.step()
             with torch.no_grad():
                 for target_p, online in zip(targets[task].parameters(),
-                                            critics[task].parameters()):
+                                            critics[task].parameters(), strict=True):
                     target_p.add_(5e-3 * (online - target_p))
     return step
 

@@ -19,12 +19,13 @@ cannot digest from modern environments:
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import akro
 import gymnasium
 import numpy as np
-from garage import EnvSpec, EnvStep, Environment, StepType
+from garage import Environment, EnvSpec, EnvStep, StepType
 
 
 def to_akro_box(space: gymnasium.spaces.Box, dtype: type = np.float32) -> akro.Box:
@@ -139,7 +140,9 @@ class GymnasiumEnv(Environment):
         self.__init__(state['make_env'], state['max_episode_length'], state['seed'])
         if state.get('np_random') is not None:
             self._env.unwrapped._np_random = state['np_random']  # pylint: disable=W0212
-        for layer, layer_state in zip(_layers(self._env), state.get('layer_states', ())):
+        # A state without 'layer_states' restores no layer, hence no strict zip.
+        layer_states = state.get('layer_states', ())
+        for layer, layer_state in zip(_layers(self._env), layer_states, strict=False):
             if layer_state is not None:
                 layer.set_random_state(layer_state)
 

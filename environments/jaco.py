@@ -88,7 +88,8 @@ Differences from the release:
 Note on the model (the release's, reproduced as is; ``tests/test_jaco_env.py`` shows each case):
 gravity nearly overpowers joint 2's motor (10 N m): the initial pose needs 1.07 times that, so
 the arm sags unless driven; under zero actions it falls onto the ground, where the hand ends
-the episode about 0.15 below where it started. S0 and S1 can be held. The stay goal cannot be held as such:
+the episode about 0.15 below where it started. S0 and S1 can be held. The stay goal cannot be
+held as such:
 the closest poses that the motors can hold (joint 2 at its full torque, the wrist joints
 against their limits) lie 0.047-0.053 from it, depending on the reset noise, so in about half
 of the episodes a policy can complete the stay task by holding still (a PD controller to such a
@@ -100,8 +101,9 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import gymnasium
 import mujoco
@@ -110,8 +112,13 @@ import torch
 from gymnasium.envs.mujoco import MujocoEnv
 
 from environments.gymnasium_adapter import GymnasiumEnv
-from environments.multitask import (Array, MultiTaskEnv, ObservationSplitter, TaskOneHotWrapper,
-                                   task_seed)
+from environments.multitask import (
+    Array,
+    MultiTaskEnv,
+    ObservationSplitter,
+    TaskOneHotWrapper,
+    task_seed,
+)
 
 ENV_ID = 'JacoReachMT5-v1'
 MODEL_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'assets', 'jaco_reach.xml')

@@ -108,8 +108,9 @@ from __future__ import annotations
 import functools
 import os
 import xml.etree.ElementTree as ElementTree
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import gymnasium
 import mujoco

@@ -95,7 +95,8 @@ import contextlib
 import functools
 import os
 from collections import deque
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import gymnasium
 import numpy as np

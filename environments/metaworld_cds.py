@@ -123,7 +123,7 @@ from scipy.spatial.transform import Rotation
 
 from environments.gymnasium_adapter import GymnasiumEnv
 from environments.metaworld_mt import GoalVariationWrapper
-from environments.multitask import MultiTaskEnv, TEST_SEED_OFFSET, TaskOneHotWrapper, task_seed
+from environments.multitask import TEST_SEED_OFFSET, MultiTaskEnv, TaskOneHotWrapper, task_seed
 
 ENV_ID = 'MetaWorldCDS-v1'
 TASK_NAMES = ('door-open', 'door-close', 'drawer-open', 'drawer-close')

@@ -43,18 +43,19 @@ MuJoCo is first imported.
 from __future__ import annotations
 
 import functools
-from typing import Any, ClassVar, Sequence
+from collections.abc import Sequence
+from typing import Any, ClassVar
 
 import gymnasium
-from gymnasium.utils import seeding
 import metaworld
 import metaworld.env_dict
 import numpy as np
+from gymnasium.utils import seeding
 from metaworld.sawyer_xyz_env import SawyerXYZEnv
 from metaworld.types import Task
 
 from environments.gymnasium_adapter import GymnasiumEnv
-from environments.multitask import MultiTaskEnv, TEST_SEED_OFFSET, TaskOneHotWrapper, task_seed
+from environments.multitask import TEST_SEED_OFFSET, MultiTaskEnv, TaskOneHotWrapper, task_seed
 
 MAX_EPISODE_LENGTH = 500
 RENDER_MODE = 'rgb_array'

@@ -16,13 +16,14 @@ The task id is always the argmax of the one-hot in the raw observation.
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Literal, Sequence, TypeVar
+from typing import Any, Literal, TypeVar
 
 import akro
 import numpy as np
 import torch
-from garage import EnvSpec, EnvStep, Environment, Wrapper
+from garage import Environment, EnvSpec, EnvStep, Wrapper
 
 from environments.normalization import ObservationNormalizer
 

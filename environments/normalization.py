@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import akro
 import numpy as np
-from garage import EnvSpec, EnvStep, Environment, Wrapper
+from garage import Environment, EnvSpec, EnvStep, Wrapper
 
 OBS_ALPHA = 0.001  # garage's NormalizedEnv default
 EPSILON = 1e-8

@@ -105,7 +105,7 @@ def selected_task_count(env_id: str, task_name: str | None) -> int:
     return len(select_tasks(task_name, ENVS[env_id].n_tasks))
 
 
-def make_env(env_id: str, seed: int = 0, **env_kwargs: Any) -> 'MultiTaskEnv':
+def make_env(env_id: str, seed: int = 0, **env_kwargs: Any) -> MultiTaskEnv:
     """Builds the multi-task environment family registered under ``env_id``."""
     info = ENVS[env_id]
     unknown = set(env_kwargs) - set(info.env_kwargs)

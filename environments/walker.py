@@ -47,7 +47,8 @@ Differences from the release:
   differ: floor size and texture, skybox, and the release's two contact-free target markers
   are absent. ``walker_v1.xml`` also includes the release's ``shared.xml``, which this
   model does not load (its bodies, joints, frictions and options come from Gymnasium's
-  file, listed above). Integrator, timestep, gears and control ranges are set explicitly on the loaded tree (Gymnasium's file already has the release's values);
+  file, listed above). Integrator, timestep, gears and control ranges are set explicitly on the
+  loaded tree (Gymnasium's file already has the release's values);
 * the Crawl model is generated at runtime from the same file (``xml.etree``) by adding the
   obstacle geoms of the release's ``walker_v2.xml`` where the release leaves them at reset:
   ``ceiling_long`` (half sizes 6 × 2 × 0.1, centred at z = 1.0, so its underside is at 0.9)

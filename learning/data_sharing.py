@@ -16,8 +16,8 @@ batch has a fixed shape, (N, B + (N−1)·m), with per-sample weights (1 for own
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import torch
@@ -60,6 +60,8 @@ class DataSharing:
 
     def relabel(self, raw_observations: np.ndarray, actions: np.ndarray) -> torch.Tensor:
         """(N, N, m) rewards of pool row j's transitions for task i (supervised sharing)."""
+        if self.reward_fns is None:
+            raise ValueError('relabel needs reward functions (supervised data sharing)')
         rewards = [reward_fn(raw_observations, actions) for reward_fn in self.reward_fns]
         return torch.as_tensor(np.stack(rewards), dtype=torch.float32)
 

@@ -13,7 +13,8 @@ D[k, i, j], the divergence of π_i from π_j on row k's states.
 """
 from __future__ import annotations
 
-from typing import Literal, Sequence
+from collections.abc import Sequence
+from typing import Literal
 
 import torch
 

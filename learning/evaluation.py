@@ -10,7 +10,7 @@ Each evaluation runs ``episodes_per_task`` episodes on every task's test env wit
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from garage import Environment, StepType
@@ -35,14 +35,14 @@ def _run_episodes(policy: Policy, envs: Sequence[Environment], max_episode_lengt
     policy.reset()
     observations = np.stack([env.reset()[0] for env in envs])
     running = np.ones(len(envs), dtype=bool)
-    episode_rewards = [[] for _ in envs]
-    episode_success = [[] for _ in envs]
-    episode_types = [[] for _ in envs]
+    episode_rewards: list[list[float]] = [[] for _ in envs]
+    episode_success: list[list[float]] = [[] for _ in envs]
+    episode_types: list[list[StepType]] = [[] for _ in envs]
     last_stage = [np.nan for _ in envs]
-    episode_velocities = [[] for _ in envs]
+    episode_velocities: list[list[float]] = [[] for _ in envs]
     for _ in range(max_episode_length):
         _, infos = policy.get_actions(observations)
-        for index in np.flatnonzero(running):
+        for index in np.flatnonzero(running).tolist():
             step = envs[index].step(infos['mean'][index])
             episode_rewards[index].append(step.reward)
             episode_success[index].append(step.env_info.get('success', 0.0))

@@ -39,17 +39,18 @@ def _install_tensorflow_stub() -> None:
     tf_package = types.ModuleType('garage.tf')
     tf_package.__path__ = []  # a package, so that ``garage.tf.samplers`` resolves
     samplers = types.ModuleType('garage.tf.samplers')
-    samplers.TFWorkerClassWrapper = _TFWorkerClassWrapperUnavailable
-    tf_package.samplers = samplers
+    # Attributes of a module made at runtime, which no stub can declare.
+    samplers.TFWorkerClassWrapper = _TFWorkerClassWrapperUnavailable  # type: ignore[attr-defined]
+    tf_package.samplers = samplers  # type: ignore[attr-defined]
     sys.modules['garage.tf'] = tf_package
     sys.modules['garage.tf.samplers'] = samplers
 
 
 def _restore_numpy_aliases() -> None:
     if not hasattr(np, 'bool8'):
-        np.bool8 = np.bool_
+        np.bool8 = np.bool_  # type: ignore[attr-defined]  # removed in numpy 2
     if not hasattr(np, 'Inf'):
-        np.Inf = np.inf
+        np.Inf = np.inf  # type: ignore[attr-defined]  # removed in numpy 2
 
 
 def ray_setup_hook() -> None:

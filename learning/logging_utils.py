@@ -13,12 +13,20 @@ from __future__ import annotations
 import csv
 import os
 import time
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 import numpy as np
 import tensorboardX
-from dowel import (CsvOutput, LogOutput, StdOutput, TabularInput, TensorBoardOutput, TextOutput,
-                   tabular)
+from dowel import (
+    CsvOutput,
+    LogOutput,
+    StdOutput,
+    TabularInput,
+    TensorBoardOutput,
+    TextOutput,
+    tabular,
+)
 from dowel.simple_outputs import FileOutput
 
 

@@ -5,7 +5,7 @@ values, ``learning/logging_utils.py`` records them.
 """
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 from garage import EpisodeBatch, StepType

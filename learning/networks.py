@@ -15,7 +15,7 @@ Xavier-uniform weights, critics Xavier-normal, biases zero; fans are per task.
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Literal, cast
 
 import torch
 from garage.torch.distributions import TanhNormal as GarageTanhNormal
@@ -113,7 +113,7 @@ class TaskMLP(nn.Module):
         self.n_tasks = n_tasks
         sizes = (in_features, *hidden_sizes)
         self.hidden = nn.ModuleList(
-            TaskLinear(n_tasks, a, b, init) for a, b in zip(sizes[:-1], sizes[1:]))
+            TaskLinear(n_tasks, a, b, init) for a, b in zip(sizes[:-1], sizes[1:], strict=True))
         self.norms = nn.ModuleList(
             TaskLayerNorm(n_tasks, a) for a in sizes[:-1]) if layer_norm else None
         self.output = TaskLinear(n_tasks, sizes[-1], out_features, init) \
@@ -133,7 +133,7 @@ class TaskMLP(nn.Module):
         for index, layer in enumerate(self.hidden):
             if self.norms is not None:
                 x = self.norms[index](x, task_ids)
-            x = torch.relu(layer.forward_selected(task_ids, x))
+            x = torch.relu(cast(TaskLinear, layer).forward_selected(task_ids, x))
         return self.output.forward_selected(task_ids, x) if self.output is not None else x
 
 
@@ -174,10 +174,10 @@ class TaskTanhGaussianPolicies(nn.Module):
 
     def forward_selected(self, task_ids: torch.Tensor, states: torch.Tensor) -> TanhNormal:
         """Row b's own task actor: states (B, K, S) -> events (B, K, A)."""
-        task_ids = single_task(task_ids)
-        features = self.trunk.forward_selected(task_ids, states)
-        return self._distribution(self.mean_head.forward_selected(task_ids, features),
-                                  self.log_std_head.forward_selected(task_ids, features))
+        tasks = single_task(task_ids)
+        features = self.trunk.forward_selected(tasks, states)
+        return self._distribution(self.mean_head.forward_selected(tasks, features),
+                                  self.log_std_head.forward_selected(tasks, features))
 
     def propose(self, states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Every policy's proposal for every state: states (B, S) -> sampled and mean actions,
@@ -220,12 +220,11 @@ class TaskTwinCritics(nn.Module):
             (P, B) scores.
         """
         n_candidates = candidates.shape[0]
-        task_ids = single_task(task_ids)
+        tasks = single_task(task_ids)
         per_row = candidates.transpose(0, 1)  # (B, P, A)
         repeated = states.unsqueeze(1).expand(-1, n_candidates, -1)  # (B, P, S)
         inputs = torch.cat([repeated, per_row], dim=-1)
-        scores = self.q1.forward_selected(task_ids, inputs).squeeze(-1)  # (B, P)
+        scores = self.q1.forward_selected(tasks, inputs).squeeze(-1)  # (B, P)
         if critic == 'min':
-            scores = torch.minimum(scores,
-                                   self.q2.forward_selected(task_ids, inputs).squeeze(-1))
+            scores = torch.minimum(scores, self.q2.forward_selected(tasks, inputs).squeeze(-1))
         return scores.transpose(0, 1)

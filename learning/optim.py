@@ -16,7 +16,7 @@ count, so bias correction is per task.
 """
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 import torch
 
@@ -68,7 +68,7 @@ class TaskAdam:
         every_task = len(task_ids) == self.n_tasks
         groups: dict[tuple[torch.device, torch.dtype], tuple[list, ...]] = {}
         for param, exp_avg, exp_avg_sq, steps in zip(self.params, self.exp_avg,
-                                                     self.exp_avg_sq, self.steps):
+                                                     self.exp_avg_sq, self.steps, strict=True):
             if param.grad is None:
                 continue
             grad = param.grad if param.grad.is_contiguous() else param.grad.contiguous()
@@ -79,26 +79,26 @@ class TaskAdam:
             slices = (param.unbind(0), grad.unbind(0), exp_avg.unbind(0),
                       exp_avg_sq.unbind(0), steps.unbind(0))
             lists = groups.setdefault((param.device, param.dtype), ([], [], [], [], []))
-            for collected, per_task in zip(lists, slices):
+            for collected, per_task in zip(lists, slices, strict=True):
                 collected.extend(per_task if every_task else [per_task[t] for t in task_ids])
-        for params, grads, exp_avgs, exp_avg_sqs, steps in groups.values():
-            if params[0].device != steps[0].device:
-                steps = [step.to(params[0].device) for step in steps]
+        for params, grads, exp_avgs, exp_avg_sqs, step_counts in groups.values():
+            if params[0].device != step_counts[0].device:
+                step_counts = [count.to(params[0].device) for count in step_counts]
             # One fused pass over every active slice: the update of torch.optim.Adam with its
             # own step count per slice (the counts were advanced above).
             torch._fused_adam_(  # pylint: disable=protected-access
-                params, grads, exp_avgs, exp_avg_sqs, [], steps, amsgrad=False, lr=self.lr,
+                params, grads, exp_avgs, exp_avg_sqs, [], step_counts, amsgrad=False, lr=self.lr,
                 beta1=self.betas[0], beta2=self.betas[1], weight_decay=0.0, eps=self.eps,
                 maximize=False)
 
-    def to(self, device: torch.device | str) -> 'TaskAdam':
+    def to(self, device: torch.device | str) -> TaskAdam:
         """Moves the moment estimates next to their parameters (after the module moved)."""
         self.exp_avg = [m.to(device) for m in self.exp_avg]
         self.exp_avg_sq = [v.to(device) for v in self.exp_avg_sq]
         return self
 
 
-def move_optimizer_state(optimizer: 'TaskAdam | torch.optim.Optimizer',
+def move_optimizer_state(optimizer: TaskAdam | torch.optim.Optimizer,
                          device: torch.device | str) -> None:
     """Moves an optimizer's moment estimates next to its (already moved) parameters."""
     if isinstance(optimizer, TaskAdam):

@@ -9,7 +9,7 @@ every task's loss reaches get their mean, the others their sum (as the release d
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 
@@ -38,10 +38,10 @@ def pcgrad_backward(losses: Sequence[torch.Tensor], parameters: Sequence[torch.n
         gradients = torch.autograd.grad(loss, parameters, retain_graph=True, allow_unused=True)
         flat_gradients.append(torch.cat([
             (g if g is not None else torch.zeros_like(p)).flatten()
-            for g, p in zip(gradients, parameters)]))
+            for g, p in zip(gradients, parameters, strict=True)]))
         reached.append(torch.cat([
             torch.full((p.numel(),), g is not None, device=p.device)
-            for g, p in zip(gradients, parameters)]))
+            for g, p in zip(gradients, parameters, strict=True)]))
     projected = torch.stack(project_conflicting(flat_gradients, generator))
     shared = torch.stack(reached).all(dim=0)
     combined = torch.where(shared, projected.mean(dim=0), projected.sum(dim=0))

@@ -12,7 +12,7 @@ import sys
 import matplotlib
 
 matplotlib.use('Agg')
-import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
+import matplotlib.pyplot as plt
 
 SERIES = (('Evaluation/', 'task policies'), ('Evaluation/Mixture/', 'Q-switch mixture'),
           ('Train/', 'training episodes'))
@@ -36,14 +36,14 @@ def plot_learning_curve(log_dir: str) -> str:
     columns = _read_columns(os.path.join(log_dir, 'progress.csv'))
     steps = columns['TotalEnvSteps']
     figure, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for axis, metric in zip(axes, ('SuccessRate', 'AverageReturn')):
+    for axis, metric in zip(axes, ('SuccessRate', 'AverageReturn'), strict=True):
         for prefix, label in SERIES:
             values = columns.get(prefix + metric)
             if values is None:
                 continue
-            points = [(x, y) for x, y in zip(steps, values) if not math.isnan(y)]
+            points = [(x, y) for x, y in zip(steps, values, strict=True) if not math.isnan(y)]
             if points:
-                axis.plot(*zip(*points), marker='o', markersize=3, label=label)
+                axis.plot(*zip(*points, strict=True), marker='o', markersize=3, label=label)
         axis.set_xlabel('environment steps (all tasks)')
         axis.set_ylabel(metric)
         axis.grid(alpha=0.3)

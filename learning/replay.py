@@ -9,7 +9,8 @@ Layout (why it is compact). Every raw observation is ``[state, one_hot(task_id)]
 (``environments/multitask.py``), so a row stores only the state, the action, the reward and a
 one-byte terminal flag; the raw observation is rebuilt from the state and the task id when
 sampling, and the network input is ``split_observation`` of it (the split hides per family
-what it hides, e.g. Jaco's hand), so supervised data sharing still reads the raw one. The next state is not stored either: within an episode it is
+what it hides, e.g. Jaco's hand), so supervised data sharing still reads the raw one. The next
+state is not stored either: within an episode it is
 the next row's state, and only an episode's last step points (``final_ids``) into a small ring
 of final observations, one per episode. That is ``4 (S + A + 1) + 1 + 4`` bytes per transition
 plus one state per episode, against ``4 (S + A + 2)`` for state, action, reward and terminal in
@@ -213,7 +214,7 @@ def _episode_slices(episodes: EpisodeBatch) -> list[tuple[int, slice]]:
     """(episode index, its step slice) for every episode of the batch."""
     ends = np.cumsum(episodes.lengths)
     return [(index, slice(int(end - length), int(end)))
-            for index, (end, length) in enumerate(zip(ends, episodes.lengths))]
+            for index, (end, length) in enumerate(zip(ends, episodes.lengths, strict=True))]
 
 
 def _task_of(task_ids: np.ndarray, steps: slice) -> int:

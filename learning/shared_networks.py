@@ -17,11 +17,18 @@ from typing import Literal
 import torch
 from torch import nn
 
-from learning.networks import LOG_STD_MAX, LOG_STD_MIN, TanhNormal, single_task, xavier_init_
+from learning.networks import (
+    LOG_STD_MAX,
+    LOG_STD_MIN,
+    Init,
+    TanhNormal,
+    single_task,
+    xavier_init_,
+)
 
 
 def _trunk(in_features: int, hidden_sizes: tuple[int, ...], layer_norm: bool,
-           init: str) -> nn.Sequential:
+           init: Init) -> nn.Sequential:
     """ReLU MLP; as in garage, the optional LayerNorm precedes each hidden linear layer."""
     layers: list[nn.Module] = []
     for size in hidden_sizes:
@@ -139,10 +146,10 @@ class MultiheadTwinCritics(nn.Module):
     def score(self, task_ids: torch.Tensor, states: torch.Tensor, candidates: torch.Tensor,
               critic: Literal['q1', 'min']) -> torch.Tensor:
         """(P, B) scores of P candidate actions per state by that state's task head."""
-        task_ids = single_task(task_ids)
+        tasks = single_task(task_ids)
         repeated = states.unsqueeze(1).expand(-1, candidates.shape[0], -1)  # (B, P, S)
         inputs = torch.cat([repeated, candidates.transpose(0, 1)], dim=-1)
-        scores = self._select(self.q1(inputs), task_ids)  # (B, P)
+        scores = self._select(self.q1(inputs), tasks)  # (B, P)
         if critic == 'min':
-            scores = torch.minimum(scores, self._select(self.q2(inputs), task_ids))
+            scores = torch.minimum(scores, self._select(self.q2(inputs), tasks))
         return scores.transpose(0, 1)

@@ -30,7 +30,7 @@ def snapshot_epochs(snapshot_dir: str) -> int:
             return int(info['epochs_done'])
     except (OSError, ValueError, KeyError, TypeError):
         pass
-    from learning import garage_compat  # noqa: F401  pylint: disable=C0415,W0611
+    import learning.garage_compat  # noqa: F401  pylint: disable=C0415,W0611
     with open(params_path, 'rb') as file:
         saved = pickle.load(file)
     if 'epochs_done' in saved:

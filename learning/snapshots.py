@@ -17,12 +17,12 @@ import os
 import tempfile
 from typing import Any
 
-from learning import garage_compat  # noqa: F401  (must precede any garage import)
+import learning.garage_compat  # noqa: F401  (must precede any garage import)
 
-import cloudpickle  # noqa: E402
-from garage.experiment import Snapshotter  # noqa: E402
+import cloudpickle
+from garage.experiment import Snapshotter
 
-from learning.snapshot_info import INFO_FILE, PARAMS_FILE, TEMPORARY_PATTERN  # noqa: E402
+from learning.snapshot_info import INFO_FILE, PARAMS_FILE, TEMPORARY_PATTERN
 
 
 def _atomic_write(path: str, write: Any) -> int:

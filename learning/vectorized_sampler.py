@@ -36,11 +36,12 @@ import pickle
 import signal
 import traceback
 from collections import defaultdict
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
-from garage import EpisodeBatch, Environment, StepType
+from garage import Environment, EpisodeBatch, StepType
 from garage.experiment import deterministic
 from garage.np.policies import Policy
 from garage.sampler import Sampler
@@ -87,7 +88,7 @@ def run_lockstep(policy: Policy, envs: Sequence[Environment],
     last_observations: list[np.ndarray | None] = [None] * n_envs
     while running.any():
         actions, infos = policy.get_actions(observations)
-        for row in np.flatnonzero(running):
+        for row in np.flatnonzero(running).tolist():
             step = envs[row].step(actions[row])
             recorded_observations[row].append(observations[row].copy())
             env_steps[row].append(step)
@@ -102,9 +103,13 @@ def run_lockstep(policy: Policy, envs: Sequence[Environment],
             if lengths[row] >= max_episode_length:
                 last_observations[row] = observations[row].copy()
                 running[row] = False
-    return [_episode(env, episode_info, recorded_observations[row], env_steps[row],
-                     agent_infos[row], last_observations[row])
-            for row, (env, (_, episode_info)) in enumerate(zip(envs, starts))]
+    episodes = []
+    for row, (env, (_, episode_info)) in enumerate(zip(envs, starts, strict=True)):
+        last_observation = last_observations[row]
+        assert last_observation is not None  # every row's episode ended in the loop above
+        episodes.append(_episode(env, episode_info, recorded_observations[row], env_steps[row],
+                                 agent_infos[row], last_observation))
+    return episodes
 
 
 def _episode(env: Environment, episode_info: dict, observations: list[np.ndarray],
@@ -329,6 +334,7 @@ class VectorizedSampler(Sampler):
     def _run_group(self, rows: list[int]) -> list[EpisodeBatch]:
         """The episodes of ``rows`` (one each), in the order of ``rows``."""
         if self._workers is None:
+            assert self._local is not None  # start_worker() ran
             return self._local.run(rows)
         owner = {row: index for index, share in enumerate(self._worker_rows) for row in share}
         per_worker: dict[int, list[int]] = defaultdict(list)
@@ -336,9 +342,9 @@ class VectorizedSampler(Sampler):
             per_worker[owner[row]].append(row)
         for index, share in per_worker.items():
             self._workers[index].send('run', share)
-        by_row = {}
+        by_row: dict[int, EpisodeBatch] = {}
         for index, share in per_worker.items():
-            by_row.update(zip(share, self._workers[index].receive()))
+            by_row.update(zip(share, self._workers[index].receive(), strict=True))
         return [by_row[row] for row in rows]
 
     def shutdown_worker(self) -> None:

@@ -11,8 +11,9 @@ evaluation's episodes (docs/deviations.md).
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 from garage import Environment

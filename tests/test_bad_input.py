@@ -7,8 +7,8 @@ import json
 import os
 import pickle
 import types
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
 import torch
@@ -17,8 +17,15 @@ import experiment_utils
 import run
 from conftest import TINY_TOY_FLAGS
 from environments.registry import ENVS
-from experiment_utils import (ENV_PRESETS, MAX_SEED, ConfigError, as_dict, check_run_dir,
-                              network_memory_lower_bound, resolve_config)
+from experiment_utils import (
+    ENV_PRESETS,
+    MAX_SEED,
+    ConfigError,
+    as_dict,
+    check_run_dir,
+    network_memory_lower_bound,
+    resolve_config,
+)
 
 
 def disk_state(path: Path) -> dict[str, tuple[int, int]] | None:
@@ -211,7 +218,8 @@ def run_dir(tmp_path: Path) -> Path:
     directory = tmp_path / 'qmp_dnc_PointReachMT-v0_None_0'
     directory.mkdir()
     (directory / 'variant.json').write_text(json.dumps(_variant()))
-    (directory / 'params.pkl').write_bytes(pickle.dumps({'stats': [1, 2.0], 'algo': 'x', 'epochs_done': 1}))
+    snapshot = {'stats': [1, 2.0], 'algo': 'x', 'epochs_done': 1}
+    (directory / 'params.pkl').write_bytes(pickle.dumps(snapshot))
     (directory / 'progress.csv').write_text('Epoch,TotalEnvSteps\n0,200\n')
     (directory / 'debug.log').write_text('epoch 0\n')
     return directory

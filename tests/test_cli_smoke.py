@@ -104,7 +104,7 @@ def test_dnc_regularisation_and_distillation_run(cli, tmp_path):
     # distilled once (after epoch 1, never after epoch 0): 5 Adam steps, copied into all
     assert {float(s['step']) for s in algo.central_optimizer.state.values()} == {5.0}
     for policy_parameter, central_parameter in zip(algo.policies.parameters(),
-                                                   algo.central_policy.parameters()):
+                                                   algo.central_policy.parameters(), strict=True):
         assert all(torch.equal(policy_parameter[t], central_parameter[0]) for t in range(4))
 
 

@@ -14,8 +14,12 @@ from environments.registry import make_env
 from experiment_utils import resolve_config
 from garage_experiments import build_algorithm
 from learning.algorithms import sac_losses
-from learning.dnc_regularization import (coefficient_matrix, dnc_divergences, dnc_penalty,
-                                         gaussian_kl)
+from learning.dnc_regularization import (
+    coefficient_matrix,
+    dnc_divergences,
+    dnc_penalty,
+    gaussian_kl,
+)
 from learning.networks import TaskTanhGaussianPolicies
 
 MEANS = torch.tensor([0.0, 1.0, -0.5])
@@ -145,7 +149,8 @@ def test_distillation_makes_every_policy_the_central_one():
     assert torch.equal(before, algorithm.policies.mean_head.weight)
     algorithm.after_epoch(1)
     for policy_parameter, central_parameter in zip(algorithm.policies.parameters(),
-                                                   algorithm.central_policy.parameters()):
+                                                   algorithm.central_policy.parameters(),
+                                                   strict=True):
         for task in range(4):
             assert torch.equal(policy_parameter[task], central_parameter[0])
     assert not torch.equal(before[0], algorithm.policies.mean_head.weight[0])
@@ -155,7 +160,7 @@ def test_the_central_policy_starts_as_policy_0_and_persists_across_distillations
     algorithm = distillation_learner(n_epochs=3)
     central, optimizer = algorithm.central_policy, algorithm.central_optimizer
     for policy_parameter, central_parameter in zip(algorithm.policies.parameters(),
-                                                   central.parameters()):
+                                                   central.parameters(), strict=True):
         assert torch.equal(policy_parameter[:1], central_parameter)
     algorithm.distill()
     after_first = [p.detach().clone() for p in central.parameters()]
@@ -172,7 +177,7 @@ def test_the_central_policy_starts_as_policy_0_and_persists_across_distillations
     # second distillation continued from the first one's result, not from the policies that
     # were shifted by +1.
     assert optimizer.param_groups[0]['lr'] == 1e-3
-    for first, second in zip(after_first, central.parameters()):
+    for first, second in zip(after_first, central.parameters(), strict=True):
         assert torch.max(torch.abs(second.detach() - first)) < 0.01
 
 
@@ -182,7 +187,7 @@ def test_snapshot_and_to_keep_the_central_policy_and_its_optimizer():
     restored = pickle.loads(pickle.dumps(algorithm))
     restored.to('cpu')
     for saved, loaded in zip(algorithm.central_policy.parameters(),
-                             restored.central_policy.parameters()):
+                             restored.central_policy.parameters(), strict=True):
         assert torch.equal(saved, loaded)
     assert {float(state['step']) for state in restored.central_optimizer.state.values()} \
         == {2.0}

@@ -79,7 +79,7 @@ def test_masked_step_changes_only_the_active_tasks(algo):
     active = np.array([True, False, True, False])
     algorithm._gradient_step(active)
     algorithm._update_targets(active)
-    for old, new in zip(before, parameters(algorithm)):
+    for old, new in zip(before, parameters(algorithm), strict=True):
         for task in range(4):
             if active[task]:
                 assert not torch.equal(old[task], new[task]) or old[task].abs().sum() == 0

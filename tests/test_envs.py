@@ -9,13 +9,13 @@ import gymnasium
 import numpy as np
 import pytest
 import torch
+from garage import StepType
 
 from environments import point_reach
 from environments.gymnasium_adapter import GymnasiumEnv, numeric_infos
 from environments.multitask import ObservationSplitter, split_observation
 from environments.point_reach import GOALS, PointReachTaskEnv
 from environments.registry import ENVS, make_env
-from garage import StepType
 
 torch.set_num_threads(1)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import akro
 import numpy as np
 import pytest
-from garage import EnvSpec, EnvStep, Environment, StepType
+from garage import Environment, EnvSpec, EnvStep, StepType
 
 from environments.registry import make_env
 from experiment_utils import resolve_config

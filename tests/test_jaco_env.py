@@ -12,9 +12,9 @@ from __future__ import annotations
 import dataclasses
 import os
 import pickle
-from typing import Iterator
+from collections.abc import Iterator
 
-from learning import garage_compat  # noqa: F401,I001  (must precede any garage import)
+import learning.garage_compat  # noqa: F401  (must precede any garage import)
 
 import mujoco
 import numpy as np
@@ -25,9 +25,20 @@ from garage import EnvStep, StepType
 from gymnasium.utils.env_checker import check_env
 
 from conftest import render_offscreen, steps_per_second
-from environments.jaco import (HAND, MAX_EPISODE_LENGTH, MODEL_PATH, QPOS, QVEL,
-                               STAGE, SUBGOALS, TASK_NAMES, JacoObservationSplitter,
-                               JacoReachMT5, JacoReachTaskEnv, JacoTaskReward)
+from environments.jaco import (
+    HAND,
+    MAX_EPISODE_LENGTH,
+    MODEL_PATH,
+    QPOS,
+    QVEL,
+    STAGE,
+    SUBGOALS,
+    TASK_NAMES,
+    JacoObservationSplitter,
+    JacoReachMT5,
+    JacoReachTaskEnv,
+    JacoTaskReward,
+)
 from environments.multitask import TaskOneHotWrapper
 
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -135,7 +146,7 @@ def _drive_to(env: TaskOneHotWrapper, goal: np.ndarray, max_steps: int) -> tuple
     """
     jaco = env.gymnasium_env
     target_qpos = _inverse_kinematics(jaco, goal)
-    for step in range(1, max_steps + 1):
+    for step in range(1, max_steps + 1):  # noqa: B007  (returned after the loop)
         data = jaco.data
         torque = PD_GAINS * (target_qpos - data.qpos) - PD_DAMPING * data.qvel
         env_step = env.step(np.clip((torque + data.qfrc_bias) / GEARS, -1.0, 1.0))
@@ -366,7 +377,7 @@ def test_scripted_controller_completes_task_0(family: JacoReachMT5) -> None:
     above[1], above[2] = -1.1, jaco.model.jnt_range[2, 1]
     stage_2_plan = [above] * 50 + [poses[2]] * 40 + [push] * 4 + [poses[2]] * 30
     successes, stage_2_steps = [], 0
-    for step in range(1, MAX_EPISODE_LENGTH + 1):
+    for step in range(1, MAX_EPISODE_LENGTH + 1):  # noqa: B007  (checked after the loop)
         if jaco.stage < 2:
             target = poses[jaco.stage]
         else:
@@ -494,7 +505,7 @@ def test_holding_still_completes_the_stay_task() -> None:
     assert max(distances.values()) > 0.05  # the earlier seeds' goals cannot be held
     jaco.reset(seed=seed)
     successes, counts = [], []
-    for step in range(1, MAX_EPISODE_LENGTH + 1):
+    for step in range(1, MAX_EPISODE_LENGTH + 1):  # noqa: B007  (checked after the loop)
         _, reward, terminated, _, info = jaco.step(_pd_action(jaco, pose))
         if info['success']:
             successes.append(info['stages_completed'])
@@ -617,6 +628,6 @@ def test_offscreen_rendering() -> None:
 
 if __name__ == '__main__':
     jaco_family = JacoReachMT5(seed=0)
-    for name, task_env_ in zip(TASK_NAMES, jaco_family.get_train_envs()):
+    for name, task_env_ in zip(TASK_NAMES, jaco_family.get_train_envs(), strict=True):
         print(f'{name}: {steps_per_second(task_env_):.0f} steps/s through the adapter')
     jaco_family.close()

@@ -9,9 +9,9 @@ from __future__ import annotations
 import os
 import pickle
 import warnings
-from typing import Iterator
+from collections.abc import Iterator
 
-from learning import garage_compat  # noqa: F401,I001  (must precede any garage import)
+import learning.garage_compat  # noqa: F401  (must precede any garage import)
 
 import numpy as np
 import pytest
@@ -21,9 +21,18 @@ from gymnasium.utils.env_checker import check_env
 from gymnasium_robotics.envs.franka_kitchen import kitchen_env as gr_kitchen
 
 from conftest import render_offscreen, steps_per_second
-from environments.kitchen import (INIT_QPOS, OBS_ELEMENT_GOALS, OBS_ELEMENT_INDICES, TASK_NAMES,
-                                  TASKS, KitchenMTEasy, goal_vector, make_kitchen_task_env,
-                                  object_noise_amplitudes, tolerance)
+from environments.kitchen import (
+    INIT_QPOS,
+    OBS_ELEMENT_GOALS,
+    OBS_ELEMENT_INDICES,
+    TASK_NAMES,
+    TASKS,
+    KitchenMTEasy,
+    goal_vector,
+    make_kitchen_task_env,
+    object_noise_amplitudes,
+    tolerance,
+)
 from environments.multitask import TaskOneHotWrapper
 from environments.registry import select_tasks
 
@@ -100,7 +109,7 @@ def test_tables_are_d4rl_as_repeated_by_gymnasium_robotics() -> None:
     assert set(OBS_ELEMENT_INDICES) == set(gr_kitchen.OBS_ELEMENT_INDICES)
     np.testing.assert_array_equal(object_noise_amplitudes(), EXPECTED_OBJECT_NOISE)
     # Each reverse task starts where its forward twin ends, and the other way round.
-    for forward, backward in zip(TASKS[0::2], TASKS[1::2]):
+    for forward, backward in zip(TASKS[0::2], TASKS[1::2], strict=True):
         assert forward.element == backward.element
         assert forward.init == backward.goal and forward.goal == backward.init
         np.testing.assert_array_equal(forward.init, INIT_QPOS[forward.indices])
@@ -149,7 +158,7 @@ def test_split_observation(kitchen: KitchenMTEasy) -> None:
 
 @pytest.mark.mujoco
 def test_each_task_starts_in_the_opposite_configuration(kitchen: KitchenMTEasy) -> None:
-    for task_id, (env, task) in enumerate(zip(kitchen.get_train_envs(), TASKS)):
+    for task_id, (env, task) in enumerate(zip(kitchen.get_train_envs(), TASKS, strict=True)):
         observation, _ = env.reset()
         qpos = env.gymnasium_env.data.qpos
         np.testing.assert_allclose(qpos[task.indices], task.init, atol=1e-9)
@@ -174,7 +183,7 @@ def test_goal_vector(kitchen: KitchenMTEasy) -> None:
     fixed = {'microwave': (-0.75,), 'kettle': (-0.23, 0.75, 1.62, 0.99, 0.0, 0.0, -0.06),
              'bottom burner': (-0.88, -0.01), 'light switch': (-0.69, -0.05)}
     vectors = []
-    for env, task in zip(kitchen.get_train_envs(), TASKS):
+    for env, task in zip(kitchen.get_train_envs(), TASKS, strict=True):
         observation, _ = env.reset()
         vector = observation[30:STATE_DIM]
         np.testing.assert_array_equal(vector, goal_vector(task).astype(np.float32))
@@ -243,7 +252,7 @@ def test_dense_reward_on_a_hand_set_state(kitchen: KitchenMTEasy) -> None:
 
 @pytest.mark.mujoco
 def test_success_at_the_goal_ends_the_episode(kitchen: KitchenMTEasy) -> None:
-    for task_id, (env, task) in enumerate(zip(kitchen.get_train_envs(), TASKS)):
+    for env, task in zip(kitchen.get_train_envs(), TASKS, strict=True):
         env.reset()
         env.gymnasium_env.set_qpos(task.indices, task.goal)
         env_step = env.step(np.zeros(9))
@@ -327,7 +336,7 @@ def test_pickled_env_is_small_and_steps(pair: KitchenMTEasy) -> None:
 def test_test_envs_are_separate_and_seeded_differently(pair: KitchenMTEasy) -> None:
     train, test = pair.get_train_envs(), pair.get_test_envs()
     assert len({id(env.gymnasium_env) for env in train + test}) == 4
-    for train_env, test_env in zip(train, test):
+    for train_env, test_env in zip(train, test, strict=True):
         assert train_env.gymnasium_env.task == test_env.gymnasium_env.task
         train_state = train_env.reset()[0][:STATE_DIM]
         test_state = test_env.reset()[0][:STATE_DIM]

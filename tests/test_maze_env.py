@@ -5,12 +5,13 @@ Run as a script to print steps/s of one task environment through the adapter.
 """
 from __future__ import annotations
 
+import itertools
 import os
 import pickle
 import warnings
-from typing import Iterator
+from collections.abc import Iterator
 
-from learning import garage_compat  # noqa: F401,I001  (must precede any garage import)
+import learning.garage_compat  # noqa: F401  (must precede any garage import)
 
 import numpy as np
 import pytest
@@ -19,8 +20,16 @@ from garage import StepType
 from gymnasium.utils.env_checker import check_env
 
 from conftest import render_offscreen, steps_per_second
-from environments.maze import (MAZE_MAP, TASK_NAMES, TASKS, MazeLarge10, MazeTaskEnv, is_free,
-                               make_maze_task_env, shortest_path)
+from environments.maze import (
+    MAZE_MAP,
+    TASK_NAMES,
+    TASKS,
+    MazeLarge10,
+    MazeTaskEnv,
+    is_free,
+    make_maze_task_env,
+    shortest_path,
+)
 from environments.multitask import TaskOneHotWrapper
 from environments.registry import select_tasks
 
@@ -98,12 +107,12 @@ def test_map_is_d4rl_large_maze() -> None:
 @pytest.mark.mujoco
 def test_task_cells_are_free_and_connected() -> None:
     """(row, column) is the reading under which all 20 cells are free; BFS finds every path."""
-    for (start, goal), length in zip(TASKS, PATH_LENGTHS):
+    for (start, goal), length in zip(TASKS, PATH_LENGTHS, strict=True):
         assert is_free(start) and is_free(goal), (start, goal)
         path = shortest_path(start, goal)
         assert path[0] == start and path[-1] == goal and len(path) - 1 == length
         assert all(is_free(cell) for cell in path)
-        assert all(abs(a[0] - b[0]) + abs(a[1] - b[1]) == 1 for a, b in zip(path, path[1:]))
+        assert all(abs(a[0] - b[0]) + abs(a[1] - b[1]) == 1 for a, b in itertools.pairwise(path))
     swapped_free = sum(is_free(cell[::-1]) for task in TASKS for cell in task)
     assert swapped_free == 8  # read as (column, row), 12 of the 20 cells are walls or off the map
     with pytest.raises(ValueError, match='wall'):
@@ -305,7 +314,7 @@ def test_pickled_env_is_small_and_steps(maze: MazeLarge10) -> None:
 @pytest.mark.mujoco
 def test_test_envs_are_separate_and_seeded_differently(maze: MazeLarge10) -> None:
     train, test = maze.get_train_envs(), maze.get_test_envs()
-    assert all(a is not b for a, b in zip(train, test))
+    assert all(a is not b for a, b in zip(train, test, strict=True))
     assert len({id(env.gymnasium_env) for env in train + test}) == 2 * N_TASKS
     first, again = MazeLarge10(seed=0, task_name='4'), MazeLarge10(seed=0, task_name='4')
     first_train = first.get_train_envs()[0].reset()[0]

@@ -6,9 +6,9 @@ script to print steps/s through the adapter.
 from __future__ import annotations
 
 import pickle
-from typing import Iterator
+from collections.abc import Iterator
 
-from learning import garage_compat  # noqa: F401,I001  (must precede any garage import)
+import learning.garage_compat  # noqa: F401  (must precede any garage import)
 
 import mujoco
 import numpy as np
@@ -24,11 +24,26 @@ from metaworld.sawyer_xyz_env import SawyerXYZEnv
 from metaworld.types import Task
 
 from conftest import render_offscreen, steps_per_second
-from environments.metaworld_cds import (DOOR, DOOR_HIGH, DOOR_LOW, DOOR_POS, DRAWER,
-                                        DRAWER_HANDLE_OFFSET, DRAWER_HIGH, DRAWER_LOW,
-                                        DRAWER_POS, GOAL, N_GOAL_VARIATIONS, STATE_DIM,
-                                        TASK_CLASSES, TASK_NAMES, MetaWorldCDS, goal_variations,
-                                        make_cds_env, scene_path)
+from environments.metaworld_cds import (
+    DOOR,
+    DOOR_HIGH,
+    DOOR_LOW,
+    DOOR_POS,
+    DRAWER,
+    DRAWER_HANDLE_OFFSET,
+    DRAWER_HIGH,
+    DRAWER_LOW,
+    DRAWER_POS,
+    GOAL,
+    N_GOAL_VARIATIONS,
+    STATE_DIM,
+    TASK_CLASSES,
+    TASK_NAMES,
+    MetaWorldCDS,
+    goal_variations,
+    make_cds_env,
+    scene_path,
+)
 from environments.multitask import TaskOneHotWrapper
 
 N_TASKS = 4
@@ -88,7 +103,7 @@ def test_family_facts_one_hot_and_split(family: MetaWorldCDS) -> None:
 
     observations = []
     for task_id, (train_env, test_env) in enumerate(zip(family.get_train_envs(),
-                                                        family.get_test_envs())):
+                                                        family.get_test_envs(), strict=True)):
         assert train_env is not test_env and train_env.task_name == TASK_NAMES[task_id]
         expected = np.eye(N_TASKS, dtype=np.float32)[task_id]
         for env in (train_env, test_env):
@@ -340,7 +355,7 @@ def test_goal_variations(family: MetaWorldCDS) -> None:
         assert np.all(positions >= low) and np.all(positions <= high)
         assert len(np.unique(positions[:, 0])) == N_GOAL_VARIATIONS
         assert pickle.loads(tasks[0].data)['env_cls'] is TASK_CLASSES[name]
-    for train_env, test_env in zip(family.get_train_envs(), family.get_test_envs()):
+    for train_env, test_env in zip(family.get_train_envs(), family.get_test_envs(), strict=True):
         train_goals = np.stack([train_env.reset()[0][GOAL] for _ in range(4)])
         test_goals = np.stack([test_env.reset()[0][GOAL] for _ in range(4)])
         assert np.all(np.linalg.norm(np.diff(train_goals, axis=0), axis=-1) > 1e-6)
@@ -390,6 +405,6 @@ def test_offscreen_rendering() -> None:
 
 if __name__ == '__main__':
     cds = MetaWorldCDS(seed=0)
-    for task_name, task_env in zip(TASK_NAMES, cds.get_train_envs()):
+    for task_name, task_env in zip(TASK_NAMES, cds.get_train_envs(), strict=True):
         print(f'{task_name}: {steps_per_second(task_env):.0f} steps/s through the adapter')
     cds.close()

@@ -6,14 +6,15 @@ building it. Run as a script to print steps/s through the adapter.
 """
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import pickle
 import subprocess
 import sys
-from typing import Iterator
+from collections.abc import Iterator
 
-from learning import garage_compat  # noqa: F401,I001  (must precede any garage import)
+import learning.garage_compat  # noqa: F401  (must precede any garage import)
 
 import metaworld.env_dict
 import numpy as np
@@ -24,9 +25,15 @@ from gymnasium.utils.env_checker import check_env
 from metaworld.policies import SawyerReachV3Policy
 
 from conftest import render_offscreen, steps_per_second
-from environments.metaworld_mt import (BENCHMARK_CLASSES, MetaWorldMT10, MetaWorldMT50,
-                                       get_benchmark, goal_variations, make_metaworld_env,
-                                       task_names)
+from environments.metaworld_mt import (
+    BENCHMARK_CLASSES,
+    MetaWorldMT10,
+    MetaWorldMT50,
+    get_benchmark,
+    goal_variations,
+    make_metaworld_env,
+    task_names,
+)
 from environments.multitask import MultiTaskEnv, TaskOneHotWrapper
 from environments.registry import ENVS, make_env
 
@@ -209,7 +216,7 @@ def test_goal_order_is_a_reshuffled_permutation() -> None:
     assert sorted(order[:50]) == list(range(50))
     assert sorted(order[50:100]) == list(range(50))
     assert order[:50] != order[50:100]
-    assert all(a != b for a, b in zip(order, order[1:]))
+    assert all(a != b for a, b in itertools.pairwise(order))
     again = make_metaworld_env('MT10', 'reach-v3', tasks, seed=11)
     replay = []
     for _ in range(10):

@@ -5,9 +5,9 @@ episodes (``Train/``), in evaluation (``Evaluation/``) and for the Q-switch mixt
 """
 from __future__ import annotations
 
-from learning import garage_compat  # noqa: F401,I001  (must precede any garage import)
-
 from typing import Any
+
+import learning.garage_compat  # noqa: F401  (must precede any garage import)
 
 import akro
 import numpy as np

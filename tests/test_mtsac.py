@@ -80,5 +80,6 @@ def test_pcgrad_steps_run(skip_alpha):
     algorithm = filled('mtsac', use_pc_grad=True, skip_alpha_pc_grad=skip_alpha)
     before = [p.detach().clone() for p in algorithm.policy_net.parameters()]
     algorithm._gradient_step()
-    assert any(not torch.equal(a, b) for a, b in zip(before, algorithm.policy_net.parameters()))
+    after = algorithm.policy_net.parameters()
+    assert any(not torch.equal(a, b) for a, b in zip(before, after, strict=True))
     assert np.all(np.isfinite(algorithm.last_stats['PolicyLoss']))

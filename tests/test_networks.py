@@ -2,16 +2,14 @@
 import math
 
 import numpy as np
-
 import pytest
 import torch
+from garage.torch.distributions import TanhNormal
 from torch import nn
 from torch.nn import functional as F
 
 from learning import networks
-from learning.networks import (TaskLinear, TaskMLP, TaskTanhGaussianPolicies,
-                               TaskTwinCritics)
-from garage.torch.distributions import TanhNormal
+from learning.networks import TaskLinear, TaskMLP, TaskTanhGaussianPolicies, TaskTwinCritics
 
 torch.set_num_threads(1)
 
@@ -369,7 +367,7 @@ def test_actor_objective_skips_critic_weight_gradients_but_not_the_policy_gradie
     frozen = policy_grads(critics)
     assert all(p.grad is None for p in critics.parameters())
     assert all(p.requires_grad for p in critics.parameters())  # restored afterwards
-    for a, b in zip(frozen, unfrozen):
+    for a, b in zip(frozen, unfrozen, strict=True):
         assert torch.equal(a, b)
 
 
@@ -386,7 +384,7 @@ def test_target_update_of_active_tasks_is_the_masked_polyak_formula():
     learner._update_targets(tasks)
     mask = torch.as_tensor(tasks)
     for old, new, online in zip(before, learner.target_critics.parameters(),
-                                learner.critics.parameters()):
+                                learner.critics.parameters(), strict=True):
         row_mask = mask.view((-1,) + (1,) * (old.dim() - 1))
         expected = torch.where(row_mask, old + 0.05 * (online.detach() - old), old)
         assert torch.equal(new.detach(), expected)

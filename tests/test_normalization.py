@@ -7,7 +7,7 @@ import pickle
 import akro
 import numpy as np
 import pytest
-from garage import EnvSpec, EnvStep, Environment, StepType
+from garage import Environment, EnvSpec, EnvStep, StepType
 from garage.envs import normalize
 
 from environments.normalization import ObservationNormalizer

@@ -39,16 +39,16 @@ def test_task_adam_matches_separate_adams(betas, eps):
                  for p in params]
         optimizer.zero_grad()
         assert all(p.grad is None for p in params)
-        for param, grad in zip(params, grads):
+        for param, grad in zip(params, grads, strict=True):
             param.grad = grad.clone()
         before = [p.detach().clone() for p in params]
         moments_before = [(m.clone(), v.clone())
-                          for m, v in zip(optimizer.exp_avg, optimizer.exp_avg_sq)]
+                          for m, v in zip(optimizer.exp_avg, optimizer.exp_avg_sq, strict=True)]
         optimizer.step(active)
         for task in range(N_TASKS):
             if active[task]:
                 n_active_steps[task] += 1
-                for ref, grad in zip(references[task], grads):
+                for ref, grad in zip(references[task], grads, strict=True):
                     ref.grad = grad[task].clone()
                 reference_optimizers[task].step()
                 reference_optimizers[task].zero_grad()
@@ -83,7 +83,7 @@ def test_inactive_task_is_bit_identical_even_with_nan_gradients():
     optimizer.step(torch.ones(N_TASKS, dtype=torch.bool))
     state_before = [p.detach().clone() for p in params]
     moments_before = [(m.clone(), v.clone()) for m, v in zip(optimizer.exp_avg,
-                                                             optimizer.exp_avg_sq)]
+                                                             optimizer.exp_avg_sq, strict=True)]
     for param in params:
         grad = torch.randn_like(param)
         grad[2] = float('nan')
@@ -131,13 +131,13 @@ def test_task_adam_on_a_task_network_loss():
         optimizer.step(active)
         for task in range(N_TASKS):
             if active[task]:
-                for ref, grad in zip(per_task_refs[task], grads):
+                for ref, grad in zip(per_task_refs[task], grads, strict=True):
                     ref.grad = grad[task].clone()
                 ref_optimizers[task].step()
     for task in range(N_TASKS):
-        for param, ref in zip(mlp.parameters(), per_task_refs[task]):
+        for param, ref in zip(mlp.parameters(), per_task_refs[task], strict=True):
             torch.testing.assert_close(param.detach()[task], ref.detach(), atol=1e-6, rtol=1e-6)
-    for param, original in zip(mlp.parameters(), reference.parameters()):
+    for param, original in zip(mlp.parameters(), reference.parameters(), strict=True):
         assert torch.equal(param.detach()[[1, 2]], original.detach()[[1, 2]])
         assert not torch.equal(param.detach()[[0, 3]], original.detach()[[0, 3]])
 
@@ -187,13 +187,13 @@ def test_task_adam_is_bit_identical_to_fused_separate_adams():
         grads = [torch.randn(N_TASKS, 5, 3, generator=generator).transpose(1, 2),
                  torch.randn(N_TASKS, generator=generator)]
         assert not grads[0].is_contiguous()
-        for param, grad in zip(params, grads):
+        for param, grad in zip(params, grads, strict=True):
             param.grad = grad
         optimizer.step(active)
         for task in active.nonzero().flatten().tolist():
-            for ref, grad in zip(references[task], grads):
+            for ref, grad in zip(references[task], grads, strict=True):
                 ref.grad = grad[task].contiguous()
             reference_optimizers[task].step()
     for task in range(N_TASKS):
-        for param, ref in zip(params, references[task]):
+        for param, ref in zip(params, references[task], strict=True):
             assert torch.equal(param.detach()[task], ref.detach())

@@ -17,7 +17,7 @@ def test_a_conflicting_pair_projects_to_the_known_result():
 
 def test_agreeing_gradients_are_left_alone():
     gradients = [torch.tensor([1.0, 2.0]), torch.tensor([0.5, 0.1])]
-    for original, projected in zip(gradients, project_conflicting(gradients)):
+    for original, projected in zip(gradients, project_conflicting(gradients), strict=True):
         torch.testing.assert_close(projected, original)
 
 

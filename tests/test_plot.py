@@ -12,8 +12,14 @@ import numpy as np
 import pytest
 
 from conftest import REPO_ROOT
-from workflow.figures import (group_runs, interpolated_curves, iqm, iqm_interval, mean_interval,
-                              selection_panels)
+from workflow.figures import (
+    group_runs,
+    interpolated_curves,
+    iqm,
+    iqm_interval,
+    mean_interval,
+    selection_panels,
+)
 from workflow.runs import find_run_dirs, load_run
 
 

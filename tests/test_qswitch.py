@@ -187,7 +187,8 @@ def test_param_values_carry_policies_and_critics(real_networks):
                                   env.split_observation)
     target.set_param_values(source.get_param_values())
     for a, b in zip(list(policies.parameters()) + list(critics.parameters()),
-                    list(other_policies.parameters()) + list(other_critics.parameters())):
+                    list(other_policies.parameters()) + list(other_critics.parameters()),
+                    strict=True):
         assert torch.equal(a, b)
     assert all(v.device.type == 'cpu' for part in source.get_param_values().values()
                for v in part.values())

@@ -4,6 +4,9 @@ import pickle
 import numpy as np
 import pytest
 import torch
+from garage import EpisodeBatch, StepType
+from garage.replay_buffer import PathBuffer
+from garage.sampler import LocalSampler
 
 from environments.point_reach import GOALS, STEP_SIZE
 from environments.registry import make_env
@@ -11,11 +14,13 @@ from experiment_utils import resolve_config
 from garage_experiments import build_algorithm
 from learning.networks import TaskTanhGaussianPolicies
 from learning.policies import TaskRoutingPolicy
-from learning.replay import (KEYS, PerTaskReplayBuffer, SharedReplayBuffer, TransitionRings,
-                            minimal_bytes_per_transition)
-from garage import EpisodeBatch, StepType
-from garage.replay_buffer import PathBuffer
-from garage.sampler import LocalSampler
+from learning.replay import (
+    KEYS,
+    PerTaskReplayBuffer,
+    SharedReplayBuffer,
+    TransitionRings,
+    minimal_bytes_per_transition,
+)
 
 torch.set_num_threads(1)
 
@@ -369,7 +374,7 @@ def test_wrapped_ring_holds_the_latest_transitions_with_episode_final_next_state
         # the next episode's first state differs from the final one it must not be mistaken for
         firsts = [e.observations[0, :STATE_DIM] for e in episodes[-len(ends) + 1:]]
         assert any(not np.array_equal(f, n) for f, n in
-                   zip(firsts, stored['next_observations'][ends[:-1], :STATE_DIM]))
+                   zip(firsts, stored['next_observations'][ends[:-1], :STATE_DIM], strict=True))
 
 
 def test_hand_computed_ring_eviction_and_final_states():
@@ -384,7 +389,11 @@ def test_hand_computed_ring_eviction_and_final_states():
     add([0, 1, 2], 3)
     add([10, 11], 12)
     add([20, 21], 22)  # 7 transitions into 5 rows: 0 and 1 are evicted
-    ordered = lambda: rings.gather(np.array([1]), (rings.added[1] - 5 + np.arange(5))[None] % 5)
+
+    def ordered() -> dict[str, np.ndarray]:
+        """Ring 1's five rows, oldest first."""
+        return rings.gather(np.array([1]), (rings.added[1] - 5 + np.arange(5))[None] % 5)
+
     np.testing.assert_array_equal(ordered()['states'][0, :, 0], [2, 10, 11, 20, 21])
     np.testing.assert_array_equal(ordered()['next_states'][0, :, 0], [3, 11, 12, 21, 22])
     add([30], 31)  # evicts 2, whose final 3 is freed

@@ -21,8 +21,12 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from conftest import REPO_ROOT, TINY_TOY_FLAGS
 from environments.registry import make_env
 from learning import logging_utils
-from learning.logging_utils import (ConsoleOutput, FlushingTextOutput, column_order,
-                                    truncate_progress)
+from learning.logging_utils import (
+    ConsoleOutput,
+    FlushingTextOutput,
+    column_order,
+    truncate_progress,
+)
 from learning.run_lifecycle import ExactTrainer, run_guard
 from learning.snapshot_info import snapshot_epochs
 from learning.snapshots import AtomicSnapshotter, atomic_pickle

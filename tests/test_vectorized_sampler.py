@@ -68,7 +68,8 @@ def _assert_same_episodes(expected, actual):
     np.testing.assert_array_equal(actual.step_types, expected.step_types)
     for name in ('observations', 'last_observations', 'actions', 'rewards'):
         assert getattr(actual, name).dtype == getattr(expected, name).dtype, name
-        np.testing.assert_allclose(getattr(actual, name), getattr(expected, name), rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(getattr(actual, name), getattr(expected, name),
+                                   rtol=1e-5, atol=1e-5)
     for infos in ('env_infos', 'agent_infos', 'episode_infos'):
         expected_infos, actual_infos = getattr(expected, infos), getattr(actual, infos)
         assert sorted(actual_infos) == sorted(expected_infos), infos

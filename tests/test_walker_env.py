@@ -9,9 +9,9 @@ from __future__ import annotations
 import functools
 import os
 import pickle
-from typing import Iterator
+from collections.abc import Iterator
 
-from learning import garage_compat  # noqa: F401,I001  (must precede any garage import)
+import learning.garage_compat  # noqa: F401  (must precede any garage import)
 
 import mujoco
 import numpy as np
@@ -22,8 +22,14 @@ from gymnasium.utils.env_checker import check_env
 from conftest import render_offscreen, steps_per_second
 from environments.gymnasium_adapter import GymnasiumEnv
 from environments.multitask import TaskOneHotWrapper
-from environments.walker import (GYMNASIUM_WALKER_XML, MAX_EPISODE_LENGTH, TASK_NAMES,
-                                 Walker2dMT4, Walker2dTaskEnv, make_walker_env)
+from environments.walker import (
+    GYMNASIUM_WALKER_XML,
+    MAX_EPISODE_LENGTH,
+    TASK_NAMES,
+    Walker2dMT4,
+    Walker2dTaskEnv,
+    make_walker_env,
+)
 
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ACTION = np.array([0.5, -0.3, 0.2, -0.8, 0.1, 0.9])
@@ -301,6 +307,6 @@ def test_offscreen_rendering() -> None:
 
 if __name__ == '__main__':
     walker_family = Walker2dMT4(seed=0)
-    for name, task_env in zip(TASK_NAMES, walker_family.get_train_envs()):
+    for name, task_env in zip(TASK_NAMES, walker_family.get_train_envs(), strict=True):
         print(f'{name}: {steps_per_second(task_env):.0f} steps/s through the adapter')
     walker_family.close()

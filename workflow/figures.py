@@ -18,8 +18,8 @@ from __future__ import annotations
 import math
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import matplotlib
 import numpy as np
@@ -28,7 +28,7 @@ from scipy import stats
 from workflow.runs import RunData
 
 matplotlib.use('Agg')
-import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
+import matplotlib.pyplot as plt
 
 # Envs whose paper figure shows the average return instead of the success rate.
 RETURN_ENVS = frozenset({'Walker2dMT4-v0'})
@@ -159,7 +159,7 @@ def plot_curves(groups: Sequence[RunGroup], path: str, metric_choice: str = 'aut
     columns = min(len(envs), 3)
     rows = math.ceil(len(envs) / columns)
     figure, axes = plt.subplots(rows, columns, figsize=(5 * columns, 3.8 * rows), squeeze=False)
-    for axis, env in zip(axes.flat, envs):
+    for axis, env in zip(axes.flat, envs, strict=False):  # the grid's last row may have spare axes
         metric = metric_for(env, metric_choice)
         env_groups = [group for group in groups if group.env == env]
         named = len({group.name for group in env_groups}) > 1
@@ -273,7 +273,7 @@ def plot_selection_heatmap(group: RunGroup, epochs: Sequence[int], path: str) ->
     size = 1.2 + 0.45 * n_tasks
     figure, axes = plt.subplots(1, len(panels), figsize=(size * len(panels) + 1.0, size),
                                 squeeze=False)
-    for axis, (title, matrix) in zip(axes[0], panels):
+    for axis, (title, matrix) in zip(axes[0], panels, strict=True):
         image = axis.imshow(matrix, vmin=0.0, vmax=1.0, cmap='viridis')
         if n_tasks <= 12:
             for (i, j), value in np.ndenumerate(matrix):

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import os
 import pickle
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -47,7 +48,7 @@ def check_run_dir(run_dir: str, mixture: bool) -> dict[str, Any]:
 
 def load_learner(run_dir: str, config: dict[str, Any]) -> Any:
     """The learner pickled in the run's ``params.pkl``, on the CPU."""
-    from learning import garage_compat  # pylint: disable=C0415  (before garage and cloudpickle)
+    import learning.garage_compat as garage_compat  # pylint: disable=C0415  (before garage and cloudpickle)
     if config.get('sampler_type') == 'ray':
         garage_compat.init_ray()  # the snapshot holds a Ray sampler
     path = os.path.join(run_dir, 'params.pkl')
@@ -67,8 +68,8 @@ def replay(learner: Any, task_ids: Sequence[int], episodes: int, mixture: bool,
     """``episodes`` deterministic episodes of each task in ``task_ids`` with the task policies
     (or the Q-switch mixture); returns per-task results and, with ``record``, their frames."""
     from learning.evaluation import evaluate  # pylint: disable=import-outside-toplevel
-    from learning.videos import FrameRecorder  # pylint: disable=import-outside-toplevel
     from learning.metrics import split_by_task  # pylint: disable=import-outside-toplevel
+    from learning.videos import FrameRecorder  # pylint: disable=import-outside-toplevel
     policy = learner.exploration_policy if mixture else learner.policy
     test_envs = learner._test_envs  # pylint: disable=protected-access
     envs = [test_envs[task_id] for task_id in task_ids]
@@ -77,11 +78,13 @@ def replay(learner: Any, task_ids: Sequence[int], episodes: int, mixture: bool,
                             learner.discount)
     results = []
     for position, (task_id, task_stats) in enumerate(
-            zip(task_ids, split_by_task(stats, order, len(envs)))):
+            zip(task_ids, split_by_task(stats, order, len(envs)), strict=True)):
         results.append(TaskResult(task_id, getattr(envs[position], 'task_name', str(task_id)),
                                   task_stats['success'], task_stats['return'],
                                   task_stats['length']))
-    frames = {task_id: recorder.frames for task_id, recorder in zip(task_ids, recorders)}
+    # Without recording there are no recorders, hence no frames.
+    frames = {task_id: recorder.frames
+              for task_id, recorder in zip(task_ids, recorders, strict=False)}
     return results, frames
 
 

@@ -21,8 +21,9 @@ import shlex
 import shutil
 import time
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import cloudpickle
 
@@ -80,7 +81,7 @@ class Grid:
 
     def points(self) -> list[GridPoint]:
         keys = list(self.axes)
-        return [GridPoint(method, env, seed, tuple(zip(keys, values)))
+        return [GridPoint(method, env, seed, tuple(zip(keys, values, strict=True)))
                 for method, env, seed, *values in itertools.product(
                     self.methods, self.envs, self.seeds, *(self.axes[key] for key in keys))]
 
@@ -279,11 +280,11 @@ def execute(runs: Sequence[PlannedRun], log_root: str, settings: EngineSettings,
 
     results: dict[str, tuple[int, str]] = {}
     if settings.engine == 'slurm':
-        columns = list(zip(*(arguments(run) for run in todo)))
+        columns = list(zip(*(arguments(run) for run in todo), strict=True))
         submitted = executor.map_array(jobs.run_command, *columns)
         print(f'sweep.py: submitted {len(submitted)} Slurm jobs '
               f'(array {submitted[0].job_id.split("_")[0]}); waiting for them')
-        for run, job in zip(todo, submitted):
+        for run, job in zip(todo, submitted, strict=True):
             results[run.name] = _job_result(job)
         return results
     pending, running = list(todo), {}

@@ -9,7 +9,8 @@ policy that collects data but is not trained (paper §4).
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from dowel import logger, tabular
@@ -19,10 +20,15 @@ from garage.np.policies import Policy
 from garage.sampler import Sampler
 
 from learning.evaluation import LockstepEvaluator
-from learning.videos import TrainingVideos
 from learning.logging_utils import nanmean, record, record_per_task
-from learning.metrics import (batch_episode_stats, episode_task_ids, selection_frequencies,
-                              split_by_task, summarize)
+from learning.metrics import (
+    batch_episode_stats,
+    episode_task_ids,
+    selection_frequencies,
+    split_by_task,
+    summarize,
+)
+from learning.videos import TrainingVideos
 
 # Per-task SAC diagnostics of each task's last gradient step of the epoch.
 SAC_STAT_KEYS = ('PolicyLoss', 'Qf1Loss', 'Qf2Loss', 'AlphaLoss', 'AlphaTemperature', 'QTarget',

@@ -23,24 +23,30 @@ distils all task policies into one and copies it back (DnC's distillation, spec 
 from __future__ import annotations
 
 import copy
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
-from garage import EnvSpec, Environment
+from garage import Environment, EnvSpec
 from garage.sampler import Sampler
 from torch import nn
 
 from learning.algorithms import sac_losses
 from learning.algorithms.base import MultiTaskLearner
 from learning.data_sharing import DataSharing, other_task_rows
-from learning.dnc_regularization import (SamplingType, coefficient_matrix, dnc_divergences,
-                                         dnc_penalty)
+from learning.dnc_regularization import (
+    SamplingType,
+    coefficient_matrix,
+    dnc_divergences,
+    dnc_penalty,
+)
 from learning.networks import TaskTanhGaussianPolicies, TaskTwinCritics
 from learning.optim import TaskAdam, move_optimizer_state
 from learning.policies import TaskRoutingPolicy
 from learning.policies.base import TorchSamplingPolicy
 from learning.replay import PerTaskReplayBuffer
+
 
 def allocate_gradient_steps(total_steps: int, collected: np.ndarray) -> np.ndarray:
     """Splits ``total_steps`` across tasks in proportion to the data each collected (spec §3.4).
@@ -277,7 +283,7 @@ class DnCSAC(MultiTaskLearner):
                   'Entropy': weighted_mean(entropy)}
         # One device-to-host copy for all statistics instead of one per statistic.
         stacked = torch.stack([value.detach() for value in values.values()]).cpu().numpy()
-        for key, row in zip(values, stacked):
+        for key, row in zip(values, stacked, strict=True):
             self.last_stats[key][tasks] = row[tasks]
 
     def after_epoch(self, epoch: int) -> None:
@@ -312,7 +318,7 @@ class DnCSAC(MultiTaskLearner):
             self.central_optimizer.step()
         with torch.no_grad():
             for target, source in zip(self.policies.parameters(),
-                                      self.central_policy.parameters()):
+                                      self.central_policy.parameters(), strict=True):
                 target.copy_(source.expand_as(target))
 
     @torch.no_grad()
@@ -323,7 +329,8 @@ class DnCSAC(MultiTaskLearner):
             return
         # The same arithmetic as θ̄ + τ(θ − θ̄), as three foreach calls over the active slices.
         targets, onlines = [], []
-        for target, online in zip(self.target_critics.parameters(), self.critics.parameters()):
+        for target, online in zip(self.target_critics.parameters(), self.critics.parameters(),
+                                  strict=True):
             targets.extend(target[i] for i in task_ids)
             onlines.extend(online[i] for i in task_ids)
         steps = torch._foreach_sub(onlines, targets)  # pylint: disable=protected-access
@@ -331,7 +338,7 @@ class DnCSAC(MultiTaskLearner):
         torch._foreach_add_(targets, steps)  # pylint: disable=protected-access
 
     # ------------------------------------------------------------------ devices
-    def to(self, device: torch.device | str | None = None) -> 'DnCSAC':
+    def to(self, device: torch.device | str | None = None) -> DnCSAC:
         """Moves every tensor to ``device``; learned state (α, Adam moments) is kept.
 
         garage's and the release's ``to()`` rebuilt log α, losing the learned temperatures

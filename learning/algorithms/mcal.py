@@ -12,7 +12,7 @@ split observations they were trained on (§10 item 10).
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch

@@ -12,11 +12,12 @@ With ``--use_pc_grad`` the critic and actor gradients (and the temperature's, un
 from __future__ import annotations
 
 import copy
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
-from garage import EnvSpec, Environment
+from garage import Environment, EnvSpec
 from garage.np.policies import Policy
 from garage.sampler import Sampler
 from torch import nn
@@ -170,10 +171,11 @@ class MultiTaskSAC(MultiTaskLearner):
     @torch.no_grad()
     def _update_targets(self) -> None:
         """Polyak averaging θ̄ ← (1 − τ)θ̄ + τθ of both target critics."""
-        for target, online in zip(self.target_critics.parameters(), self.critics.parameters()):
+        for target, online in zip(self.target_critics.parameters(), self.critics.parameters(),
+                                  strict=True):
             target.lerp_(online, self.tau)
 
-    def to(self, device: torch.device | str | None = None) -> 'MultiTaskSAC':
+    def to(self, device: torch.device | str | None = None) -> MultiTaskSAC:
         """Moves every tensor to ``device``; learned α and Adam moments are kept."""
         if device is None:
             from garage.torch import global_device  # pylint: disable=import-outside-toplevel

@@ -10,9 +10,9 @@ broadcasts against the per-sample shape (one temperature per row or per sample).
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable, Iterator
 
 import torch
 

@@ -73,14 +73,15 @@ class QSwitchMixturePolicy(TorchSamplingPolicy):
 
     def reset(self, do_resets: np.ndarray | None = None) -> None:
         """Forgets the held selection of the rows that start a new episode."""
-        if do_resets is None or self._held is None:
+        if do_resets is None or self._held is None or self._steps_since_selection is None:
             self._held = None
             self._steps_since_selection = None
         else:
             self._steps_since_selection[np.asarray(do_resets, dtype=bool)] = 0
 
     def _rows_to_reselect(self, batch_size: int) -> np.ndarray:
-        if self._held is None or len(self._held) != batch_size:
+        if (self._held is None or self._steps_since_selection is None
+                or len(self._held) != batch_size):
             self._held = np.zeros(batch_size, dtype=np.int64)
             self._steps_since_selection = np.zeros(batch_size, dtype=np.int64)
         return self._steps_since_selection % self.sampling_freq == 0
@@ -110,16 +111,17 @@ class QSwitchMixturePolicy(TorchSamplingPolicy):
         """
         states, task_ids = self._split_to_torch(observations)
         selected, sampled, means = self.select(task_ids, states)
-        selected = selected.cpu().numpy()
+        selected_policy = selected.cpu().numpy()
         if self.sampling_freq > 1:
-            reselect = self._rows_to_reselect(len(selected))
-            self._held = np.where(reselect, selected, self._held)
+            reselect = self._rows_to_reselect(len(selected_policy))
+            assert self._held is not None and self._steps_since_selection is not None
+            self._held = np.where(reselect, selected_policy, self._held)
             self._steps_since_selection += 1
-            selected = self._held.copy()
-        index = torch.as_tensor(selected, device=sampled.device)
-        rows = torch.arange(len(selected), device=sampled.device)
+            selected_policy = self._held.copy()
+        index = torch.as_tensor(selected_policy, device=sampled.device)
+        rows = torch.arange(len(selected_policy), device=sampled.device)
         return sampled[index, rows].cpu().numpy(), {
             'mean': means[index, rows].cpu().numpy(),
             'task_id': task_ids.cpu().numpy(),
-            'selected_policy': selected,
+            'selected_policy': selected_policy,
         }
