@@ -53,8 +53,14 @@ def nanmean(values: np.ndarray) -> float:
 # The columns every progress.csv starts with, in this order; every other key follows sorted, so
 # the file's layout does not depend on the order keys were recorded or on PYTHONHASHSEED.
 LEADING_COLUMNS = ('Epoch', 'TotalEnvSteps', 'WallTime')
-# Columns whose values depend on the machine's speed, not on the run's seed.
-WALL_TIME_COLUMNS = ('WallTime',)
+# Columns whose values depend on the machine's speed, not on the run's seed: ``WallTime``, the
+# ``Time/...`` phase timings and ``Train/EnvStepsPerSecond``.
+WALL_TIME_COLUMNS = ('WallTime', 'Train/EnvStepsPerSecond')
+
+
+def is_wall_time_column(key: str) -> bool:
+    """Whether ``key``'s values measure the machine's speed (they differ between reruns)."""
+    return key in WALL_TIME_COLUMNS or key.startswith('Time/')
 
 
 def column_order(keys: Iterable[str]) -> list[str]:

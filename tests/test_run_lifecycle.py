@@ -25,6 +25,7 @@ from learning.logging_utils import (
     ConsoleOutput,
     FlushingTextOutput,
     column_order,
+    is_wall_time_column,
     truncate_progress,
 )
 from learning.run_lifecycle import ExactTrainer, run_guard
@@ -61,8 +62,9 @@ def data_rows(run_dir: Path) -> int:
 def without_wall_time(path: Path) -> list[list[str]]:
     with open(path, newline='') as file:
         rows = list(csv.reader(file))
-    wall = rows[0].index('WallTime')
-    return [row[:wall] + row[wall + 1:] for row in rows]
+    kept = [index for index, key in enumerate(rows[0]) if not is_wall_time_column(key)]
+    assert len(kept) < len(rows[0]) - 1  # WallTime and the Time/ columns are left out
+    return [[row[index] for index in kept] for row in rows]
 
 
 @pytest.mark.slow

@@ -16,16 +16,18 @@ from workflow.sweeps import EngineSettings, Grid, load_toml, make_executor, pars
 
 
 def tiny_flag_args() -> list[str]:
-    """TINY_TOY_FLAGS as sweep ``--flag KEY=VALUE`` arguments (one value each)."""
+    """TINY_TOY_FLAGS as sweep arguments: ``--envs ENV`` and ``--flag KEY=VALUE`` (one value
+    each)."""
     args, index = [], 0
     while index < len(TINY_TOY_FLAGS):
-        key = TINY_TOY_FLAGS[index].lstrip('-')
+        key, _, inline = TINY_TOY_FLAGS[index].lstrip('-').partition('=')
         index += 1
-        values = []
+        values = [inline] if inline else []
         while index < len(TINY_TOY_FLAGS) and not TINY_TOY_FLAGS[index].startswith('--'):
             values.append(TINY_TOY_FLAGS[index])
             index += 1
-        args += ['--flag', f'{key}={" ".join(values)}']
+        args += (['--envs', *values] if key == 'env'
+                 else ['--flag', f'{key}={" ".join(values)}'])
     return args
 
 
@@ -167,7 +169,7 @@ def test_sweep_runs_skips_resumes_and_reports_a_failure(tmp_path, cli):
         file.writelines(lines[:2])  # header and epoch 0: the run looks interrupted
     failing = sweep_cli(grid_args)
     assert failing.returncode == 1
-    assert f'| {names[3]} | resume | FAILED (exit code 1) | 1/2 |' in failing.stdout
+    assert f'| {names[3]} | resume | FAILED (exit code 2) | 1/2 |' in failing.stdout
     assert '1 of 4 runs failed' in failing.stderr
     with open(os.path.join(root, 'sweep_logs', f'{names[3]}.log')) as file:
-        assert 'Traceback' in file.read()
+        assert 'params.pkl is truncated or not a snapshot' in file.read()
