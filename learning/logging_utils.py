@@ -166,6 +166,10 @@ class PurgingTensorBoardOutput(TensorBoardOutput):
     new event file that starts with a session-start marker at that step, and TensorBoard drops
     the events of the previous files with ``step >= purge_step`` (the epochs the resume
     repeats). The old event files themselves are left as they are.
+
+    NaN values (a metric with no value this epoch, e.g. evaluation keys between evaluations) are
+    left out: TensorBoard draws nothing for them anyway, and tensorboardX would print a warning
+    line for each one on every epoch.
     """
 
     def __init__(self, log_dir: str, x_axis: str, purge_step: int | None = None) -> None:
@@ -173,6 +177,11 @@ class PurgingTensorBoardOutput(TensorBoardOutput):
         if purge_step is not None:
             self._writer.close()
             self._writer = tensorboardX.SummaryWriter(log_dir, purge_step=purge_step)
+
+    def _record_kv(self, key: str, value: Any, step: int) -> None:
+        if isinstance(value, float | np.floating) and not np.isfinite(value):
+            return
+        super()._record_kv(key, value, step)
 
 
 class ConsoleLine(str):

@@ -15,7 +15,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from dowel import logger
+from dowel import TabularInput, logger
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from conftest import REPO_ROOT, TINY_TOY_FLAGS
@@ -24,6 +24,7 @@ from learning import logging_utils
 from learning.logging_utils import (
     ConsoleOutput,
     FlushingTextOutput,
+    PurgingTensorBoardOutput,
     column_order,
     is_wall_time_column,
     truncate_progress,
@@ -198,3 +199,19 @@ def test_an_unpickled_env_continues_its_random_stream():
     starts = [task_env.reset()[0] for _ in range(2)]
     np.testing.assert_array_equal([clone.reset()[0] for _ in range(2)], starts)
     assert not np.array_equal(starts[0], starts[1])  # the start noise is random
+
+
+def test_tensorboard_leaves_out_nan_values_without_a_warning(tmp_path, caplog):
+    output = PurgingTensorBoardOutput(str(tmp_path), x_axis='TotalEnvSteps')
+    table = TabularInput()
+    table.record('TotalEnvSteps', 200)
+    table.record('Evaluation/SuccessRate', float('nan'))
+    table.record('Train/AverageReturn', -3.5)
+    output.record(table)
+    output.dump()
+    output.close()
+    events = EventAccumulator(str(tmp_path))
+    events.Reload()
+    assert 'Evaluation/SuccessRate' not in events.Tags()['scalars']
+    assert [(e.step, e.value) for e in events.Scalars('Train/AverageReturn')] == [(200, -3.5)]
+    assert 'NaN or Inf' not in caplog.text
