@@ -8,6 +8,7 @@ import pickle
 import numpy as np
 import pytest
 import torch
+from garage import StepType
 from gymnasium.utils.env_checker import check_env
 
 from environments import point_wall
@@ -15,7 +16,6 @@ from environments.point_reach import START
 from environments.point_wall import GOALS, WALLS, PointWallTaskEnv, inside_wall
 from environments.registry import DEFAULT_ENV, ENVS, make_env
 from experiment_utils import ENV_PRESETS
-from garage import StepType
 
 torch.set_num_threads(1)
 
@@ -90,7 +90,7 @@ def test_family_facts_one_hot_and_infos():
 def test_test_envs_are_separate_and_seeded_differently():
     env = make_env(ENV_ID)
     train, test = env.get_train_envs(), env.get_test_envs()
-    assert all(a is not b for a, b in zip(train, test))
+    assert all(a is not b for a, b in zip(train, test, strict=True))
     assert not np.allclose(train[0].reset()[0], test[0].reset()[0])
     np.testing.assert_array_equal(make_env(ENV_ID).get_train_envs()[0].reset()[0],
                                   make_env(ENV_ID).get_train_envs()[0].reset()[0])

@@ -30,9 +30,10 @@ import pickle
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -133,8 +134,8 @@ def plot_learning_curves(runs: dict[str, list[dict[str, np.ndarray]]], path: Pat
     panels = ((f'Evaluation/Task{STUCK_TASK}/SuccessRate',
                f'task {STUCK_TASK}: {point_wall.TASK_NAMES[STUCK_TASK]}'),
               ('Evaluation/SuccessRate', f'all {N_TASKS} tasks'))
-    for axis, (key, title) in zip(axes, panels):
-        for (method, label), color in zip(METHODS, ('tab:gray', 'tab:red')):
+    for axis, (key, title) in zip(axes, panels, strict=True):
+        for (method, label), color in zip(METHODS, ('tab:gray', 'tab:red'), strict=True):
             curves = [(columns['TotalEnvSteps'], columns[key]) for columns in runs[method]]
             for steps, values in curves:
                 axis.plot(steps, values, color=color, alpha=0.25, linewidth=1)
@@ -159,8 +160,8 @@ def collect_episodes(run_dir: Path, method: str, n_episodes: int,
                      seed: int = 1000) -> list[tuple[np.ndarray, np.ndarray, bool]]:
     """Episodes of the stuck task from the run's last snapshot, by its data-collection policy
     (sampled actions, as in training): (positions (T+1, 2), selected policy (T,), success)."""
-    from learning import garage_compat  # noqa: F401  (must precede unpickling garage objects)
     from environments.registry import make_env
+    from learning import garage_compat  # noqa: F401  (must precede unpickling garage objects)
     with open(run_dir / 'params.pkl', 'rb') as file:
         algorithm = pickle.load(file)['algo']
     policy = algorithm.exploration_policy if method.startswith('qmp') else algorithm.policy
@@ -210,7 +211,7 @@ def plot_trajectories(episodes: dict[str, list[tuple[np.ndarray, np.ndarray, boo
     from environments import point_wall
     plt = _pyplot()
     figure, axes = plt.subplots(1, 2, figsize=(11, 5.6))
-    for axis, (method, label) in zip(axes, METHODS):
+    for axis, (method, label) in zip(axes, METHODS, strict=True):
         _draw_world(axis)
         successes = 0
         for positions, selected, success in episodes[method]:
@@ -281,8 +282,8 @@ def summarise(runs: dict[str, list[dict[str, np.ndarray]]]) -> list[str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    from learning import garage_compat  # noqa: F401  (must precede any garage import)
     from environments import point_wall
+    from learning import garage_compat  # noqa: F401  (must precede any garage import)
     assert point_wall.STUCK_TASK == STUCK_TASK and len(point_wall.TASK_NAMES) == N_TASKS
     out_dir = Path(args.out_dir).resolve()
     log_root = out_dir / 'runs'
