@@ -20,12 +20,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
-import akro
 import numpy as np
 import torch
-from garage import Environment, EnvSpec, EnvStep, Wrapper
+from garage import Environment, EnvSpec, EnvStep
 
 from environments.normalization import ObservationNormalizer
+from environments.observation_space import ObservationSpaceWrapper
 
 SplitMode = Literal['zero', 'slice']
 Array = TypeVar('Array', np.ndarray, torch.Tensor)
@@ -84,7 +84,7 @@ class ObservationSplitter:
                                  self.include_task_id)
 
 
-class TaskOneHotWrapper(Wrapper):
+class TaskOneHotWrapper(ObservationSpaceWrapper):
     """Appends ``one_hot(task_id)`` to observations and puts ``task_id``/``success`` in infos.
 
     Args:
@@ -101,20 +101,8 @@ class TaskOneHotWrapper(Wrapper):
         self._one_hot = np.zeros(n_tasks, dtype=np.float32)
         self._one_hot[task_id] = 1.0
         inner = env.observation_space
-        low = np.concatenate([inner.low, np.zeros(n_tasks, np.float32)]).astype(np.float32)
-        high = np.concatenate([inner.high, np.ones(n_tasks, np.float32)]).astype(np.float32)
-        self._observation_space = akro.Box(low=low, high=high, dtype=np.float32)
-        self._spec = EnvSpec(observation_space=self._observation_space,
-                             action_space=env.action_space,
-                             max_episode_length=env.spec.max_episode_length)
-
-    @property
-    def observation_space(self) -> akro.Box:
-        return self._observation_space
-
-    @property
-    def spec(self) -> EnvSpec:
-        return self._spec
+        self._set_observation_space(np.concatenate([inner.low, np.zeros(n_tasks)]),
+                                    np.concatenate([inner.high, np.ones(n_tasks)]))
 
     @property
     def gymnasium_env(self) -> Any:
@@ -123,10 +111,7 @@ class TaskOneHotWrapper(Wrapper):
 
     def widen_observation_space(self, low: np.ndarray, high: np.ndarray) -> None:
         """Replaces the observation bounds (see ``share_observation_space``)."""
-        self._observation_space = akro.Box(low=low, high=high, dtype=np.float32)
-        self._spec = EnvSpec(observation_space=self._observation_space,
-                             action_space=self._spec.action_space,
-                             max_episode_length=self._spec.max_episode_length)
+        self._set_observation_space(low, high)
 
     def _with_task(self, observation: np.ndarray) -> np.ndarray:
         return np.concatenate([observation.astype(np.float32), self._one_hot])

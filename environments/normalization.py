@@ -17,15 +17,16 @@ so they travel with the env when it is pickled (snapshots) or copied (sampler wo
 """
 from __future__ import annotations
 
-import akro
 import numpy as np
-from garage import Environment, EnvSpec, EnvStep, Wrapper
+from garage import Environment, EnvStep
+
+from environments.observation_space import ObservationSpaceWrapper
 
 OBS_ALPHA = 0.001  # garage's NormalizedEnv default
 EPSILON = 1e-8
 
 
-class ObservationNormalizer(Wrapper):
+class ObservationNormalizer(ObservationSpaceWrapper):
     """Normalises every observation dimension but the trailing ``n_tasks`` (the one-hot).
 
     Args:
@@ -43,21 +44,9 @@ class ObservationNormalizer(Wrapper):
         self.obs_var = np.ones(state_dim)
         inner = env.observation_space
         # Normalised states are unbounded; the one-hot keeps its bounds.
-        low = np.concatenate([np.full(state_dim, -np.inf), inner.low[state_dim:]])
-        high = np.concatenate([np.full(state_dim, np.inf), inner.high[state_dim:]])
-        self._observation_space = akro.Box(low=low.astype(np.float32),
-                                           high=high.astype(np.float32), dtype=np.float32)
-        self._spec = EnvSpec(observation_space=self._observation_space,
-                             action_space=env.action_space,
-                             max_episode_length=env.spec.max_episode_length)
-
-    @property
-    def observation_space(self) -> akro.Box:
-        return self._observation_space
-
-    @property
-    def spec(self) -> EnvSpec:
-        return self._spec
+        self._set_observation_space(
+            np.concatenate([np.full(state_dim, -np.inf), inner.low[state_dim:]]),
+            np.concatenate([np.full(state_dim, np.inf), inner.high[state_dim:]]))
 
     def normalize(self, observation: np.ndarray) -> np.ndarray:
         """Updates the estimates with ``observation`` and returns it normalised (float32)."""

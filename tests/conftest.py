@@ -11,8 +11,11 @@ from typing import Any
 
 import learning.garage_compat  # noqa: F401  (must precede any garage import)
 
+import akro
+import numpy as np
 import pytest
 import torch
+from garage import Environment, EnvSpec
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -68,3 +71,38 @@ def steps_per_second(env: Any, seconds: float = 3.0) -> float:
             env.reset()
         steps += 1
     return steps / (time.perf_counter() - start)
+
+
+class FakeBoxEnv(Environment):
+    """The garage ``Environment`` surface of a scripted test env with box spaces; subclasses
+    define ``reset`` and ``step``."""
+
+    def __init__(self, obs_dim: int, bound: float, max_episode_length: int) -> None:
+        self._space = akro.Box(low=-bound, high=bound, shape=(obs_dim,), dtype=np.float32)
+        self._actions = akro.Box(low=-1, high=1, shape=(1,), dtype=np.float32)
+        self._max_episode_length = max_episode_length
+
+    @property
+    def action_space(self) -> akro.Box:
+        return self._actions
+
+    @property
+    def observation_space(self) -> akro.Box:
+        return self._space
+
+    @property
+    def spec(self) -> EnvSpec:
+        return EnvSpec(self._space, self._actions, max_episode_length=self._max_episode_length)
+
+    @property
+    def render_modes(self) -> list[str]:
+        return []
+
+    def render(self, mode: str) -> None:
+        return None
+
+    def visualize(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass

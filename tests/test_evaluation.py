@@ -2,11 +2,11 @@
 count per task, and hand-computed returns on scripted envs."""
 from __future__ import annotations
 
-import akro
 import numpy as np
 import pytest
-from garage import Environment, EnvSpec, EnvStep, StepType
+from garage import EnvStep, StepType
 
+from conftest import FakeBoxEnv
 from environments.registry import make_env
 from experiment_utils import resolve_config
 from garage_experiments import build_algorithm
@@ -15,32 +15,15 @@ from learning.evaluation import evaluate
 HORIZON = 4
 
 
-class RewardIsActionEnv(Environment):
+class RewardIsActionEnv(FakeBoxEnv):
     """Task ``task_id``: observation [0, one-hot(2)]; reward = action[0]; ``success`` only at
     step 2 (1-based) for task 0; task 1 terminates after its second step."""
 
     def __init__(self, task_id):
+        super().__init__(obs_dim=3, bound=1, max_episode_length=HORIZON)
         self.task_id = task_id
         self._t = 0
         self._obs = np.array([0.0, task_id == 0, task_id == 1], dtype=np.float32)
-        self._space = akro.Box(low=-1, high=1, shape=(3,), dtype=np.float32)
-        self._actions = akro.Box(low=-1, high=1, shape=(1,), dtype=np.float32)
-
-    @property
-    def action_space(self):
-        return self._actions
-
-    @property
-    def observation_space(self):
-        return self._space
-
-    @property
-    def spec(self):
-        return EnvSpec(self._space, self._actions, max_episode_length=HORIZON)
-
-    @property
-    def render_modes(self):
-        return []
 
     def reset(self):
         self._t = 0
@@ -58,14 +41,6 @@ class RewardIsActionEnv(Environment):
         return EnvStep(self.spec, action, float(action[0]), self._obs.copy(),
                        {'success': success, 'task_id': self.task_id}, step_type)
 
-    def render(self, mode):
-        return None
-
-    def visualize(self):
-        pass
-
-    def close(self):
-        pass
 
 
 class MeanDiffersFromSample:

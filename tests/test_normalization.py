@@ -4,12 +4,12 @@ from __future__ import annotations
 import math
 import pickle
 
-import akro
 import numpy as np
 import pytest
-from garage import Environment, EnvSpec, EnvStep, StepType
+from garage import EnvStep, StepType
 from garage.envs import normalize
 
+from conftest import FakeBoxEnv
 from environments.normalization import ObservationNormalizer
 from environments.point_reach import PointReachMT
 from environments.registry import make_env
@@ -17,31 +17,14 @@ from environments.registry import make_env
 N_TASKS = 2
 
 
-class ScriptedEnv(Environment):
+class ScriptedEnv(FakeBoxEnv):
     """Returns the observations it was given, one per reset/step: [state (2), one-hot (2)]."""
 
     def __init__(self, states):
+        super().__init__(obs_dim=4, bound=10, max_episode_length=100)
         self._observations = [np.concatenate([s, [0.0, 1.0]]).astype(np.float32)
                               for s in states]
         self._index = 0
-        self._space = akro.Box(low=-10, high=10, shape=(4,), dtype=np.float32)
-        self._actions = akro.Box(low=-1, high=1, shape=(1,), dtype=np.float32)
-
-    @property
-    def action_space(self):
-        return self._actions
-
-    @property
-    def observation_space(self):
-        return self._space
-
-    @property
-    def spec(self):
-        return EnvSpec(self._space, self._actions, max_episode_length=100)
-
-    @property
-    def render_modes(self):
-        return []
 
     def _next(self):
         observation = self._observations[self._index]
@@ -54,14 +37,6 @@ class ScriptedEnv(Environment):
     def step(self, action):
         return EnvStep(self.spec, action, 0.0, self._next(), {}, StepType.MID)
 
-    def render(self, mode):
-        return None
-
-    def visualize(self):
-        pass
-
-    def close(self):
-        pass
 
 
 def test_hand_computed_values_with_a_large_alpha():
