@@ -28,6 +28,9 @@ from dowel import (
     tabular,
 )
 from dowel.simple_outputs import FileOutput
+from tensorboardX.proto.summary_pb2 import Summary
+
+from learning.videos import VideoRecord, gif_bytes
 
 
 def record(prefix: str, values: Mapping[str, float]) -> None:
@@ -177,6 +180,25 @@ class PurgingTensorBoardOutput(TensorBoardOutput):
         if purge_step is not None:
             self._writer.close()
             self._writer = tensorboardX.SummaryWriter(log_dir, purge_step=purge_step)
+
+    @property
+    def types_accepted(self) -> tuple[type, ...]:
+        return (*super().types_accepted, VideoRecord)
+
+    def record(self, data: Any, prefix: str = '') -> None:
+        if isinstance(data, VideoRecord):
+            self._record_video(data)
+        else:
+            super().record(data, prefix)
+
+    def _record_video(self, video: VideoRecord) -> None:
+        """An animated GIF image summary, which TensorBoard's Images tab plays (what
+        tensorboardX's ``add_video`` writes, without its moviepy dependency)."""
+        height, width = video.frames.shape[1:3]
+        image = Summary.Image(height=height, width=width, colorspace=3,
+                              encoded_image_string=gif_bytes(video.frames, video.fps))
+        self._writer.file_writer.add_summary(
+            Summary(value=[Summary.Value(tag=video.tag, image=image)]), video.step)
 
     def _record_kv(self, key: str, value: Any, step: int) -> None:
         if isinstance(value, float | np.floating) and not np.isfinite(value):

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from dowel import logger
 from garage import Environment
 from garage.np.policies import Policy
 
@@ -50,22 +51,51 @@ def resize(frame: np.ndarray, width: int, height: int) -> np.ndarray:
     return np.asarray(image.resize((width, height), Image.Resampling.BILINEAR))
 
 
+def gif_bytes(frames: Sequence[np.ndarray], fps: int) -> bytes:
+    """``frames`` as an animated, looping GIF (what TensorBoard shows as a video)."""
+    import imageio.v3 as iio  # pylint: disable=import-outside-toplevel
+    # Pillow's GIF writer takes the frame duration in milliseconds.
+    return iio.imwrite('<bytes>', np.stack([np.asarray(frame)[..., :3] for frame in frames]),
+                       extension='.gif', duration=1000.0 / fps, loop=0)
+
+
 def write_video(frames: Sequence[np.ndarray], path: str, fps: int,
                 video_format: str = 'mp4') -> str:
     """Writes ``frames`` to ``path`` as MP4 (H.264) or GIF; returns ``path``."""
     import imageio.v2 as imageio  # pylint: disable=import-outside-toplevel
     if video_format not in VIDEO_FORMATS:
         raise ValueError(f'video format must be one of {VIDEO_FORMATS}, got {video_format!r}')
+    if video_format == 'gif':
+        with open(path, 'wb') as file:
+            file.write(gif_bytes(frames, fps))
+        return path
     height, width = frames[0].shape[:2]
     # H.264 needs even sizes; imageio's default resizing to multiples of 16 would blur.
     even = [np.ascontiguousarray(frame[:height - height % 2, :width - width % 2, :3])
             for frame in frames]
-    if video_format == 'gif':
-        imageio.mimwrite(path, even, format='GIF', duration=1.0 / fps, loop=0)
-    else:
-        imageio.mimwrite(path, even, fps=fps, format='FFMPEG', codec='libx264',
-                         macro_block_size=2)
+    imageio.mimwrite(path, even, fps=fps, format='FFMPEG', codec='libx264', macro_block_size=2)
     return path
+
+
+@dataclass(frozen=True)
+class VideoRecord:
+    """One recorded video, handed to dowel's outputs with ``logger.log``: TensorBoard shows it
+    as an animated image, wandb as a video (``learning/logging_utils.py``,
+    ``learning/wandb_output.py``); the text and CSV outputs do not take it.
+
+    Attributes:
+        tag: the release's key, ``<prefix>Task{i}/Video`` (e.g. ``Evaluation/Task0/Video``).
+        path: the video file.
+        frames: its frames, (T, H, W, 3) uint8.
+        fps: frames per second.
+        step: ``TotalEnvSteps`` when it was recorded (the x-axis of the other metrics).
+    """
+
+    tag: str
+    path: str
+    frames: np.ndarray
+    fps: int
+    step: int
 
 
 @dataclass(frozen=True)
@@ -113,9 +143,11 @@ class TrainingVideos:
         # The env copies are rebuilt after a restore: snapshots stay as small as without videos.
         return {**self.__dict__, '_envs': None}
 
-    def record(self, epoch: int, modes: dict[str, Policy], test_envs: Sequence[Environment],
-               max_episode_length: int, discount: float) -> list[str]:
-        """Records every mode's episodes of every task; returns the paths written."""
+    def record(self, epoch: int, env_steps: int, modes: dict[str, Policy],
+               test_envs: Sequence[Environment], max_episode_length: int,
+               discount: float) -> list[str]:
+        """Records every mode's episodes of every task, writes the files and logs each as a
+        ``VideoRecord`` at step ``env_steps``; returns the paths written."""
         if self._envs is None:
             self._envs = [seeded_copy(env, 0) for env in test_envs]
         os.makedirs(self.video_dir, exist_ok=True)
@@ -130,6 +162,9 @@ class TrainingVideos:
                 frames = [resize(frame, settings.width, settings.height)
                           for frame in recorder.frames]
                 name = f'epoch{epoch:04d}_{mode}_task{task_id}.{settings.video_format}'
-                paths.append(write_video(frames, os.path.join(self.video_dir, name),
-                                         settings.fps, settings.video_format))
+                path = write_video(frames, os.path.join(self.video_dir, name), settings.fps,
+                                   settings.video_format)
+                logger.log(VideoRecord(f'{prefix}Task{task_id}/Video', path, np.stack(frames),
+                                       settings.fps, env_steps))
+                paths.append(path)
         return paths

@@ -9,6 +9,8 @@ from typing import Any
 
 from dowel import LogOutput, TabularInput
 
+from learning.videos import VideoRecord
+
 
 class WandbOutput(LogOutput):
     """Logs every scalar of the tabular at step ``TotalEnvSteps`` (dowel's x-axis here)."""
@@ -18,9 +20,13 @@ class WandbOutput(LogOutput):
 
     @property
     def types_accepted(self) -> tuple[type, ...]:
-        return (TabularInput,)
+        return (TabularInput, VideoRecord)
 
-    def record(self, data: TabularInput, prefix: str = '') -> None:
+    def record(self, data: TabularInput | VideoRecord, prefix: str = '') -> None:
+        if isinstance(data, VideoRecord):  # the release's <prefix>Task{i}/Video media
+            import wandb  # pylint: disable=import-outside-toplevel  (present: the run exists)
+            self._run.log({data.tag: wandb.Video(data.path, fps=data.fps)}, step=data.step)
+            return
         values = data.as_primitive_dict
         step = values.get('TotalEnvSteps')
         self._run.log(dict(values), step=None if step is None else int(step))

@@ -4,10 +4,12 @@ from __future__ import annotations
 import sys
 import types
 
+import numpy as np
 import pytest
 from dowel import TabularInput
 
 import run
+from learning.videos import VideoRecord
 from learning.wandb_output import WandbOutput, start_wandb
 
 
@@ -57,3 +59,12 @@ def test_start_wandb_without_the_package_raises_an_import_error_with_the_fix(mon
     monkeypatch.setitem(sys.modules, 'wandb', None)
     with pytest.raises(ImportError, match='pip install wandb'):
         start_wandb({}, 'x', str(tmp_path))
+
+
+def test_a_video_goes_to_wandb_as_media_at_its_env_step(monkeypatch):
+    fake_module = types.SimpleNamespace(Video=lambda path, fps: ('video', path, fps))
+    monkeypatch.setitem(sys.modules, 'wandb', fake_module)
+    fake = FakeRun()
+    WandbOutput(fake).record(VideoRecord('Evaluation/Task1/Video', 'v.mp4',
+                                         np.zeros((2, 4, 4, 3), np.uint8), 40, 600))
+    assert fake.logged == [({'Evaluation/Task1/Video': ('video', 'v.mp4', 40)}, 600)]

@@ -172,8 +172,9 @@ class MultiTaskLearner(RLAlgorithm):
                     evaluation = clock.time('Eval', self._evaluate)
                 videos = getattr(self, 'videos', None)  # (older snapshots lack the attribute)
                 if evaluation is not None and videos is not None and videos.settings.due(epoch):
-                    clock.time('Eval', videos.record, epoch, self._evaluation_modes(),
-                               self._test_envs, self.max_episode_length, self.discount)
+                    clock.time('Eval', videos.record, epoch, int(self.env_steps.sum()),
+                               self._evaluation_modes(), self._test_envs,
+                               self.max_episode_length, self.discount)
                 average_return = self._record_training(rounds, gradient_steps, total_steps)
                 self._record_evaluation(evaluation)
                 clock.time('Rounds', self.after_epoch, epoch)  # DnC's distillation: an update
