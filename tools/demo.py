@@ -1,4 +1,4 @@
-"""The main job: QMP's effect on the project page's illustrative example, in a few minutes.
+"""The main job: Separated vs Separated + QMP on the illustrative env, in a few minutes.
 
 Trains Separated (``dnc_sac``) and Separated + QMP (``qmp_dnc``) on ``PointWallMT-v0`` (the
 default env; see ``environments/point_wall.py``) through ``run.py``, with the same flags for
