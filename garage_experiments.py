@@ -1,27 +1,15 @@
-"""garage experiments: the method table and the one recipe that builds and trains any method.
+"""garage experiments: the one recipe that builds and trains any method.
 
-QMP is orthogonal to the learner, and the table says so: a method is an algorithm plus,
-optionally, the Q-switch mixture as its data-collection policy.
-
-| method  | learner                                   | collects data with        |
-|---------|-------------------------------------------|---------------------------|
-| dnc_sac | separated SAC (``DnCSAC``)                | each task's own policy    |
-| qmp_dnc | separated SAC (``DnCSAC``)                | ``QSwitchMixturePolicy``  |
-| sac     | shared-parameter SAC, one temperature     | the shared actor          |
-| mtsac   | shared-parameter SAC (``MultiTaskSAC``)   | the shared actor          |
-| qmp_sac | shared-parameter SAC (``MultiTaskSAC``)   | ``QSwitchMixturePolicy``  |
-| uds_dnc | separated SAC + UDS data sharing          | each task's own policy    |
-| qmp_uds_dnc | separated SAC + UDS data sharing      | ``QSwitchMixturePolicy``  |
-| decaf   | separated SAC with DECAF critics          | each task's own policy    |
-| mcal    | multihead actor, per-task critics (MCAL)  | the multihead actor       |
-| qmp_mcal | multihead actor, per-task critics (MCAL) | ``QSwitchMixturePolicy``  |
+QMP is orthogonal to the learner: a method (a row of ``configuration/methods.py``) is a
+learner family plus, optionally, the Q-switch mixture as its data-collection policy, data
+sharing or DECAF critics. ``LEARNERS`` maps each learner family to its class; the parts a row
+names are built here and handed to that learner.
 """
 from __future__ import annotations
 
 import json
 import os
 import sys
-from dataclasses import dataclass
 from typing import Any
 
 import learning.garage_compat as garage_compat  # must precede any garage import
@@ -33,9 +21,17 @@ from garage.experiment.deterministic import set_seed
 from garage.sampler import DefaultWorker, LocalSampler, Sampler
 from garage.torch import set_gpu_mode
 
+from configuration.methods import LearnerFamily
 from environments.multitask import MultiTaskEnv, describe
 from environments.registry import make_env
-from experiment_utils import ExperimentConfig, as_dict, check_log_root, env_kwargs, run_name
+from experiment_utils import (
+    METHODS,
+    ExperimentConfig,
+    as_dict,
+    check_log_root,
+    env_kwargs,
+    run_name,
+)
 from learning.algorithms import DnCSAC, MultiCriticActorLearning, MultiTaskSAC
 from learning.algorithms.base import MultiTaskLearner
 from learning.architectures import make_critics, make_policies
@@ -58,32 +54,11 @@ from learning.snapshots import remove_stray_temporaries
 from learning.vectorized_sampler import VectorizedSampler
 from learning.videos import TrainingVideos, VideoSettings
 
-REPLAY_CAPACITY = int(1e6)  # per task for the separated methods, in all for the others
-
-
-@dataclass(frozen=True)
-class Method:
-    """One row of the method table (module docstring); ``experiment_utils.METHODS`` holds
-    the CLI's one-line descriptions of the same names."""
-
-    algorithm: type
-    uses_qswitch: bool
-    per_task_temperature: bool = True
-    shares_data: bool = False
-    decaf_critics: bool = False
-
-
-METHODS: dict[str, Method] = {
-    'dnc_sac': Method(DnCSAC, uses_qswitch=False),
-    'qmp_dnc': Method(DnCSAC, uses_qswitch=True),
-    'sac': Method(MultiTaskSAC, uses_qswitch=False, per_task_temperature=False),
-    'mtsac': Method(MultiTaskSAC, uses_qswitch=False),
-    'qmp_sac': Method(MultiTaskSAC, uses_qswitch=True),
-    'uds_dnc': Method(DnCSAC, uses_qswitch=False, shares_data=True),
-    'qmp_uds_dnc': Method(DnCSAC, uses_qswitch=True, shares_data=True),
-    'decaf': Method(DnCSAC, uses_qswitch=False, decaf_critics=True),
-    'mcal': Method(MultiCriticActorLearning, uses_qswitch=False),
-    'qmp_mcal': Method(MultiCriticActorLearning, uses_qswitch=True),
+# The class that trains each learner family of the method table.
+LEARNERS: dict[LearnerFamily, type[MultiTaskLearner]] = {
+    'separated': DnCSAC,
+    'shared': MultiTaskSAC,
+    'mcal': MultiCriticActorLearning,
 }
 
 
@@ -142,26 +117,27 @@ def build_algorithm(config: ExperimentConfig, env: MultiTaskEnv) -> MultiTaskLea
         lr=config.lr, target_entropy=config.target_entropy,
         num_evaluation_episodes=config.num_evaluation_episodes,
         evaluation_frequency=config.evaluation_frequency)
-    if issubclass(method.algorithm, DnCSAC):
+    learner = LEARNERS[method.learner]
+    if method.learner != 'shared':  # per-task buffers
         data_sharing = None
         if method.shares_data:
             reward_fns = None if config.unsupervised else tuple(env.reward_fns())
             data_sharing = DataSharing(config.sharing_quantile, env.min_reward, reward_fns)
-        replay_buffer = PerTaskReplayBuffer(env.n_tasks, REPLAY_CAPACITY, split,
+        replay_buffer = PerTaskReplayBuffer(env.n_tasks, config.replay_capacity, split,
                                             keep_raw_observations=not config.unsupervised)
-        return method.algorithm(
+        return learner(
             env.spec, policies, critics, replay_buffer, sampler, task_policy,
             env.get_test_envs(), data_sharing=data_sharing, kl_coeff=config.kl_coeff,
             sampling_type=config.sampling_type,
             regularize_representation=config.regularize_representation,
             distillation_period=config.distillation_period,
             distillation_n_epochs=config.distillation_n_epochs, **hyperparameters)
-    return MultiTaskSAC(env.spec, policies, critics,
-                        SharedReplayBuffer(env.n_tasks, REPLAY_CAPACITY, split), sampler,
-                        task_policy, env.get_test_envs(), split,
-                        per_task_temperature=method.per_task_temperature,
-                        use_pc_grad=config.use_pc_grad,
-                        skip_alpha_pc_grad=config.skip_alpha_pc_grad, **hyperparameters)
+    return learner(env.spec, policies, critics,
+                   SharedReplayBuffer(env.n_tasks, config.replay_capacity, split), sampler,
+                   task_policy, env.get_test_envs(), split,
+                   per_task_temperature=method.per_task_temperature,
+                   use_pc_grad=config.use_pc_grad,
+                   skip_alpha_pc_grad=config.skip_alpha_pc_grad, **hyperparameters)
 
 
 def _device(config: ExperimentConfig) -> torch.device:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import MISSING
@@ -56,7 +55,8 @@ def build_parser(method: str) -> argparse.ArgumentParser:
     """The parser of ``method``'s flags; unset flags stay absent (to apply presets first)."""
     parser = _OneLineParser(prog=f'run.py {method}', argument_default=argparse.SUPPRESS,
                             allow_abbrev=False,
-                            description=f'Train {method}. Defaults < env preset < your flags.')
+                            description=f'Train {method} ({METHODS[method].paper_label}). '
+                            'Defaults < env preset < method preset < your flags.')
     for field in flags_for(method):
         default = (field.default_factory() if field.default_factory is not MISSING
                    else field.default)
@@ -76,7 +76,7 @@ def _top_level_help() -> str:
     lines = ['usage: python run.py METHOD [--flag value ...]   (python run.py METHOD --help)',
              '       python run.py resume --snapshot_dir RUN_DIR [--n_epochs N]', '',
              'methods:']
-    lines += [f'  {name:11s} {summary}' for name, summary in METHODS.items()]
+    lines += [f'  {name:11s} {spec.description}' for name, spec in METHODS.items()]
     lines.append(f'  {"resume":11s} continue a run from its last snapshot')
     return '\n'.join(lines)
 
@@ -90,15 +90,9 @@ def parse_resume(argv: Sequence[str]) -> tuple[str, int | None]:
     parser.add_argument('--n_epochs', type=int, default=None,
                         help='total epochs to reach (default: the run\'s own --n_epochs)')
     args = parser.parse_args(argv)
-    check_run_dir(args.snapshot_dir)
-    for name in ('params.pkl', 'variant.json', 'progress.csv'):
-        if not os.path.isfile(os.path.join(args.snapshot_dir, name)):
-            raise ConfigError(f'--snapshot_dir {args.snapshot_dir!r} has no {name}: not a run '
-                              'directory with a snapshot')
+    planned = check_run_dir(args.snapshot_dir).n_epochs
     from learning.snapshot_info import snapshot_epochs  # pylint: disable=C0415
     epochs_done = snapshot_epochs(args.snapshot_dir)  # the snapshot's, not progress.csv's rows
-    with open(os.path.join(args.snapshot_dir, 'variant.json')) as file:
-        planned = json.load(file)['config']['n_epochs']
     if (args.n_epochs or planned) <= epochs_done:
         raise ConfigError(f'the run\'s snapshot already has {epochs_done} epochs; pass '
                           '--n_epochs larger than that to continue it')

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import torch
 
-import experiment_utils
 import run
+from configuration import validation
 from conftest import TINY_TOY_FLAGS
 from environments.registry import ENVS
 from experiment_utils import (
@@ -125,10 +125,10 @@ def test_network_memory_lower_bound_counts_weights_gradients_adam_and_targets():
 
 def test_networks_are_refused_exactly_when_they_exceed_the_available_memory(monkeypatch):
     needed = 4 * (4 * 4 * 14 + 4 * 10 * 13)  # four tasks of PointReachMT-v0, hidden [3]
-    monkeypatch.setattr(experiment_utils.psutil, 'virtual_memory',
+    monkeypatch.setattr(validation.psutil, 'virtual_memory',
                         lambda: types.SimpleNamespace(available=needed))
     assert run.parse(['qmp_dnc', '--hidden_sizes', '3']).hidden_sizes == [3]
-    monkeypatch.setattr(experiment_utils.psutil, 'virtual_memory',
+    monkeypatch.setattr(validation.psutil, 'virtual_memory',
                         lambda: types.SimpleNamespace(available=needed - 1))
     with pytest.raises(ConfigError, match='need at least 0.0 GiB for the networks of 4 tasks'):
         run.parse(['qmp_dnc', '--hidden_sizes', '3'])
@@ -159,7 +159,7 @@ def test_a_log_root_without_write_permission_is_refused(tmp_path, capsys, monkey
     locked = tmp_path / 'locked'
     locked.mkdir()
     real_access = os.access
-    monkeypatch.setattr(experiment_utils.os, 'access',
+    monkeypatch.setattr(validation.os, 'access',
                         lambda path, mode: False if Path(path) == locked
                         else real_access(path, mode))
     before = disk_state(tmp_path)
@@ -286,7 +286,7 @@ def test_resume_refuses_a_damaged_run_directory_and_leaves_it_as_it_was(mutate, 
 
 
 def test_resume_of_an_old_wandb_run_does_not_need_wandb(run_dir, monkeypatch):
-    monkeypatch.setattr(experiment_utils.importlib.util, 'find_spec', lambda name: None)
+    monkeypatch.setattr(validation.importlib.util, 'find_spec', lambda name: None)
     (run_dir / 'variant.json').write_text(json.dumps(_variant(wandb=True)))
     assert check_run_dir(str(run_dir)).wandb is True
 
