@@ -14,6 +14,7 @@ import math
 import os
 import pickle
 import struct
+from collections.abc import Sequence
 from typing import Any
 
 import psutil
@@ -285,25 +286,30 @@ def check_log_root(log_root: str) -> None:
 RUN_DIR_FILES = ('params.pkl', 'variant.json', 'progress.csv')
 
 
-def check_run_dir(run_dir: str) -> ExperimentConfig:
-    """Checks that ``run_dir`` holds a run that ``resume`` can load, before anything is
-    written there; returns its configuration.
+def check_run_dir(run_dir: str, files: Sequence[str] = RUN_DIR_FILES,
+                  where: str | None = None, check_snapshot: bool = True) -> ExperimentConfig:
+    """Checks that ``run_dir`` holds a run that ``resume`` (or ``run_policy.py``) can load,
+    before anything is written there; returns its configuration.
 
-    ``variant.json`` must be JSON with a ``config`` whose keys are flags, whose values have
-    the flags' types and which passes ``validate``; ``params.pkl`` must be a complete pickle
-    whose classes and functions all still exist (read without building any object).
+    ``run_dir`` must hold ``files``. ``variant.json`` must be JSON with a ``config`` whose keys
+    are flags, whose values have the flags' types and which passes ``validate``; with
+    ``check_snapshot``, ``params.pkl`` must be a complete pickle whose classes and functions
+    all still exist (read without building any object). ``where`` begins each error message
+    (default: ``--snapshot_dir 'RUN_DIR'``, resume's flag).
     """
-    for name in RUN_DIR_FILES:
+    where = where or f'--snapshot_dir {run_dir!r}'
+    if not os.path.isdir(run_dir):
+        raise ConfigError(f'{where} is not a directory')
+    for name in files:
         if not os.path.isfile(os.path.join(run_dir, name)):
-            raise ConfigError(f'--snapshot_dir {run_dir!r} has no {name}: not a run '
-                              'directory with a snapshot')
-    config = _read_variant(run_dir)
-    _check_snapshot(os.path.join(run_dir, 'params.pkl'))
+            raise ConfigError(f'{where} has no {name}: not a run directory with a snapshot')
+    config = _read_variant(run_dir, f'{where}: variant.json')
+    if check_snapshot:
+        _check_snapshot(os.path.join(run_dir, 'params.pkl'), f'{where}: params.pkl')
     return config
 
 
-def _read_variant(run_dir: str) -> ExperimentConfig:
-    where = f'--snapshot_dir {run_dir!r}: variant.json'
+def _read_variant(run_dir: str, where: str) -> ExperimentConfig:
     try:
         with open(os.path.join(run_dir, 'variant.json'), encoding='utf-8') as file:
             variant = json.load(file)
@@ -375,11 +381,10 @@ class _SnapshotReader(pickle.Unpickler):
         return _Inert
 
 
-def _check_snapshot(path: str) -> None:
+def _check_snapshot(path: str, where: str) -> None:
     """Refuses an empty, truncated or garbled ``params.pkl``, or one that names code which no
     longer exists, without unpickling it for real (resume does that, once)."""
     import learning.garage_compat  # noqa: F401  pylint: disable=C0415,W0611  (before garage)
-    where = f'--snapshot_dir {os.path.dirname(path)!r}: params.pkl'
     if os.path.getsize(path) == 0:
         raise ConfigError(f'{where} is empty (the run was interrupted before its first '
                           'snapshot?)')

@@ -87,3 +87,16 @@ def test_bad_run_directories_are_one_line_and_exit_2(tmp_path):
         assert result.stderr.startswith('run_policy.py: error: ') and message in result.stderr
         assert len(result.stderr.strip().splitlines()) == 1
 
+
+
+def test_a_replay_checks_the_variant_as_resume_does(tmp_path):
+    from workflow.replay import ReplayError, check_run_dir  # pylint: disable=C0415
+    (tmp_path / 'params.pkl').write_bytes(b'')  # loaded for real only after the check
+    for config, message in (({'method': 'dnc_sac', 'num_epochs': 5},
+                             "unknown flags ['num_epochs']"),
+                            ({'method': 'dnc_sac', 'lr': -1.0}, '--lr must be positive')):
+        (tmp_path / 'variant.json').write_text(json.dumps({'config': config}))
+        with pytest.raises(ReplayError, match=re.escape(message)):
+            check_run_dir(str(tmp_path), mixture=False)
+    (tmp_path / 'variant.json').write_text(json.dumps({'config': {'method': 'qmp_dnc'}}))
+    assert check_run_dir(str(tmp_path), mixture=True)['method'] == 'qmp_dnc'

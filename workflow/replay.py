@@ -6,6 +6,7 @@ every reset and step, recorded by a thin wrapper around the env.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import pickle
 from collections.abc import Sequence
@@ -14,7 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from workflow.runs import read_config
+from configuration import validation
+from configuration.flags import ConfigError
+from configuration.methods import METHODS
 
 
 class ReplayError(Exception):
@@ -33,17 +36,21 @@ class TaskResult:
 
 
 def check_run_dir(run_dir: str, mixture: bool) -> dict[str, Any]:
-    """The run's configuration; raises ``ReplayError`` when the directory cannot be replayed."""
-    if not os.path.isdir(run_dir):
-        raise ReplayError(f'{run_dir!r} is not a directory')
-    for name in ('variant.json', 'params.pkl'):
-        if not os.path.isfile(os.path.join(run_dir, name)):
-            raise ReplayError(f'{run_dir!r} has no {name}: not a run directory with a snapshot')
-    config = read_config(run_dir)
-    if mixture and not str(config['method']).startswith('qmp_'):
+    """The run's configuration; raises ``ReplayError`` when the directory cannot be replayed.
+
+    The checks are resume's (``configuration.validation.check_run_dir``) without
+    ``progress.csv`` and without the inert read of the snapshot, which ``load_learner``
+    unpickles for real right after.
+    """
+    try:
+        config = validation.check_run_dir(run_dir, files=('variant.json', 'params.pkl'),
+                                            where=repr(run_dir), check_snapshot=False)
+    except ConfigError as error:
+        raise ReplayError(str(error)) from None
+    if mixture and not METHODS[config.method].uses_qswitch:
         raise ReplayError(f'--mixture needs a QMP run (a qmp_* method); this run is '
-                          f'{config["method"]}')
-    return config
+                          f'{config.method}')
+    return dataclasses.asdict(config)
 
 
 def load_learner(run_dir: str, config: dict[str, Any]) -> Any:
