@@ -111,18 +111,16 @@ import numpy as np
 import torch
 from gymnasium.envs.mujoco import MujocoEnv
 
-from environments.gymnasium_adapter import GymnasiumEnv
+from environments.family import GymnasiumTaskFamily
 from environments.multitask import (
     Array,
-    MultiTaskEnv,
     ObservationSplitter,
-    TaskOneHotWrapper,
-    task_seed,
 )
+from environments.registry import ENVS
 
 ENV_ID = 'JacoReachMT5-v1'
 MODEL_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'assets', 'jaco_reach.xml')
-MAX_EPISODE_LENGTH = 200
+MAX_EPISODE_LENGTH = ENVS[ENV_ID].max_episode_length
 TIMESTEP = 0.01
 FRAME_SKIP = 4
 N_STAGES = 3
@@ -408,7 +406,7 @@ class JacoObservationSplitter(ObservationSplitter):
         return states, task_ids
 
 
-class JacoReachMT5(MultiTaskEnv):
+class JacoReachMT5(GymnasiumTaskFamily):
     """The ``JacoReachMT5-v1`` family: four multistage reaching tasks and one stay task.
 
     Args:
@@ -418,16 +416,15 @@ class JacoReachMT5(MultiTaskEnv):
             hidden either way).
     """
 
-    def __init__(self, seed: int = 0, include_task_id: bool = False) -> None:
-        self._seed = seed
-        super().__init__(ENV_ID, TASK_NAMES, self._make, split_mode='zero',
-                         include_task_id=include_task_id, min_reward=MIN_REWARD)
+    ENV_ID = ENV_ID
+    SPLIT_MODE = 'zero'
 
-    def _make(self, task_id: int, split: str) -> TaskOneHotWrapper:
-        seed = task_seed(self._seed, task_id, split)
-        env = GymnasiumEnv(functools.partial(make_jaco_env, task_id), MAX_EPISODE_LENGTH,
-                           seed=seed)
-        return TaskOneHotWrapper(env, task_id, N_TASKS, TASK_NAMES[task_id])
+    def __init__(self, seed: int = 0, include_task_id: bool = False) -> None:
+        super().__init__(TASK_NAMES, seed, include_task_id, min_reward=MIN_REWARD)
+
+    def task_factory(self, task_id: int, split: str,
+                     seed: int) -> functools.partial[JacoReachTaskEnv]:
+        return functools.partial(make_jaco_env, task_id)
 
     @property
     def split_observation(self) -> JacoObservationSplitter:

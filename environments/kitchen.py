@@ -118,12 +118,12 @@ import numpy as np
 from gymnasium_robotics.envs.franka_kitchen import franka_env
 from gymnasium_robotics.envs.franka_kitchen.franka_env import FrankaRobot
 
-from environments.gymnasium_adapter import GymnasiumEnv
-from environments.multitask import MultiTaskEnv, TaskOneHotWrapper, sparse_task_set, task_seed
-from environments.registry import select_tasks
+from environments.family import GymnasiumTaskFamily
+from environments.multitask import sparse_task_set
+from environments.registry import ENVS, select_tasks
 
 ENV_ID = 'KitchenMTEasy-v0'
-MAX_EPISODE_LENGTH = 140
+MAX_EPISODE_LENGTH = ENVS[ENV_ID].max_episode_length
 N_ROBOT_JOINTS = 9
 N_OBJECT_JOINTS = 21
 STATE_DIM = 60  # robot qpos 9 + object qpos 21 + goal vector 30
@@ -416,7 +416,7 @@ def make_kitchen_task_env(task_name: str, sparse: bool = False) -> KitchenTaskEn
     return KitchenTaskEnv(task_name, sparse=sparse, render_mode='rgb_array')
 
 
-class KitchenMTEasy(MultiTaskEnv):
+class KitchenMTEasy(GymnasiumTaskFamily):
     """The ``KitchenMTEasy-v0`` family (module docstring; spec §5.6).
 
     Constructing it builds no simulator: task environments are built on the first
@@ -430,20 +430,19 @@ class KitchenMTEasy(MultiTaskEnv):
         sparse_tasks: indices (into the selected tasks) of tasks rewarded ``1[success]``.
     """
 
+    ENV_ID = ENV_ID
+    SPLIT_MODE = 'slice'
+
     def __init__(self, seed: int = 0, include_task_id: bool = False,
                  task_name: str | None = None, sparse_tasks: Sequence[int] = ()) -> None:
-        self._seed = seed
         self.task_indices = select_tasks(task_name, len(TASKS))
         n_tasks = len(self.task_indices)
         self._sparse_tasks = sparse_task_set(sparse_tasks, n_tasks, ENV_ID)
         all_sparse = len(self._sparse_tasks) == n_tasks
-        super().__init__(ENV_ID, [TASK_NAMES[i] for i in self.task_indices], self._make,
-                         split_mode='slice', include_task_id=include_task_id,
+        super().__init__([TASK_NAMES[i] for i in self.task_indices], seed, include_task_id,
                          min_reward=0.0 if all_sparse else MIN_REWARD)
 
-    def _make(self, task_id: int, split: str) -> TaskOneHotWrapper:
-        factory = functools.partial(make_kitchen_task_env, self.task_names[task_id],
-                                    task_id in self._sparse_tasks)
-        seed = task_seed(self._seed, task_id, split)
-        env = GymnasiumEnv(factory, MAX_EPISODE_LENGTH, seed=seed)
-        return TaskOneHotWrapper(env, task_id, self.n_tasks, self.task_names[task_id])
+    def task_factory(self, task_id: int, split: str,
+                     seed: int) -> functools.partial[KitchenTaskEnv]:
+        return functools.partial(make_kitchen_task_env, self.task_names[task_id],
+                                 task_id in self._sparse_tasks)

@@ -103,14 +103,14 @@ import numpy as np
 from gymnasium_robotics.envs.maze.maps import LARGE_MAZE
 from gymnasium_robotics.envs.maze.point_maze import PointMazeEnv
 
-from environments.gymnasium_adapter import GymnasiumEnv
-from environments.multitask import MultiTaskEnv, TaskOneHotWrapper, sparse_task_set, task_seed
-from environments.registry import select_tasks
+from environments.family import GymnasiumTaskFamily
+from environments.multitask import sparse_task_set
+from environments.registry import ENVS, select_tasks
 
 Cell = tuple[int, int]
 
 ENV_ID = 'MazeLarge-10-v0'
-MAX_EPISODE_LENGTH = 600
+MAX_EPISODE_LENGTH = ENVS[ENV_ID].max_episode_length
 SUCCESS_DISTANCE = 0.5
 START_NOISE = 0.1
 VELOCITY_NOISE = 0.1
@@ -288,7 +288,7 @@ def make_maze_task_env(start_cell: Cell, goal_cell: Cell, sparse: bool = False) 
     return MazeTaskEnv(start_cell, goal_cell, sparse=sparse, render_mode='rgb_array')
 
 
-class MazeLarge10(MultiTaskEnv):
+class MazeLarge10(GymnasiumTaskFamily):
     """The ``MazeLarge-10-v0`` family (module docstring; spec §5.3).
 
     Constructing it builds no simulator: task environments are built on the first
@@ -303,21 +303,20 @@ class MazeLarge10(MultiTaskEnv):
             ``1[success]`` instead of ``exp(-d) - 1``.
     """
 
+    ENV_ID = ENV_ID
+    SPLIT_MODE = 'slice'
+
     def __init__(self, seed: int = 0, include_task_id: bool = False,
                  task_name: str | None = None, sparse_tasks: Sequence[int] = ()) -> None:
-        self._seed = seed
         self.task_indices = select_tasks(task_name, len(TASKS))
         n_tasks = len(self.task_indices)
         self._sparse_tasks = sparse_task_set(sparse_tasks, n_tasks, ENV_ID)
         all_sparse = len(self._sparse_tasks) == n_tasks
-        super().__init__(ENV_ID, [TASK_NAMES[i] for i in self.task_indices], self._make,
-                         split_mode='slice', include_task_id=include_task_id,
+        super().__init__([TASK_NAMES[i] for i in self.task_indices], seed, include_task_id,
                          min_reward=0.0 if all_sparse else -1.0)
 
-    def _make(self, task_id: int, split: str) -> TaskOneHotWrapper:
+    def task_factory(self, task_id: int, split: str,
+                     seed: int) -> functools.partial[MazeTaskEnv]:
         start_cell, goal_cell = TASKS[self.task_indices[task_id]]
-        factory = functools.partial(make_maze_task_env, start_cell, goal_cell,
-                                    task_id in self._sparse_tasks)
-        seed = task_seed(self._seed, task_id, split)
-        env = GymnasiumEnv(factory, MAX_EPISODE_LENGTH, seed=seed)
-        return TaskOneHotWrapper(env, task_id, self.n_tasks, self.task_names[task_id])
+        return functools.partial(make_maze_task_env, start_cell, goal_cell,
+                                 task_id in self._sparse_tasks)

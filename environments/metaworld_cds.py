@@ -121,13 +121,14 @@ from metaworld.sawyer_xyz_env import SawyerXYZEnv
 from metaworld.types import Task
 from scipy.spatial.transform import Rotation
 
-from environments.gymnasium_adapter import GymnasiumEnv
+from environments.family import GymnasiumTaskFamily
 from environments.metaworld_mt import GoalVariationWrapper
-from environments.multitask import TEST_SEED_OFFSET, MultiTaskEnv, TaskOneHotWrapper, task_seed
+from environments.multitask import TEST_SEED_OFFSET
+from environments.registry import ENVS
 
 ENV_ID = 'MetaWorldCDS-v1'
 TASK_NAMES = ('door-open', 'door-close', 'drawer-open', 'drawer-close')
-MAX_EPISODE_LENGTH = 500
+MAX_EPISODE_LENGTH = ENVS[ENV_ID].max_episode_length
 N_GOAL_VARIATIONS = 50
 RENDER_MODE = 'rgb_array'
 SCENE_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'assets',
@@ -411,7 +412,7 @@ def make_cds_env(task_name: str, tasks: tuple[Task, ...],
     return GoalVariationWrapper(TASK_CLASSES[task_name](render_mode=RENDER_MODE), tasks, seed)
 
 
-class MetaWorldCDS(MultiTaskEnv):
+class MetaWorldCDS(GymnasiumTaskFamily):
     """``MetaWorldCDS-v1`` as a ``MultiTaskEnv``; environments are built on first use.
 
     Args:
@@ -421,16 +422,14 @@ class MetaWorldCDS(MultiTaskEnv):
         include_task_id: keep the task one-hot in the network input.
     """
 
-    def __init__(self, seed: int = 0, include_task_id: bool = False) -> None:
-        self._seed = seed
-        super().__init__(ENV_ID, TASK_NAMES, self._make, split_mode='zero',
-                         include_task_id=include_task_id, min_reward=0.0)
+    ENV_ID = ENV_ID
+    SPLIT_MODE = 'zero'
 
-    def _make(self, task_id: int, split: str) -> TaskOneHotWrapper:
+    def __init__(self, seed: int = 0, include_task_id: bool = False) -> None:
+        super().__init__(TASK_NAMES, seed, include_task_id, min_reward=0.0)
+
+    def task_factory(self, task_id: int, split: str, seed: int) -> functools.partial[Any]:
         offset = TEST_SEED_OFFSET if split == 'test' else 0  # the test goal set's seed
         name = self.task_names[task_id]
         tasks = goal_variations(name, self._seed + offset)
-        seed = task_seed(self._seed, task_id, split)
-        factory = functools.partial(make_cds_env, name, tasks, seed)
-        env = GymnasiumEnv(factory, MAX_EPISODE_LENGTH, seed=seed)
-        return TaskOneHotWrapper(env, task_id, self.n_tasks, name)
+        return functools.partial(make_cds_env, name, tasks, seed)

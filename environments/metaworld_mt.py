@@ -54,10 +54,9 @@ from gymnasium.utils import seeding
 from metaworld.sawyer_xyz_env import SawyerXYZEnv
 from metaworld.types import Task
 
-from environments.gymnasium_adapter import GymnasiumEnv
-from environments.multitask import TEST_SEED_OFFSET, MultiTaskEnv, TaskOneHotWrapper, task_seed
+from environments.family import GymnasiumTaskFamily
+from environments.multitask import TEST_SEED_OFFSET
 
-MAX_EPISODE_LENGTH = 500
 RENDER_MODE = 'rgb_array'
 BENCHMARKS: dict[str, type[metaworld.Benchmark]] = {'MT10': metaworld.MT10,
                                                      'MT50': metaworld.MT50}
@@ -203,7 +202,7 @@ def make_metaworld_env(benchmark_name: str, env_name: str, tasks: tuple[Task, ..
     return GoalVariationWrapper(env_cls(render_mode=RENDER_MODE), tasks, seed)
 
 
-class MetaWorldMT(MultiTaskEnv):
+class MetaWorldMT(GymnasiumTaskFamily):
     """A Meta-World multi-task benchmark as a ``MultiTaskEnv`` (subclasses fix the benchmark).
 
     Constructing it builds nothing: the benchmark and the environments are built on the first
@@ -217,22 +216,16 @@ class MetaWorldMT(MultiTaskEnv):
     """
 
     BENCHMARK: ClassVar[str]
-    ENV_ID: ClassVar[str]
+    SPLIT_MODE = 'zero'
 
     def __init__(self, seed: int = 0, include_task_id: bool = False) -> None:
-        self._seed = seed
-        super().__init__(self.ENV_ID, task_names(self.BENCHMARK), self._make, split_mode='zero',
-                         include_task_id=include_task_id, min_reward=0.0)
+        super().__init__(task_names(self.BENCHMARK), seed, include_task_id, min_reward=0.0)
 
-    def _make(self, task_id: int, split: str) -> TaskOneHotWrapper:
+    def task_factory(self, task_id: int, split: str, seed: int) -> functools.partial[Any]:
         offset = TEST_SEED_OFFSET if split == 'test' else 0  # the test benchmark's seed
         name = self.task_names[task_id]
         tasks = goal_variations(self.BENCHMARK, self._seed + offset, name)
-        factory = functools.partial(make_metaworld_env, self.BENCHMARK, name, tasks,
-                                    task_seed(self._seed, task_id, split))
-        env = GymnasiumEnv(factory, MAX_EPISODE_LENGTH,
-                           seed=task_seed(self._seed, task_id, split))
-        return TaskOneHotWrapper(env, task_id, self.n_tasks, name)
+        return functools.partial(make_metaworld_env, self.BENCHMARK, name, tasks, seed)
 
 
 class MetaWorldMT10(MetaWorldMT):

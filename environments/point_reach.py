@@ -20,14 +20,13 @@ from typing import Any
 import gymnasium
 import numpy as np
 
-from environments.gymnasium_adapter import GymnasiumEnv
-from environments.multitask import MultiTaskEnv, TaskOneHotWrapper, sparse_task_set, task_seed
+from environments.family import GymnasiumTaskFamily
+from environments.multitask import sparse_task_set
 
 START = np.array([-0.8, -0.8], dtype=np.float32)
 START_NOISE = 0.05
 STEP_SIZE = 0.1
 SUCCESS_RADIUS = 0.1
-MAX_EPISODE_LENGTH = 50
 RENDER_SIZE = 64
 # Goals on an arc of radius 1.3 around the start, from "mostly right" to "mostly up".
 GOAL_ANGLES_DEG = (10.0, 35.0, 55.0, 80.0)
@@ -96,7 +95,7 @@ def make_task_gymnasium_env(task_id: int, sparse: bool) -> PointReachTaskEnv:
     return PointReachTaskEnv(GOALS[task_id], sparse=sparse)
 
 
-class PointReachMT(MultiTaskEnv):
+class PointReachMT(GymnasiumTaskFamily):
     """The ``PointReachMT-v0`` family.
 
     Subclasses (other layouts of the same point world) override the class attributes.
@@ -108,22 +107,19 @@ class PointReachMT(MultiTaskEnv):
     """
 
     ENV_ID = 'PointReachMT-v0'
+    SPLIT_MODE = 'slice'
     TASK_NAMES: tuple[str, ...] = TASK_NAMES
-    MAX_EPISODE_LENGTH = MAX_EPISODE_LENGTH
     make_task_gymnasium_env = staticmethod(make_task_gymnasium_env)
 
     def __init__(self, include_task_id: bool = False, sparse_tasks: Sequence[int] = (),
                  seed: int = 0) -> None:
         n_tasks = len(self.TASK_NAMES)
         self._sparse_tasks = sparse_task_set(sparse_tasks, n_tasks, self.ENV_ID)
-        self._seed = seed
         all_sparse = len(self._sparse_tasks) == n_tasks
-        super().__init__(self.ENV_ID, self.TASK_NAMES, self._make, split_mode='slice',
-                         include_task_id=include_task_id, min_reward=0.0 if all_sparse else -1.0)
+        super().__init__(self.TASK_NAMES, seed, include_task_id,
+                         min_reward=0.0 if all_sparse else -1.0)
 
-    def _make(self, task_id: int, split: str) -> TaskOneHotWrapper:
-        seed = task_seed(self._seed, task_id, split)
-        factory = functools.partial(self.make_task_gymnasium_env, task_id,
-                                    task_id in self._sparse_tasks)
-        env = GymnasiumEnv(factory, self.MAX_EPISODE_LENGTH, seed=seed)
-        return TaskOneHotWrapper(env, task_id, self.n_tasks, self.TASK_NAMES[task_id])
+    def task_factory(self, task_id: int, split: str,
+                     seed: int) -> functools.partial[PointReachTaskEnv]:
+        return functools.partial(self.make_task_gymnasium_env, task_id,
+                                 task_id in self._sparse_tasks)

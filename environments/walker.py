@@ -80,11 +80,11 @@ import mujoco
 import numpy as np
 from gymnasium.envs.mujoco import MujocoEnv
 
-from environments.gymnasium_adapter import GymnasiumEnv
-from environments.multitask import MultiTaskEnv, TaskOneHotWrapper, task_seed
+from environments.family import GymnasiumTaskFamily
+from environments.registry import ENVS
 
 ENV_ID = 'Walker2dMT4-v0'
-MAX_EPISODE_LENGTH = 1000
+MAX_EPISODE_LENGTH = ENVS[ENV_ID].max_episode_length
 TIMESTEP = 0.002
 FRAME_SKIP = 4
 GEAR = 100.0
@@ -309,7 +309,7 @@ def make_walker_env(task_id: int, success_steps: int = MAX_EPISODE_LENGTH) -> Wa
     return Walker2dTaskEnv(task_id, success_steps=success_steps)
 
 
-class Walker2dMT4(MultiTaskEnv):
+class Walker2dMT4(GymnasiumTaskFamily):
     """The ``Walker2dMT4-v0`` family: forward, backward, balance, crawl.
 
     Args:
@@ -318,13 +318,12 @@ class Walker2dMT4(MultiTaskEnv):
         include_task_id: keep the task one-hot in the network input.
     """
 
-    def __init__(self, seed: int = 0, include_task_id: bool = False) -> None:
-        self._seed = seed
-        super().__init__(ENV_ID, TASK_NAMES, self._make, split_mode='zero',
-                         include_task_id=include_task_id, min_reward=0.0)
+    ENV_ID = ENV_ID
+    SPLIT_MODE = 'zero'
 
-    def _make(self, task_id: int, split: str) -> TaskOneHotWrapper:
-        seed = task_seed(self._seed, task_id, split)
-        env = GymnasiumEnv(functools.partial(make_walker_env, task_id), MAX_EPISODE_LENGTH,
-                           seed=seed)
-        return TaskOneHotWrapper(env, task_id, len(TASKS), TASK_NAMES[task_id])
+    def __init__(self, seed: int = 0, include_task_id: bool = False) -> None:
+        super().__init__(TASK_NAMES, seed, include_task_id, min_reward=0.0)
+
+    def task_factory(self, task_id: int, split: str,
+                     seed: int) -> functools.partial[Walker2dTaskEnv]:
+        return functools.partial(make_walker_env, task_id)

@@ -1,7 +1,9 @@
 """Tests of the toy environment family, the Gymnasium adapter, the multi-task contract and the
 registry (``environments/point_reach.py``, ``gymnasium_adapter.py``, ``multitask.py``,
 ``registry.py``)."""
+import dataclasses
 import functools
+import importlib
 import math
 import pickle
 
@@ -12,6 +14,7 @@ import torch
 from garage import StepType
 
 from environments import point_reach
+from environments.family import GymnasiumTaskFamily
 from environments.gymnasium_adapter import GymnasiumEnv, numeric_infos
 from environments.multitask import ObservationSplitter, split_observation
 from environments.point_reach import GOALS, PointReachTaskEnv
@@ -398,3 +401,24 @@ def test_make_env_unknown_kwarg_raises():
         make_env('MetaWorldMT10-v2', sparse_tasks=[0])  # a flag of another env, before import
     with pytest.raises(KeyError):
         make_env('NoSuchEnv-v0')
+
+
+@pytest.mark.mujoco
+def test_every_family_takes_its_facts_from_its_registry_row():
+    """Importing every family (its simulator too) but building none."""
+    for info in ENVS.values():
+        module_name, class_name = info.builder.split(':')
+        family = getattr(importlib.import_module(module_name), class_name)
+        assert issubclass(family, GymnasiumTaskFamily), info.env_id
+        assert family.ENV_ID == info.env_id and family.info() is info
+
+
+def test_a_family_builds_its_tasks_with_the_registry_horizon(monkeypatch):
+    monkeypatch.setitem(ENVS, 'PointReachMT-v0',
+                        dataclasses.replace(ENVS['PointReachMT-v0'], max_episode_length=7))
+    env = point_reach.PointReachMT()
+    assert env.max_episode_length == 7
+    task_env = env.get_train_envs()[2]
+    task_env.reset()
+    step_types = [task_env.step(np.zeros(2, np.float32)).step_type for _ in range(7)]
+    assert step_types == [StepType.FIRST] + [StepType.MID] * 5 + [StepType.TIMEOUT]
