@@ -1,4 +1,4 @@
-"""``JacoReachMT5-v1``: the multistage Jaco reacher, five tasks of one arm (spec §5.2).
+"""``JacoReachMT5-v1``: the multistage Jaco reacher, five tasks of one arm.
 
 The release's ``JacoReachMT5Env`` (``environments/mujoco/jaco_reach_multistage*.py``), rebuilt on
 Gymnasium's ``MujocoEnv`` and the official ``mujoco`` bindings (the release used gym's
@@ -389,7 +389,7 @@ def make_jaco_env(task_id: int) -> JacoReachTaskEnv:
 
 @dataclass(frozen=True)
 class JacoObservationSplitter(ObservationSplitter):
-    """Jaco's ``split_observation`` (spec §5.1): small, picklable, never modifies its input.
+    """Jaco's ``split_observation`` (the release's): small, picklable, never modifies its input.
 
     Zeroes the hand position always and the task one-hot unless ``include_task_id``; the width
     is kept (``split_mode`` is ``'zero'``). Task ids are the argmax of the trailing one-hot.
@@ -431,10 +431,6 @@ class JacoReachMT5(GymnasiumTaskFamily):
         """Hides the hand position and (unless ``include_task_id``) the task one-hot."""
         return JacoObservationSplitter(self.n_tasks, 'zero', self.include_task_id)
 
-    def get_stage_id(self, observations: Array) -> Array:
-        """Stage index from the stage one-hot of raw observations (for ``--stagewise``)."""
-        return observations[..., STAGE].argmax(-1)
-
     def reward_fns(self) -> list[Callable[[np.ndarray, np.ndarray], np.ndarray]]:
-        """Each task's ``reward_fn`` (picklable), for supervised data sharing (spec §3.6)."""
+        """Each task's ``reward_fn`` (picklable), for supervised data sharing."""
         return [env.gymnasium_env.task_reward for env in self.get_train_envs()]

@@ -1,4 +1,4 @@
-"""``KitchenMTEasy-v0``: ten single-object tasks in the Franka kitchen (spec §5.6).
+"""``KitchenMTEasy-v0``: ten single-object tasks in the Franka kitchen.
 
 A 9-DoF Franka arm stands in front of the adept kitchen of D4RL / relay policy learning. Every
 task asks it to move one object joint to a target configuration; five tasks undo the other five
@@ -21,8 +21,8 @@ task  name                  element        threshold
 9     light switch-off      light switch   0.3
 ====  ====================  =============  =========
 
-Per task (release behaviour, spec §5.6; the release's ``KitchenSingleTaskEnv`` on D4RL's
-``KitchenTaskRelaxV1``):
+Per task (release behaviour, see docs/deviations.md; the release's ``KitchenSingleTaskEnv``
+on D4RL's ``KitchenTaskRelaxV1``):
 
 * start: D4RL's kitchen initial qpos, with the task element's joints set to the task's initial
   configuration: "-open"/"-on" tasks start closed/off (D4RL's own initial values), "-close"/"-off"
@@ -417,7 +417,7 @@ def make_kitchen_task_env(task_name: str, sparse: bool = False) -> KitchenTaskEn
 
 
 class KitchenMTEasy(GymnasiumTaskFamily):
-    """The ``KitchenMTEasy-v0`` family (module docstring; spec §5.6).
+    """The ``KitchenMTEasy-v0`` family (module docstring).
 
     Constructing it builds no simulator: task environments are built on the first
     ``get_train_envs`` / ``get_test_envs`` (or ``spec``) call.

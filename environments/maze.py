@@ -1,4 +1,4 @@
-"""``MazeLarge-10-v0``: ten point-mass navigation tasks in D4RL's large maze (spec §5.3).
+"""``MazeLarge-10-v0``: ten point-mass navigation tasks in D4RL's large maze.
 
 A point mass moves through the 9 x 12 "large" maze of D4RL. Every task asks it to go from one
 cell to another; the ten (start cell, goal cell) pairs are the release's
@@ -6,7 +6,7 @@ cell to another; the ten (start cell, goal cell) pairs are the release's
 task from the task id (the family's point: the tasks share corridors, so behaviour can be
 shared between them, but they diverge at the junctions).
 
-Tasks (spec §5.3), in (row, column) cells of the map, with the length of the shortest 4-connected
+Tasks, in (row, column) cells of the map, with the length of the shortest 4-connected
 path of cells (the release's metadata groups them as short <= 9, medium 10-12, long >= 13):
 
 ====  =========  =========  ====
@@ -35,7 +35,7 @@ along the columns (right), like D4RL's x and y motors. Gymnasium-Robotics' own f
 right, y up, origin at the map's centre, scaled by ``maze_size_scaling``) is converted to and
 from this one here, so distances are in cells whatever the scaling.
 
-Per task (release behaviour, spec §5.3):
+Per task (release behaviour; differences in docs/deviations.md):
 
 * state ``[row, col, v_row, v_col]`` (float32); the task one-hot is appended by
   ``TaskOneHotWrapper`` and sliced away again before the networks (``split_mode='slice'``,
@@ -289,7 +289,7 @@ def make_maze_task_env(start_cell: Cell, goal_cell: Cell, sparse: bool = False) 
 
 
 class MazeLarge10(GymnasiumTaskFamily):
-    """The ``MazeLarge-10-v0`` family (module docstring; spec §5.3).
+    """The ``MazeLarge-10-v0`` family (module docstring).
 
     Constructing it builds no simulator: task environments are built on the first
     ``get_train_envs`` / ``get_test_envs`` (or ``spec``) call.

@@ -1,4 +1,4 @@
-"""``MetaWorldCDS-v1``: door and drawer tasks in one shared Meta-World scene (spec §5.5).
+"""``MetaWorldCDS-v1``: door and drawer tasks in one shared Meta-World scene.
 
 Four tasks, in one-hot order ``door-open``, ``door-close``, ``drawer-open``, ``drawer-close``
 (the release named them ``door-open-v1``, ... although they subclass Meta-World's V2 classes,
@@ -144,7 +144,7 @@ DOOR = slice(11, 18)    # door handle position and quaternion
 GOAL = slice(18, 21)
 STATE_DIM = 21
 
-# Door random range (both door tasks) and drawer random range (both drawer tasks), spec §5.5.
+# Door random range (both door tasks) and drawer random range (both drawer tasks), the release's.
 DOOR_LOW = np.array([-0.1, 0.85, 0.15])
 DOOR_HIGH = np.array([0.0, 0.95, 0.15])
 DRAWER_LOW = np.array([0.3, 0.9, 0.0])
@@ -417,7 +417,7 @@ class MetaWorldCDS(GymnasiumTaskFamily):
 
     Args:
         seed: seed of the training goal variations; evaluation environments draw theirs with
-            ``seed + 100`` (spec §5.5), and each environment's goal order is seeded by
+            ``seed + 100`` (as in the release), and each environment's goal order is seeded by
             ``seed + task_id`` (plus 100 for evaluation).
         include_task_id: keep the task one-hot in the network input.
     """

@@ -1,4 +1,4 @@
-"""``MetaWorldMT10-v2`` and ``MetaWorldMT50-v2``: the Meta-World multi-task benchmarks (spec §5.5).
+"""``MetaWorldMT10-v2`` and ``MetaWorldMT50-v2``: the Meta-World multi-task benchmarks.
 
 The ids are the release's; the tasks are Meta-World 3's ``-v3`` environments (the ``-v2`` ones
 no longer exist in ``metaworld>=3``). Following the release:
@@ -110,7 +110,7 @@ def goal_variations(benchmark_name: str, seed: int, env_name: str) -> tuple[Task
 
 
 class GoalVariationWrapper(gymnasium.Wrapper):
-    """Sets a new goal variation of one Meta-World environment on every reset (spec §5.5).
+    """Sets a new goal variation of one Meta-World environment on every reset (as the release).
 
     The variations are visited in a random permutation, reshuffled after each full pass; the
     first variation of a new pass is never the last one of the previous pass, so consecutive
@@ -136,11 +136,6 @@ class GoalVariationWrapper(gymnasium.Wrapper):
         # A task must be set before the spaces are read (and before any step or reset).
         self._set_goal(0)
         self._goal_index = None
-
-    @property
-    def n_goals(self) -> int:
-        """Number of goal variations."""
-        return len(self._tasks)
 
     @property
     def goal_index(self) -> int | None:
@@ -210,7 +205,7 @@ class MetaWorldMT(GymnasiumTaskFamily):
 
     Args:
         seed: seed of the training benchmark's goal variations; evaluation environments use
-            ``seed + 100`` (spec §5.5), and each environment's goal order is seeded by
+            ``seed + 100`` (as in the release), and each environment's goal order is seeded by
             ``seed + task_id`` (plus 100 for evaluation).
         include_task_id: keep the task one-hot in the network input.
     """

@@ -6,7 +6,7 @@ carries ``task_id`` and ``success``. Episodes end with ``StepType.TERMINAL`` onl
 termination and with ``StepType.TIMEOUT`` at the horizon.
 
 Networks never see the raw observation directly: ``split_observation`` turns it into the input
-the networks get and the task id, following the release (spec §5.1):
+the networks get and the task id, following the release:
 
 * ``split_mode='zero'`` (Meta-World, Walker, Jaco): the one-hot is zeroed, the width is kept;
 * ``split_mode='slice'`` (Maze, Kitchen, the toy env): the one-hot is cut off;
@@ -158,7 +158,7 @@ class MultiTaskEnv:
         split_mode: how ``split_observation`` hides the one-hot (module docstring).
         include_task_id: keep the one-hot in the network input.
         min_reward: the reward used to relabel other tasks' transitions in unsupervised data
-            sharing (spec §3.6).
+            sharing (``learning/data_sharing.py``).
     """
 
     def __init__(self, env_id: str, task_names: Sequence[str],

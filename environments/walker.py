@@ -1,4 +1,4 @@
-"""``Walker2dMT4-v0``: four locomotion tasks of one planar walker (spec §5.4).
+"""``Walker2dMT4-v0``: four locomotion tasks of one planar walker.
 
 The family of the release's ``Walker2dMTEnv`` (after the "transition" codebase), in one-hot
 order ``forward``, ``backward``, ``balance``, ``crawl``, rebuilt on Gymnasium's ``MujocoEnv``

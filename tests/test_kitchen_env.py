@@ -1,4 +1,4 @@
-"""Tests of the ``KitchenMTEasy-v0`` family (``environments/kitchen.py``, spec §5.6).
+"""Tests of the ``KitchenMTEasy-v0`` family (``environments/kitchen.py``).
 
 Building one task environment loads the whole kitchen model (~0.6 s), so the ten training
 environments are built once for the module and the other tests build as few as they can.

@@ -1,4 +1,4 @@
-"""Tests of the ``MazeLarge-10-v0`` family (``environments/maze.py``, spec §5.3).
+"""Tests of the ``MazeLarge-10-v0`` family (``environments/maze.py``).
 
 The family (10 train + 10 test environments, under two seconds) is built once for the module.
 Run as a script to print steps/s of one task environment through the adapter.

@@ -1,4 +1,4 @@
-"""Tests of ``MetaWorldCDS-v1`` (``environments/metaworld_cds.py``, spec §5.5).
+"""Tests of ``MetaWorldCDS-v1`` (``environments/metaworld_cds.py``).
 
 The family (4 train and 4 test environments, about 2 s) is built once for the module. Run as a
 script to print steps/s through the adapter.
@@ -52,7 +52,7 @@ DOOR_JOINT, DRAWER_JOINT = 'doorjoint', 'goal_slidey'
 # Fully open: the door at -90 degrees; the drawer pulled against its -0.16 joint limit, which
 # its soft constraint lets it pass by about 5e-4 (the handle is then within 0.03 of the goal).
 DOOR_OPEN, DRAWER_OPEN = -np.pi / 2, -0.1605
-# Spec §5.5: initial hand, the task's object (body, joint, initial joint value, range), goal
+# The release: initial hand, the task's object (body, joint, initial joint value, range), goal
 # offset from the object's position.
 HAND_INIT = {'door-open': (0.0, 0.6, 0.2), 'door-close': (-0.6, 0.6, 0.2),
              'drawer-open': (0.0, 0.6, 0.2), 'drawer-close': (0.0, 0.6, 0.2)}
@@ -235,7 +235,7 @@ def test_each_task_matches_metaworlds_own_task(task_name: str) -> None:
     for env in (shared, original):
         env.set_task(Task(task_name, pickle.dumps({'env_cls': type(env), 'rand_vec': position,
                                                    'partially_observable': False})))
-    original.hand_init_pos = shared.hand_init_pos.copy()  # door-close's differs (spec §5.5)
+    original.hand_init_pos = shared.hand_init_pos.copy()  # door-close's differs (as in the release)
     shared.reset()
     original.reset()
     own = DOOR_POS if task_name.startswith('door') else DRAWER_POS

@@ -1,4 +1,4 @@
-"""Tests of the Meta-World families (``environments/metaworld_mt.py``, spec §5.5).
+"""Tests of the Meta-World families (``environments/metaworld_mt.py``).
 
 MT10 is built once for the module (train and test benchmarks, about 17 s), while a subprocess
 checks the factory in a fresh interpreter on the other core; MT50 is only checked without

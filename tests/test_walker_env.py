@@ -1,4 +1,4 @@
-"""Tests of the ``Walker2dMT4-v0`` family (``environments/walker.py``, spec §5.4).
+"""Tests of the ``Walker2dMT4-v0`` family (``environments/walker.py``).
 
 Rewards are recomputed by hand from the post-step simulator state, terminations are provoked
 by setting the state, and success is checked with a shortened ``success_steps``. Run as a
@@ -123,7 +123,7 @@ def test_model_facts(family: Walker2dMT4) -> None:
 
 def _expected(task_id: int, v: float, delta_h: float, nz: float, foot: float,
               action: np.ndarray) -> tuple[float, float]:
-    """(reward, info x_velocity) of spec §5.4's table, from the measured quantities."""
+    """(reward, info x_velocity) of the release's reward terms, from the measured quantities."""
     common = -1e-3 * float(np.sum(action ** 2)) + 1.0 + 0.1 * nz
     if task_id == FORWARD:
         shaped = 3.0 - abs(v - 3.0)
