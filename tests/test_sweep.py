@@ -12,6 +12,7 @@ import pytest
 from conftest import REPO_ROOT, TINY_TOY_FLAGS
 from experiment_utils import ConfigError, as_dict
 from run import parse
+from workflow.runs import count_epochs
 from workflow.sweeps import EngineSettings, Grid, load_toml, make_executor, parse_flag_axis, plan
 
 
@@ -85,6 +86,26 @@ def _fake_run(log_root: str, argv: list[str], epochs_done: int, snapshot: bool) 
     if snapshot:
         open(os.path.join(run_dir, 'params.pkl'), 'wb').close()
     return run_dir
+
+
+def _write_snapshot_info(run_dir: str, epochs_done: int, stale: bool = False) -> None:
+    """``snapshot.json`` as ``learning/snapshots.py`` writes it beside ``params.pkl``."""
+    inode = os.stat(os.path.join(run_dir, 'params.pkl')).st_ino + (1 if stale else 0)
+    with open(os.path.join(run_dir, 'snapshot.json'), 'w') as file:
+        json.dump({'epochs_done': epochs_done, 'params_inode': inode}, file)
+
+
+def test_epochs_are_the_snapshots_where_it_has_a_record(tmp_path):
+    argv = ['dnc_sac', '--env', 'PointReachMT-v0', '--log_root', str(tmp_path)]
+    run_dir = _fake_run(str(tmp_path), argv, epochs_done=3, snapshot=True)
+    assert count_epochs(run_dir) == 3  # no snapshot.json (an older run): progress.csv's rows
+    _write_snapshot_info(run_dir, epochs_done=2)  # rows of a third epoch after the snapshot
+    assert count_epochs(run_dir) == 2
+    _write_snapshot_info(run_dir, epochs_done=2, stale=True)  # describes an older params.pkl
+    assert count_epochs(run_dir) == 3  # ... beside one that does not load: the rows again
+    os.remove(os.path.join(run_dir, 'progress.csv'))
+    assert count_epochs(run_dir) == 0
+    assert count_epochs(str(tmp_path / 'missing')) == 0
 
 
 def test_plan_skips_finished_resumes_interrupted_and_flags_conflicts(tmp_path):
@@ -167,6 +188,7 @@ def test_sweep_runs_skips_resumes_and_reports_a_failure(tmp_path, cli):
         lines = file.readlines()
     with open(os.path.join(broken, 'progress.csv'), 'w') as file:
         file.writelines(lines[:2])  # header and epoch 0: the run looks interrupted
+    _write_snapshot_info(broken, epochs_done=1)  # ... to its snapshot's record as well
     failing = sweep_cli(grid_args)
     assert failing.returncode == 1
     assert f'| {names[3]} | resume | FAILED (exit code 2) | 1/2 |' in failing.stdout

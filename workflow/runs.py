@@ -1,7 +1,8 @@
 """Reading finished or running run directories: ``variant.json`` and ``progress.csv``.
 
 A run directory is what ``run.py`` writes (``<log_root>/<method>_<env>_<name>_<seed>``). Only
-the two plain-text files are read here, so nothing heavy (torch, garage) is imported.
+its plain-text files are read here, so nothing heavy (torch, garage) is imported, except by
+``count_epochs`` on a run with a snapshot.
 """
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import csv
 import json
 import math
 import os
+import pickle
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -58,7 +60,18 @@ def read_config(run_dir: str) -> dict[str, Any]:
 
 
 def count_epochs(run_dir: str) -> int:
-    """Data rows of ``progress.csv`` (one per finished epoch); 0 when the file is missing."""
+    """Epochs the run's snapshot has completed, the epochs a resume keeps: ``snapshot.json``'s
+    count (``learning/snapshot_info.py``). A run without ``snapshot.json`` (written before it
+    existed), or whose snapshot cannot be read, counts the data rows of ``progress.csv`` (one
+    per finished epoch); 0 when neither file exists."""
+    if os.path.isfile(os.path.join(run_dir, 'snapshot.json')):
+        # Imported here: the learning package brings garage, which nothing else here needs.
+        from learning.snapshot_info import snapshot_epochs  # pylint: disable=C0415
+        try:
+            return snapshot_epochs(run_dir)
+        except (OSError, EOFError, pickle.UnpicklingError, AttributeError, ImportError,
+                KeyError, TypeError, ValueError):
+            pass  # a stale snapshot.json beside a params.pkl that does not load
     path = os.path.join(run_dir, 'progress.csv')
     if not os.path.isfile(path):
         return 0
