@@ -178,7 +178,7 @@ def _validate_finite_floats(config: ExperimentConfig) -> None:
 
 def _validate_name(name: str) -> None:
     """``--name`` is one component of the run directory's name: it must not lead elsewhere."""
-    separators = {'/', os.sep, os.altsep} - {None}
+    separators = {separator for separator in ('/', os.sep, os.altsep) if separator}
     if any(separator in name for separator in separators) or '..' in name or '\0' in name:
         raise ConfigError(f'--name {name!r} must not contain a path separator, ".." or a NUL '
                           'character: it becomes part of one directory name')
@@ -343,7 +343,8 @@ def _has_flag_type(value: Any, type_name: str) -> bool:
                                                for item in value)
     if isinstance(value, bool):
         return type_name == 'bool'
-    return isinstance(value, {'int': int, 'float': (int, float), 'str': str}.get(type_name, ()))
+    kinds: dict[str, type | tuple[type, ...]] = {'int': int, 'float': (int, float), 'str': str}
+    return isinstance(value, kinds.get(type_name, ()))
 
 
 class _Inert:
