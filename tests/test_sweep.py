@@ -128,6 +128,24 @@ def test_plan_skips_finished_resumes_interrupted_and_flags_conflicts(tmp_path):
                             '--n_epochs', '3']
 
 
+def test_a_run_from_before_a_new_flag_matches_the_flags_default(tmp_path):
+    root = str(tmp_path)
+    grid = Grid(methods=['dnc_sac'], envs=['PointReachMT-v0'], seeds=[1], axes={}, name='t')
+    run_dir = _fake_run(root, ['dnc_sac', '--seed', '1', '--env', 'PointReachMT-v0', '--name',
+                               't', '--log_root', root], 1, True)
+    with open(os.path.join(run_dir, 'variant.json')) as file:
+        variant = json.load(file)
+    del variant['config']['replay_capacity']  # written before the flag existed
+    with open(os.path.join(run_dir, 'variant.json'), 'w') as file:
+        json.dump(variant, file)
+    assert [run.action for run in plan(grid, root, torch_threads=1)] == ['resume']
+    variant['config']['hidden_sizes'] = [8]
+    with open(os.path.join(run_dir, 'variant.json'), 'w') as file:
+        json.dump(variant, file)
+    (conflict,) = plan(grid, root, torch_threads=1)
+    assert conflict.action == 'conflict' and 'hidden_sizes' in conflict.note
+
+
 def test_bad_input_is_one_line_and_exit_2(tmp_path):
     for args, message in (
             (['--methods', 'nope'], "unknown method 'nope'"),

@@ -22,7 +22,7 @@ import shutil
 import time
 import tomllib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import MISSING, dataclass
 from typing import Any
 
 import cloudpickle
@@ -156,9 +156,19 @@ def point_argv(grid: Grid, point: GridPoint, log_root: str, torch_threads: int) 
 
 
 def _config_differences(existing: dict[str, Any], wanted: ExperimentConfig) -> list[str]:
+    """The flags whose values differ; a flag the existing run's ``variant.json`` lacks (one
+    added since) has its default there, as when that run resumes."""
     wanted_plain = json.loads(json.dumps(as_dict(wanted)))
     return sorted(key for key, value in wanted_plain.items()
-                  if key not in IGNORED_IN_COMPARISON and existing.get(key) != value)
+                  if key not in IGNORED_IN_COMPARISON
+                  and (existing[key] if key in existing else _default(key)) != value)
+
+
+def _default(flag: str) -> Any:
+    """The default of ``flag`` as JSON data."""
+    field = FIELDS[flag]
+    default = field.default if field.default_factory is MISSING else field.default_factory()
+    return json.loads(json.dumps(default))
 
 
 def plan(grid: Grid, log_root: str, torch_threads: int) -> list[PlannedRun]:
