@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from learning.algorithms.sac_losses import TransitionBatch
+from learning.batches import TransitionBatch
 
 
 def quantile_thresholds(own_q: torch.Tensor, sharing_quantile: float) -> torch.Tensor:

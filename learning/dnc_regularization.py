@@ -18,7 +18,7 @@ from typing import Literal
 
 import torch
 
-from learning.networks import TaskTanhGaussianPolicies
+from learning.networks.separate import TaskTanhGaussianPolicies
 
 SamplingType = Literal['all', 'i', 'j', 'i+j']
 

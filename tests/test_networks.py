@@ -253,7 +253,7 @@ def test_log_std_is_clamped(bias, expected_log_std):
         actors.log_std_head.bias.fill_(bias)
     states = torch.randn(N_TASKS, 4, IN)
     for distribution in (actors(states),
-                         actors.forward_selected(torch.tensor([0, 2]), states[:2])):
+                         actors.for_rows(torch.tensor([0, 2]), states[:2])):
         torch.testing.assert_close(distribution.stddev,
                                    torch.full_like(distribution.stddev,
                                                    math.exp(expected_log_std)))
@@ -265,7 +265,7 @@ def test_policies_forward_selected():
     _randomize(actors)
     task_ids = torch.tensor([1, 2, 1, 0])
     states = torch.randn(4, 3, IN)
-    distribution = actors.forward_selected(task_ids, states)
+    distribution = actors.for_rows(task_ids, states)
     for row, task in enumerate(task_ids.tolist()):
         mu, log_std = _actor_heads(actors, task, states[row])
         torch.testing.assert_close(distribution.mean[row], torch.tanh(mu), atol=1e-5,

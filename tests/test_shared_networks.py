@@ -30,7 +30,7 @@ def test_multihead_shapes_and_row_selection(nets):
     assert sampled.shape == means.shape == (N, B, A)
     rows = torch.arange(B)
     torch.testing.assert_close(means[task_ids, rows], distribution.mean)
-    torch.testing.assert_close(policy.forward_selected(task_ids, states[:, None]).mean[:, 0],
+    torch.testing.assert_close(policy.for_rows(task_ids, states[:, None]).mean[:, 0],
                                distribution.mean)
     q1, q2 = critics.for_rows(task_ids, states, distribution.mean)
     assert q1.shape == q2.shape == (B,)

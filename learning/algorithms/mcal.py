@@ -20,6 +20,7 @@ from torch import nn
 
 from learning.algorithms import sac_losses
 from learning.algorithms.dnc_sac import DnCSAC
+from learning.networks import EACH_TASK
 from learning.optim import TaskAdam
 
 
@@ -34,8 +35,7 @@ class MultiCriticActorLearning(DnCSAC):
 
     def _rows_policy(self) -> Callable[[torch.Tensor], object]:
         """Row k of an (N, B, S) batch acts through head k."""
-        heads = torch.arange(self.n_tasks, device=self._device())
-        return lambda states: self.policies.forward_selected(heads, states)
+        return lambda states: self.policies.for_rows(EACH_TASK, states)
 
     def _gradient_step(self, tasks: np.ndarray) -> None:
         """Critic steps of the tasks in ``tasks``, then one actor and temperature step per

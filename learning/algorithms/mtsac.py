@@ -25,10 +25,10 @@ from torch import nn
 from environments.multitask import ObservationSplitter
 from learning.algorithms import sac_losses
 from learning.algorithms.base import MultiTaskLearner
+from learning.networks.multihead import MultiheadTanhGaussianPolicy, MultiheadTwinCritics
 from learning.optim import move_optimizer_state
 from learning.pcgrad import pcgrad_backward
 from learning.replay import SharedReplayBuffer
-from learning.shared_networks import MultiheadTanhGaussianPolicy, MultiheadTwinCritics
 
 
 def per_task_means(values: torch.Tensor, task_ids: torch.Tensor, n_tasks: int) -> np.ndarray:

@@ -31,11 +31,10 @@ import torch
 from garage import EnvSpec
 
 from environments.multitask import ObservationSplitter
-from learning.networks import TaskTanhGaussianPolicies, TaskTwinCritics
+from learning.networks.contract import ScoreCritic, ScoringCritics, TaskPolicies
 from learning.policies.base import TorchSamplingPolicy
 
 ScoreAction = Literal['mean', 'sample']
-ScoreCritic = Literal['q1', 'min']
 Selection = Literal['qswitch', 'uniform']
 
 
@@ -53,8 +52,8 @@ class QSwitchMixturePolicy(TorchSamplingPolicy):
         sampling_freq: re-select every this many steps of an episode.
     """
 
-    def __init__(self, env_spec: EnvSpec, policies: TaskTanhGaussianPolicies,
-                 critics: TaskTwinCritics, split_observation: ObservationSplitter, *,
+    def __init__(self, env_spec: EnvSpec, policies: TaskPolicies, critics: ScoringCritics,
+                 split_observation: ObservationSplitter, *,
                  score_action: ScoreAction = 'mean', score_critic: ScoreCritic = 'q1',
                  selection: Selection = 'qswitch', sampling_freq: int = 1) -> None:
         super().__init__(env_spec, split_observation,
