@@ -38,9 +38,11 @@ from environments.registry import make_env
 from experiment_utils import ExperimentConfig, as_dict, check_log_root, env_kwargs, run_name
 from learning.algorithms import DnCSAC, MultiCriticActorLearning, MultiTaskSAC
 from learning.algorithms.base import MultiTaskLearner
+from learning.algorithms.sac_base import SACSettings
 from learning.architectures import make_critics, make_policies
 from learning.data_sharing import DataSharing
-from learning.decaf import DecafTwinCritics
+from learning.distillation import Distillation, distillation_sample_size
+from learning.dnc_regularization import DnCPenalty
 from learning.logging_utils import (
     ConsoleLine,
     ConsoleOutput,
@@ -49,6 +51,7 @@ from learning.logging_utils import (
     PurgingTensorBoardOutput,
     truncate_progress,
 )
+from learning.networks import DecafTwinCritics
 from learning.plotting import plot_learning_curve
 from learning.policies import QSwitchMixturePolicy, RandomPartitionPolicy, TaskRoutingPolicy
 from learning.replay import PerTaskReplayBuffer, SharedReplayBuffer
@@ -133,8 +136,8 @@ def build_algorithm(config: ExperimentConfig, env: MultiTaskEnv) -> MultiTaskLea
     partition_policy = RandomPartitionPolicy if config.partition == 'random' else TaskRoutingPolicy
     task_policy = partition_policy(env.spec, policies, split)
     sampler = make_sampler(config, exploration_policy or task_policy, env)
-    hyperparameters = dict(
-        exploration_policy=exploration_policy, max_episode_length=env.max_episode_length,
+    settings = SACSettings(
+        max_episode_length=env.max_episode_length,
         gradient_steps_per_itr=config.gradient_steps_per_itr,
         min_buffer_size=config.min_buffer_size, buffer_batch_size=config.buffer_batch_size,
         steps_per_epoch=config.steps_per_epoch, discount=config.discount,
@@ -142,26 +145,37 @@ def build_algorithm(config: ExperimentConfig, env: MultiTaskEnv) -> MultiTaskLea
         lr=config.lr, target_entropy=config.target_entropy,
         num_evaluation_episodes=config.num_evaluation_episodes,
         evaluation_frequency=config.evaluation_frequency)
-    if issubclass(method.algorithm, DnCSAC):
-        data_sharing = None
-        if method.shares_data:
-            reward_fns = None if config.unsupervised else tuple(env.reward_fns())
-            data_sharing = DataSharing(config.sharing_quantile, env.min_reward, reward_fns)
-        replay_buffer = PerTaskReplayBuffer(env.n_tasks, REPLAY_CAPACITY, split,
-                                            keep_raw_observations=not config.unsupervised)
-        return method.algorithm(
-            env.spec, policies, critics, replay_buffer, sampler, task_policy,
-            env.get_test_envs(), data_sharing=data_sharing, kl_coeff=config.kl_coeff,
-            sampling_type=config.sampling_type,
-            regularize_representation=config.regularize_representation,
-            distillation_period=config.distillation_period,
-            distillation_n_epochs=config.distillation_n_epochs, **hyperparameters)
-    return MultiTaskSAC(env.spec, policies, critics,
-                        SharedReplayBuffer(env.n_tasks, REPLAY_CAPACITY, split), sampler,
-                        task_policy, env.get_test_envs(), split,
-                        per_task_temperature=method.per_task_temperature,
-                        use_pc_grad=config.use_pc_grad,
-                        skip_alpha_pc_grad=config.skip_alpha_pc_grad, **hyperparameters)
+    if method.algorithm is MultiTaskSAC:
+        return MultiTaskSAC(env.spec, policies, critics,
+                            SharedReplayBuffer(env.n_tasks, REPLAY_CAPACITY, split), sampler,
+                            task_policy, env.get_test_envs(), split, settings,
+                            per_task_temperature=method.per_task_temperature,
+                            exploration_policy=exploration_policy,
+                            use_pc_grad=config.use_pc_grad,
+                            skip_alpha_pc_grad=config.skip_alpha_pc_grad)
+    replay_buffer = PerTaskReplayBuffer(env.n_tasks, REPLAY_CAPACITY, split,
+                                        keep_raw_observations=not config.unsupervised)
+    if method.algorithm is MultiCriticActorLearning:
+        return MultiCriticActorLearning(env.spec, policies, critics, replay_buffer, sampler,
+                                        task_policy, env.get_test_envs(), settings,
+                                        exploration_policy=exploration_policy)
+    data_sharing = None
+    if method.shares_data:
+        reward_fns = None if config.unsupervised else tuple(env.reward_fns())
+        data_sharing = DataSharing(config.sharing_quantile, env.min_reward, reward_fns)
+    distillation = None
+    if config.distillation_period:
+        distillation = Distillation(
+            policies, config.distillation_period, config.distillation_n_epochs,
+            distillation_sample_size(config.sampling_type, config.buffer_batch_size,
+                                     env.n_tasks), config.lr)
+    return DnCSAC(env.spec, policies, critics, replay_buffer, sampler, task_policy,
+                  env.get_test_envs(), settings, exploration_policy=exploration_policy,
+                  data_sharing=data_sharing,
+                  penalty=DnCPenalty.from_flags(config.kl_coeff, env.n_tasks,
+                                                config.sampling_type,
+                                                config.regularize_representation),
+                  distillation=distillation)
 
 
 def _device(config: ExperimentConfig) -> torch.device:

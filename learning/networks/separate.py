@@ -122,6 +122,7 @@ class TaskTanhGaussianPolicies(nn.Module):
         self.n_tasks = n_tasks
         self.state_dim = state_dim
         self.action_dim = action_dim
+        self.hidden_sizes = tuple(hidden_sizes)
         self.trunk = TaskMLP(n_tasks, state_dim, hidden_sizes, None, 'xavier_uniform')
         self.mean_head = TaskLinear(n_tasks, hidden_sizes[-1], action_dim)
         self.log_std_head = TaskLinear(n_tasks, hidden_sizes[-1], action_dim)
