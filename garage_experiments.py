@@ -148,7 +148,7 @@ def build_algorithm(config: ExperimentConfig, env: MultiTaskEnv) -> MultiTaskLea
     if method.algorithm is MultiTaskSAC:
         return MultiTaskSAC(env.spec, policies, critics,
                             SharedReplayBuffer(env.n_tasks, REPLAY_CAPACITY, split), sampler,
-                            task_policy, env.get_test_envs(), split, settings,
+                            task_policy, env.get_test_envs(), settings,
                             per_task_temperature=method.per_task_temperature,
                             exploration_policy=exploration_policy,
                             use_pc_grad=config.use_pc_grad,

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import torch
 
-from learning.batches import as_batch
 from learning.dnc_regularization import SamplingType
 from learning.networks.separate import TaskTanhGaussianPolicies
 from learning.optim import move_optimizer_state
@@ -80,7 +79,7 @@ class Distillation:
         device = next(self.central_policy.parameters()).device
         rows = torch.as_tensor(has_data, device=device)
         for _ in range(self.n_epochs):
-            batch = as_batch(replay_buffer.sample(self.sample_size, has_data), device)
+            batch = replay_buffer.sample_batch(self.sample_size, has_data, device)
             states = batch.states[rows].reshape(1, -1, batch.states.shape[-1])
             actions = batch.actions[rows].reshape(1, -1, batch.actions.shape[-1])
             clipped = actions.clamp(-1 + 1e-6, 1 - 1e-6)

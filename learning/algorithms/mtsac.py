@@ -20,10 +20,8 @@ from garage import Environment, EnvSpec
 from garage.np.policies import Policy
 from garage.sampler import Sampler
 
-from environments.multitask import ObservationSplitter
 from learning.algorithms import sac_losses
 from learning.algorithms.sac_base import SACLearner, SACSettings
-from learning.batches import TransitionBatch
 from learning.networks import CriticsOnRows, PolicyOnRows
 from learning.networks.multihead import MultiheadTanhGaussianPolicy, MultiheadTwinCritics
 from learning.optim import TaskAdam
@@ -47,11 +45,10 @@ class MultiTaskSAC(SACLearner):
         env_spec: spec of the raw per-task observations.
         policies: the multihead (or shared) actor.
         critics: the multihead (or shared) twin critics.
-        replay_buffer: one buffer for all tasks (raw observations).
+        replay_buffer: one buffer for all tasks.
         sampler: garage sampler over the N training envs.
         policy: the actor as a routing policy (evaluated under ``Evaluation/``).
         test_envs: one evaluation env per task.
-        split_observation: raw observation -> (network input, task id).
         settings: the SAC flags.
         per_task_temperature: one α per task (``mtsac``, ``qmp_sac``) or one for all (``sac``).
         exploration_policy: the data-collection policy (the Q-switch mixture for ``qmp_sac``).
@@ -66,7 +63,7 @@ class MultiTaskSAC(SACLearner):
     def __init__(self, env_spec: EnvSpec, policies: MultiheadTanhGaussianPolicy,
                  critics: MultiheadTwinCritics, replay_buffer: SharedReplayBuffer,
                  sampler: Sampler, policy: Policy, test_envs: list[Environment],
-                 split_observation: ObservationSplitter, settings: SACSettings, *,
+                 settings: SACSettings, *,
                  per_task_temperature: bool, exploration_policy: Policy | None = None,
                  use_pc_grad: bool = False, skip_alpha_pc_grad: bool = True) -> None:
         super().__init__(env_spec, policies, critics, replay_buffer, sampler, policy, test_envs,
@@ -74,7 +71,6 @@ class MultiTaskSAC(SACLearner):
                          exploration_policy=exploration_policy,
                          n_temperatures=policies.n_tasks if per_task_temperature else 1,
                          evaluate_before_training=True)
-        self._split = split_observation
         self.per_task_temperature = per_task_temperature
         self.use_pc_grad = use_pc_grad
         self.skip_alpha_pc_grad = skip_alpha_pc_grad
@@ -126,13 +122,9 @@ class MultiTaskSAC(SACLearner):
     def _update(self) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         """One SAC step on a mixed minibatch: critics, then actor, then temperature, then
         targets. Returns the per-sample statistics and each sample's task."""
-        arrays = {key: torch.as_tensor(value, device=self._device())
-                  for key, value in self.replay_buffer.sample(self.buffer_batch_size).items()}
-        states, task_ids = self._split(arrays['observations'])
-        next_states, _ = self._split(arrays['next_observations'])
-        batch = TransitionBatch(states=states, actions=arrays['actions'],
-                                rewards=arrays['rewards'][:, 0], next_states=next_states,
-                                terminals=arrays['terminals'][:, 0])
+        batch = self.replay_buffer.sample_batch(self.buffer_batch_size, self._device())
+        task_ids = batch.task_ids
+        assert task_ids is not None  # a mixed batch says whose each transition is
         log_alpha = self.log_alpha[task_ids if self.per_task_temperature else
                                    torch.zeros_like(task_ids)]
         alpha = log_alpha.detach().exp()
@@ -145,7 +137,8 @@ class MultiTaskSAC(SACLearner):
         self._minimize(qf1_errors, task_ids, self.qf1_optimizer, self.use_pc_grad)
         self._minimize(qf2_errors, task_ids, self.qf2_optimizer, self.use_pc_grad)
 
-        objective, log_pi, entropy = sac_losses.actor_objective(states, policy, critics, alpha)
+        objective, log_pi, entropy = sac_losses.actor_objective(batch.states, policy, critics,
+                                                                alpha)
         self._minimize(objective, task_ids, self.policy_optimizer, self.use_pc_grad)
 
         alpha_objective = sac_losses.alpha_temperature_objective(log_alpha, log_pi,

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from learning.algorithms.sac_base import SACLearner
-from learning.batches import TransitionBatch, as_batch
+from learning.batches import TransitionBatch
 from learning.replay import PerTaskReplayBuffer
 
 
@@ -69,7 +69,7 @@ class PerTaskSACLearner(SACLearner):
     def _sample_batch(self, tasks: np.ndarray, batch_size: int) -> TransitionBatch:
         """(N, ``batch_size``) transitions, row i from task i's buffer (zeros where ``tasks``
         is false)."""
-        return as_batch(self.replay_buffer.sample(batch_size, tasks), self._device())
+        return self.replay_buffer.sample_batch(batch_size, tasks, self._device())
 
     def _gradient_step(self, tasks: np.ndarray) -> None:
         """One gradient step of the tasks in ``tasks``; its statistics are kept for the log."""
