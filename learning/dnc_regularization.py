@@ -1,5 +1,5 @@
 """Divide-and-Conquer behaviour regularisation between task policies (Ghosh et al. 2018;
-the release's DnC, spec §3.4): ``dnc_sac --kl_coeff ...``.
+the release's DnC): ``dnc_sac --kl_coeff ...``.
 
 Policy i's actor loss gets the penalty  Σ_{j≠i} β_ij · E_s[ KL(π_j(·|s) ‖ π_i(·|s)) ], the KL
 between the pre-tanh diagonal Gaussians averaged (not summed) over action dimensions, with π_j
