@@ -266,9 +266,10 @@ class _EpisodeRows:
     terminals: np.ndarray
     final_state: np.ndarray
 
-    @property
-    def rows(self) -> tuple[np.ndarray, ...]:
-        return self.states, self.actions, self.rewards, self.terminals, self.final_state
+    def add_to(self, rings: TransitionRings, ring: int,
+               task_ids: np.ndarray | None = None) -> None:
+        rings.add(ring, self.states, self.actions, self.rewards, self.terminals,
+                  self.final_state, task_ids)
 
 
 def _episode_rows(episodes: EpisodeBatch, index: int, steps: slice,
@@ -338,7 +339,7 @@ class PerTaskReplayBuffer:
             # would read it: --include_task_id, --unsupervised false).
             buffer_id = (episode.task_id if route_by is None
                          else _task_of(episodes.agent_infos[route_by], steps))
-            self._store(episodes).add(buffer_id, *episode.rows)
+            episode.add_to(self._store(episodes), buffer_id)
             added[buffer_id] += steps.stop - steps.start
         return added
 
@@ -437,7 +438,7 @@ class SharedReplayBuffer:
                 self._rings = TransitionRings(1, self.capacity, episode.states.shape[1],
                                               episodes.actions.shape[1], with_task_ids=True)
             length = steps.stop - steps.start
-            self._rings.add(0, *episode.rows, np.full(length, episode.task_id, np.int16))
+            episode.add_to(self._rings, 0, np.full(length, episode.task_id, np.int16))
             added[episode.task_id] += length
         return added
 
