@@ -111,27 +111,18 @@ class DnCSAC(PerTaskSACLearner):
                 batch, self.replay_buffer, has_data, self.critics, self.buffer_batch_size)
             stats.update(sharing_stats)
         mask = torch.as_tensor(tasks, device=self._device())
-        task_weights = mask.float()
         alpha = self.log_alpha.detach().exp()
         row_alpha = alpha[:, None]  # one temperature per task row
         policies = PolicyOnRows(self.policies, EACH_TASK)
-        critics = CriticsOnRows(self.critics, EACH_TASK)
 
         def weighted_mean(values: torch.Tensor) -> torch.Tensor:
             """Per-task mean over each row's kept samples."""
             return (values * weights).sum(1) / weights.sum(1)
 
-        target = sac_losses.td_target(batch, policies, CriticsOnRows(self.target_critics,
-                                                                     EACH_TASK),
-                                      row_alpha, self.discount, self.reward_scale)
-        qf1_errors, qf2_errors, q1, q2 = sac_losses.critic_errors(batch, critics, target)
-        qf1_loss, qf2_loss = weighted_mean(qf1_errors), weighted_mean(qf2_errors)
-        self.critic_optimizer.zero_grad()
-        ((qf1_loss + qf2_loss) * task_weights).sum().backward()
-        self.critic_optimizer.step(mask)
+        stats.update(self._critic_step(batch, policies, row_alpha, mask, weighted_mean))
 
-        objective, log_pi, entropy = sac_losses.actor_objective(batch.states, policies,
-                                                                critics, row_alpha)
+        objective, log_pi, entropy = sac_losses.actor_objective(
+            batch.states, policies, CriticsOnRows(self.critics, EACH_TASK), row_alpha)
         policy_loss = weighted_mean(objective)
         if self.penalty is not None:
             penalty, penalty_stats = self.penalty(
@@ -139,20 +130,17 @@ class DnCSAC(PerTaskSACLearner):
             policy_loss = policy_loss + penalty
             stats.update(penalty_stats)
         self.policy_optimizer.zero_grad()
-        (policy_loss * task_weights).sum().backward()
+        (policy_loss * mask.float()).sum().backward()
         self.policy_optimizer.step(mask)
 
         alpha_loss = weighted_mean(sac_losses.temperature_objective(
             self.log_alpha[:, None], log_pi, self.target_entropy))
         self.alpha_optimizer.zero_grad()
-        (alpha_loss * task_weights).sum().backward()
+        (alpha_loss * mask.float()).sum().backward()
         self.alpha_optimizer.step(mask)
 
-        return {'PolicyLoss': policy_loss, 'Qf1Loss': qf1_loss, 'Qf2Loss': qf2_loss,
-                'AlphaLoss': alpha_loss, 'AlphaTemperature': alpha,
-                'QTarget': weighted_mean(target), 'Qf1': weighted_mean(q1),
-                'Qf2': weighted_mean(q2), 'LogPi': weighted_mean(log_pi),
-                'Entropy': weighted_mean(entropy), **stats}
+        return {'PolicyLoss': policy_loss, 'AlphaLoss': alpha_loss, 'AlphaTemperature': alpha,
+                'LogPi': weighted_mean(log_pi), 'Entropy': weighted_mean(entropy), **stats}
 
     def after_epoch(self, epoch: int) -> None:
         """DnC distillation every ``--distillation_period`` epochs (never at epoch 0)."""

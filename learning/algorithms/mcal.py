@@ -63,23 +63,16 @@ class MultiCriticActorLearning(PerTaskSACLearner):
         mask = torch.as_tensor(tasks, device=self._device())
         alpha = self.log_alpha.detach().exp()
         policy = PolicyOnRows(self.policies, EACH_TASK)  # row k acts through head k
-        critics = CriticsOnRows(self.critics, EACH_TASK)
-        target = sac_losses.td_target(batch, policy, CriticsOnRows(self.target_critics,
-                                                                   EACH_TASK),
-                                      alpha, self.discount, self.reward_scale)
-        qf1_errors, qf2_errors, q1, q2 = sac_losses.critic_errors(batch, critics, target)
-        qf1_loss, qf2_loss = qf1_errors.mean(1), qf2_errors.mean(1)
-        self.critic_optimizer.zero_grad()
-        ((qf1_loss + qf2_loss) * mask.float()).sum().backward()
-        self.critic_optimizer.step(mask)
+        critic_stats = self._critic_step(batch, policy, alpha, mask,
+                                         lambda values: values.mean(1))
 
         has_data = self.replay_buffer.sizes() > 0
         rows = torch.as_tensor(has_data, device=self._device())
         per_task = max(self.buffer_batch_size // self.n_tasks, 1)
         for _ in range(int(tasks.sum())):
             states = self._sample_batch(has_data, per_task).states
-            objective, log_pi, entropy = sac_losses.actor_objective(states, policy, critics,
-                                                                    alpha)
+            objective, log_pi, entropy = sac_losses.actor_objective(
+                states, policy, CriticsOnRows(self.critics, EACH_TASK), alpha)
             policy_loss = objective[rows].mean()
             self.policy_optimizer.zero_grad()
             policy_loss.backward()
@@ -90,8 +83,6 @@ class MultiCriticActorLearning(PerTaskSACLearner):
             alpha_loss.backward()
             self.alpha_optimizer.step()
 
-        return {'PolicyLoss': objective.mean(1), 'Qf1Loss': qf1_loss, 'Qf2Loss': qf2_loss,
-                'AlphaLoss': alpha_loss.expand(self.n_tasks),
-                'AlphaTemperature': alpha.expand(self.n_tasks), 'QTarget': target.mean(1),
-                'Qf1': q1.mean(1), 'Qf2': q2.mean(1), 'LogPi': log_pi.mean(1),
-                'Entropy': entropy.mean(1)}
+        return {'PolicyLoss': objective.mean(1), 'AlphaLoss': alpha_loss.expand(self.n_tasks),
+                'AlphaTemperature': alpha.expand(self.n_tasks), 'LogPi': log_pi.mean(1),
+                'Entropy': entropy.mean(1), **critic_stats}

@@ -14,13 +14,19 @@ Per sampling round (``train_once``), shared by the separated learner (``dnc_sac.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import torch
 
+from learning.algorithms import sac_losses
 from learning.algorithms.sac_base import SACLearner
 from learning.batches import TransitionBatch
+from learning.networks import EACH_TASK, CriticsOnRows, PolicyOnRows
+from learning.networks.decaf import DecafTwinCritics
+from learning.networks.separate import TaskTwinCritics
+from learning.optim import TaskAdam
 from learning.replay import PerTaskReplayBuffer
 
 
@@ -40,9 +46,13 @@ def allocate_gradient_steps(total_steps: int, collected: np.ndarray) -> np.ndarr
 
 
 class PerTaskSACLearner(SACLearner):
-    """A SAC learner over per-task buffers; subclasses supply ``_update``."""
+    """A SAC learner over per-task buffers and per-task critics; subclasses supply
+    ``_update`` and a ``critic_optimizer`` over the critics' task slices."""
 
     replay_buffer: PerTaskReplayBuffer
+    critics: TaskTwinCritics | DecafTwinCritics
+    target_critics: TaskTwinCritics | DecafTwinCritics
+    critic_optimizer: TaskAdam
 
     def train_once(self, trainer: Any) -> tuple[Any, np.ndarray, int]:
         """One sampling round and its gradient steps (see ``MultiTaskLearner.train_once``);
@@ -81,3 +91,21 @@ class PerTaskSACLearner(SACLearner):
     def _update(self, tasks: np.ndarray) -> dict[str, torch.Tensor]:
         """The gradient step of the tasks in ``tasks``; returns (N,) per-task statistics."""
         raise NotImplementedError
+
+    def _critic_step(self, batch: TransitionBatch, policy: PolicyOnRows, alpha: torch.Tensor,
+                     mask: torch.Tensor, per_task_mean: Callable[[torch.Tensor], torch.Tensor]
+                     ) -> dict[str, torch.Tensor]:
+        """SAC's critic step of the tasks where ``mask`` is true on an (N, B) batch (row i
+        task i's), each task's losses averaged over its row by ``per_task_mean``; returns the
+        (N,) critic statistics."""
+        target = sac_losses.td_target(batch, policy,
+                                      CriticsOnRows(self.target_critics, EACH_TASK), alpha,
+                                      self.discount, self.reward_scale)
+        qf1_errors, qf2_errors, q1, q2 = sac_losses.critic_errors(
+            batch, CriticsOnRows(self.critics, EACH_TASK), target)
+        qf1_loss, qf2_loss = per_task_mean(qf1_errors), per_task_mean(qf2_errors)
+        self.critic_optimizer.zero_grad()
+        ((qf1_loss + qf2_loss) * mask.float()).sum().backward()
+        self.critic_optimizer.step(mask)
+        return {'Qf1Loss': qf1_loss, 'Qf2Loss': qf2_loss, 'QTarget': per_task_mean(target),
+                'Qf1': per_task_mean(q1), 'Qf2': per_task_mean(q2)}
