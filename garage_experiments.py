@@ -2,14 +2,16 @@
 
 QMP is orthogonal to the learner: a method (a row of ``configuration/methods.py``) is a
 learner family plus, optionally, the Q-switch mixture as its data-collection policy, data
-sharing or DECAF critics. ``LEARNERS`` maps each learner family to its class; the parts a row
-names are built here and handed to that learner.
+sharing or DECAF critics. ``LEARNER_BUILDERS`` maps each learner family to the function that
+builds its learner from the parts a row names.
 """
 from __future__ import annotations
 
 import json
 import os
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import learning.garage_compat as garage_compat  # must precede any garage import
@@ -21,7 +23,7 @@ from garage.experiment.deterministic import set_seed
 from garage.sampler import DefaultWorker, LocalSampler, Sampler
 from garage.torch import set_gpu_mode
 
-from configuration.methods import LearnerFamily
+from configuration.methods import LearnerFamily, MethodSpec
 from environments.multitask import MultiTaskEnv, describe
 from environments.registry import make_env
 from experiment_utils import (
@@ -34,9 +36,11 @@ from experiment_utils import (
 )
 from learning.algorithms import DnCSAC, MultiCriticActorLearning, MultiTaskSAC
 from learning.algorithms.base import MultiTaskLearner
+from learning.algorithms.sac_base import SACSettings
 from learning.architectures import make_critics, make_policies
 from learning.data_sharing import DataSharing
-from learning.decaf import DecafTwinCritics
+from learning.distillation import Distillation, distillation_sample_size
+from learning.dnc_regularization import DnCPenalty
 from learning.logging_utils import (
     ConsoleLine,
     ConsoleOutput,
@@ -45,6 +49,7 @@ from learning.logging_utils import (
     PurgingTensorBoardOutput,
     truncate_progress,
 )
+from learning.networks import DecafTwinCritics
 from learning.plotting import plot_learning_curve
 from learning.policies import QSwitchMixturePolicy, RandomPartitionPolicy, TaskRoutingPolicy
 from learning.replay import PerTaskReplayBuffer, SharedReplayBuffer
@@ -53,13 +58,6 @@ from learning.samplers import RoundRobinRaySampler
 from learning.snapshots import remove_stray_temporaries
 from learning.vectorized_sampler import VectorizedSampler
 from learning.videos import TrainingVideos, VideoSettings
-
-# The class that trains each learner family of the method table.
-LEARNERS: dict[LearnerFamily, type[MultiTaskLearner]] = {
-    'separated': DnCSAC,
-    'shared': MultiTaskSAC,
-    'mcal': MultiCriticActorLearning,
-}
 
 
 def make_sampler(config: ExperimentConfig, agent: Any, env: MultiTaskEnv) -> Sampler:
@@ -108,8 +106,8 @@ def build_algorithm(config: ExperimentConfig, env: MultiTaskEnv) -> MultiTaskLea
     partition_policy = RandomPartitionPolicy if config.partition == 'random' else TaskRoutingPolicy
     task_policy = partition_policy(env.spec, policies, split)
     sampler = make_sampler(config, exploration_policy or task_policy, env)
-    hyperparameters = dict(
-        exploration_policy=exploration_policy, max_episode_length=env.max_episode_length,
+    settings = SACSettings(
+        max_episode_length=env.max_episode_length,
         gradient_steps_per_itr=config.gradient_steps_per_itr,
         min_buffer_size=config.min_buffer_size, buffer_batch_size=config.buffer_batch_size,
         steps_per_epoch=config.steps_per_epoch, discount=config.discount,
@@ -117,27 +115,73 @@ def build_algorithm(config: ExperimentConfig, env: MultiTaskEnv) -> MultiTaskLea
         lr=config.lr, target_entropy=config.target_entropy,
         num_evaluation_episodes=config.num_evaluation_episodes,
         evaluation_frequency=config.evaluation_frequency)
-    learner = LEARNERS[method.learner]
-    if method.learner != 'shared':  # per-task buffers
-        data_sharing = None
-        if method.shares_data:
-            reward_fns = None if config.unsupervised else tuple(env.reward_fns())
-            data_sharing = DataSharing(config.sharing_quantile, env.min_reward, reward_fns)
-        replay_buffer = PerTaskReplayBuffer(env.n_tasks, config.replay_capacity, split,
-                                            keep_raw_observations=not config.unsupervised)
-        return learner(
-            env.spec, policies, critics, replay_buffer, sampler, task_policy,
-            env.get_test_envs(), data_sharing=data_sharing, kl_coeff=config.kl_coeff,
-            sampling_type=config.sampling_type,
-            regularize_representation=config.regularize_representation,
-            distillation_period=config.distillation_period,
-            distillation_n_epochs=config.distillation_n_epochs, **hyperparameters)
-    return learner(env.spec, policies, critics,
-                   SharedReplayBuffer(env.n_tasks, config.replay_capacity, split), sampler,
-                   task_policy, env.get_test_envs(), split,
-                   per_task_temperature=method.per_task_temperature,
-                   use_pc_grad=config.use_pc_grad,
-                   skip_alpha_pc_grad=config.skip_alpha_pc_grad, **hyperparameters)
+    return LEARNER_BUILDERS[method.learner](config, method, env, _LearnerParts(
+        policies, critics, sampler, task_policy, exploration_policy, settings))
+
+
+@dataclass(frozen=True)
+class _LearnerParts:
+    """What every learner family is built from (``build_algorithm`` makes them)."""
+
+    policies: Any
+    critics: Any
+    sampler: Sampler
+    task_policy: Any
+    exploration_policy: QSwitchMixturePolicy | None
+    settings: SACSettings
+
+
+def _per_task_buffer(config: ExperimentConfig, env: MultiTaskEnv) -> PerTaskReplayBuffer:
+    return PerTaskReplayBuffer(env.n_tasks, config.replay_capacity, env.split_observation,
+                               keep_raw_observations=not config.unsupervised)
+
+
+def _build_shared(config: ExperimentConfig, method: MethodSpec, env: MultiTaskEnv,
+                  parts: _LearnerParts) -> MultiTaskLearner:
+    buffer = SharedReplayBuffer(env.n_tasks, config.replay_capacity, env.split_observation)
+    return MultiTaskSAC(env.spec, parts.policies, parts.critics, buffer, parts.sampler,
+                        parts.task_policy, env.get_test_envs(), parts.settings,
+                        per_task_temperature=method.per_task_temperature,
+                        exploration_policy=parts.exploration_policy,
+                        use_pc_grad=config.use_pc_grad,
+                        skip_alpha_pc_grad=config.skip_alpha_pc_grad)
+
+
+def _build_mcal(config: ExperimentConfig, method: MethodSpec, env: MultiTaskEnv,
+                parts: _LearnerParts) -> MultiTaskLearner:
+    return MultiCriticActorLearning(env.spec, parts.policies, parts.critics,
+                                    _per_task_buffer(config, env), parts.sampler,
+                                    parts.task_policy, env.get_test_envs(), parts.settings,
+                                    exploration_policy=parts.exploration_policy)
+
+
+def _build_separated(config: ExperimentConfig, method: MethodSpec, env: MultiTaskEnv,
+                     parts: _LearnerParts) -> MultiTaskLearner:
+    data_sharing = None
+    if method.shares_data:
+        reward_fns = None if config.unsupervised else tuple(env.reward_fns())
+        data_sharing = DataSharing(config.sharing_quantile, env.min_reward, reward_fns)
+    distillation = None
+    if config.distillation_period:
+        distillation = Distillation(
+            parts.policies, config.distillation_period, config.distillation_n_epochs,
+            distillation_sample_size(config.sampling_type, config.buffer_batch_size,
+                                     env.n_tasks), config.lr)
+    penalty = DnCPenalty.from_flags(config.kl_coeff, env.n_tasks, config.sampling_type,
+                                    config.regularize_representation)
+    return DnCSAC(env.spec, parts.policies, parts.critics, _per_task_buffer(config, env),
+                  parts.sampler, parts.task_policy, env.get_test_envs(), parts.settings,
+                  exploration_policy=parts.exploration_policy, data_sharing=data_sharing,
+                  penalty=penalty, distillation=distillation)
+
+
+# How each learner family of the method table (configuration/methods.py) is built.
+LEARNER_BUILDERS: dict[LearnerFamily, Callable[
+    [ExperimentConfig, MethodSpec, MultiTaskEnv, _LearnerParts], MultiTaskLearner]] = {
+    'separated': _build_separated,
+    'shared': _build_shared,
+    'mcal': _build_mcal,
+}
 
 
 def _device(config: ExperimentConfig) -> torch.device:

@@ -106,12 +106,19 @@ def _learner(shape: dict) -> Any:
     learner.buffer_batch_size = shape['batch']
     learner.tau, learner.discount, learner.reward_scale = 5e-3, 0.99, 1.0
     learner.target_entropy = -float(shape['action_dim'])
-    learner.data_sharing, learner.regularize = None, False
     learner.method_stats = {}
     learner.last_stats = {key: np.full(n, np.nan) for key in (
         'PolicyLoss', 'Qf1Loss', 'Qf2Loss', 'AlphaLoss', 'AlphaTemperature', 'QTarget', 'Qf1',
         'Qf2', 'LogPi', 'Entropy')}
-    learner._build_optimizers(3e-4)  # pylint: disable=protected-access
+    if hasattr(DnCSAC, '_build_optimizers'):  # a checkout before the learner took its parts
+        learner.data_sharing, learner.regularize = None, False
+        learner._build_optimizers(3e-4)  # pylint: disable=protected-access
+        return learner
+    from learning.optim import TaskAdam  # pylint: disable=import-outside-toplevel
+    learner.data_sharing = learner.penalty = learner.distillation = None
+    learner.policy_optimizer = TaskAdam(learner.policies.parameters(), n, 3e-4)
+    learner.critic_optimizer = TaskAdam(learner.critics.parameters(), n, 3e-4)
+    learner.alpha_optimizer = TaskAdam([learner.log_alpha], n, 3e-4)
     return learner
 
 

@@ -1,5 +1,6 @@
 """Online data sharing (UDS; Yu et al. 2022), the paper's data-sharing framework
-(``uds_dnc``, ``qmp_uds_dnc``; spec §3.6, §3.7).
+(``uds_dnc``, ``qmp_uds_dnc``), as a part of the separated learner
+(``DnCSAC(data_sharing=...)``).
 
 At every gradient step, task i's minibatch (B own transitions) is extended with transitions
 drawn from the other tasks' buffers (B // (N−1) from each non-empty one), relabelled with the
@@ -22,7 +23,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from learning.algorithms.sac_losses import TransitionBatch
+from learning.batches import TransitionBatch, as_batch
+from learning.networks.contract import EACH_TASK, TaskCritics
+from learning.replay import PerTaskReplayBuffer
 
 
 def quantile_thresholds(own_q: torch.Tensor, sharing_quantile: float) -> torch.Tensor:
@@ -53,6 +56,8 @@ class DataSharing:
     sharing_quantile: float
     min_reward: float
     reward_fns: tuple[Callable[[np.ndarray, np.ndarray], np.ndarray], ...] | None = None
+
+    stat_keys = ('SharedDataShare',)
 
     @property
     def supervised(self) -> bool:
@@ -108,3 +113,32 @@ class DataSharing:
         offered_count = offered.flatten(1).sum(1).float()
         share = kept.flatten(1).sum(1).float() / offered_count.clamp(min=1.0)
         return combined, weights, torch.where(offered_count > 0, share, torch.nan)
+
+    def extend(self, own: TransitionBatch, replay_buffer: PerTaskReplayBuffer,
+               has_data: np.ndarray, critics: TaskCritics, buffer_batch_size: int
+               ) -> tuple[TransitionBatch, torch.Tensor, dict[str, torch.Tensor]]:
+        """Each task's batch plus the other tasks' transitions it keeps (see ``combine``).
+
+        Draws ``buffer_batch_size // (N−1)`` candidates from every non-empty buffer and scores
+        them with every task's Q1. Returns the combined batch, its weights, and the share each
+        task kept (``SharedDataShare``).
+        """
+        n = replay_buffer.n_tasks
+        m = max(buffer_batch_size // max(n - 1, 1), 1)
+        arrays = replay_buffer.sample(m, has_data)  # row j: candidates from task j
+        device = own.states.device
+        pool = as_batch(arrays, device)
+        pool_rewards = (self.relabel(arrays['raw_observations'], arrays['actions'])
+                        if self.supervised else None)
+        with torch.no_grad():
+            own_q = critics.for_rows(EACH_TASK, own.states, own.actions)[0]
+            # Every critic i on every candidate row j, then row i keeps its others (N, N-1, m).
+            states = pool.states.reshape(1, n * m, -1).expand(n, -1, -1)
+            actions = pool.actions.reshape(1, n * m, -1).expand(n, -1, -1)
+            all_q = critics.for_rows(EACH_TASK, states, actions)[0].view(n, n, m)
+            others = other_task_rows(n).to(all_q.device)
+            pool_q = all_q.gather(1, others[:, :, None].expand(-1, -1, m))
+        combined, weights, share = self.combine(own, pool, torch.as_tensor(has_data,
+                                                                           device=device),
+                                                own_q, pool_q, pool_rewards)
+        return combined, weights, {'SharedDataShare': share}

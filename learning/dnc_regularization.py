@@ -1,5 +1,5 @@
 """Divide-and-Conquer behaviour regularisation between task policies (Ghosh et al. 2018;
-the release's DnC, spec §3.4): ``dnc_sac --kl_coeff ...``.
+the release's DnC): ``dnc_sac --kl_coeff ...``.
 
 Policy i's actor loss gets the penalty  Σ_{j≠i} β_ij · E_s[ KL(π_j(·|s) ‖ π_i(·|s)) ], the KL
 between the pre-tanh diagonal Gaussians averaged (not summed) over action dimensions, with π_j
@@ -18,7 +18,7 @@ from typing import Literal
 
 import torch
 
-from learning.networks import TaskTanhGaussianPolicies
+from learning.networks.separate import TaskTanhGaussianPolicies
 
 SamplingType = Literal['all', 'i', 'j', 'i+j']
 
@@ -94,3 +94,44 @@ def dnc_penalty(divergence: torch.Tensor, defined: torch.Tensor,
                 beta: torch.Tensor) -> torch.Tensor:
     """(N,) Σ_{j≠i} β_ij · D_ij over the defined pairs."""
     return (beta * torch.where(defined, divergence, torch.zeros_like(divergence))).sum(1)
+
+
+class DnCPenalty:
+    """The DnC penalty as a part of the separated learner (``DnCSAC(penalty=...)``).
+
+    Args:
+        beta: (N, N) coefficients (``coefficient_matrix``), not all zero.
+        sampling_type: ``--sampling_type``.
+        representation: ``--regularize_representation``.
+    """
+
+    stat_keys = ('PolicyKL', 'PolicyKLPenalty')
+
+    def __init__(self, beta: torch.Tensor, sampling_type: SamplingType,
+                 representation: bool) -> None:
+        self.beta = beta
+        self.sampling_type = sampling_type
+        self.representation = representation
+
+    @classmethod
+    def from_flags(cls, kl_coeff: Sequence[float], n_tasks: int, sampling_type: SamplingType,
+                   representation: bool) -> DnCPenalty | None:
+        """The penalty ``--kl_coeff`` asks for, or None when every coefficient is zero (plain
+        separated SAC)."""
+        beta = coefficient_matrix(kl_coeff, n_tasks)
+        if not bool((beta != 0).any()):
+            return None
+        return cls(beta, sampling_type, representation)
+
+    def __call__(self, policies: TaskTanhGaussianPolicies, states: torch.Tensor,
+                 has_data: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """(N,) penalties of the actor losses on (N, B, S) ``states`` (row k from task k's
+        buffer), and their statistics: each policy's mean divergence from the others
+        (``PolicyKL``) and its penalty (``PolicyKLPenalty``)."""
+        divergence, defined = dnc_divergences(policies, states, has_data, self.sampling_type,
+                                              self.representation)
+        penalty = dnc_penalty(divergence, defined, self.beta.to(divergence.device))
+        n_tasks = divergence.shape[0]
+        off_diagonal = defined & ~torch.eye(n_tasks, dtype=torch.bool, device=defined.device)
+        mean_divergence = (divergence * off_diagonal).sum(1) / off_diagonal.sum(1).clamp(min=1)
+        return penalty, {'PolicyKL': mean_divergence, 'PolicyKLPenalty': penalty}

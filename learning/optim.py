@@ -1,6 +1,6 @@
 """Adam over parameters with a leading task axis, stepping only the tasks that trained.
 
-The per-task networks store N learners in one tensor (``learning/networks.py``). One
+The per-task networks store N learners in one tensor (``learning/networks/separate.py``). One
 ``torch.optim.Adam`` over such a tensor would move every task's slice on every step (its moment
 estimates keep pushing even when a task's gradient is zero), so a task with fewer gradient steps
 in an iteration (steps are split in proportion to collected data) would still be updated.

@@ -1,6 +1,6 @@
 """PCGrad: projecting conflicting per-task gradients (Yu et al. 2020, "Gradient Surgery for
 Multi-Task Learning", Algorithm 1), for the shared parameters of the parameter-sharing learner
-(``--use_pc_grad``; spec §6.2).
+(``--use_pc_grad``).
 
 For each task gradient g_i, visit the other tasks in a random order and, whenever g_i conflicts
 with the original g_j (g_i·g_j < 0), remove its component along g_j:

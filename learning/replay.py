@@ -25,10 +25,14 @@ from numpy's global generator, so the same seed selects the same transitions as 
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
+import torch
 from garage import EpisodeBatch, StepType
 
 from environments.multitask import ObservationSplitter
+from learning.batches import TransitionBatch, as_batch
 
 KEYS = ('observations', 'actions', 'rewards', 'next_observations', 'terminals')
 
@@ -244,14 +248,46 @@ def _with_one_hot(states: np.ndarray, task_ids: np.ndarray, n_tasks: int) -> np.
     return out
 
 
-def _episode_arrays(episodes: EpisodeBatch, steps: slice, n_tasks: int
-                    ) -> tuple[np.ndarray, ...]:
-    """One episode's (states, actions, rewards, terminals) rows, the one-hot cut off."""
-    states = episodes.observations[steps, :-n_tasks].astype(np.float32)
-    actions = episodes.actions[steps].astype(np.float32)
-    rewards = episodes.rewards[steps].astype(np.float32)
-    terminals = (episodes.step_types[steps] == StepType.TERMINAL).astype(np.uint8)
-    return states, actions, rewards, terminals
+def _network_input(split: ObservationSplitter, states: np.ndarray,
+                   task_ids: np.ndarray) -> np.ndarray:
+    """What ``split_observation`` (the policies' rule) makes of ``[states, one_hot(task_ids)]``."""
+    return split(_with_one_hot(states, task_ids, split.n_tasks))[0].astype(np.float32,
+                                                                           copy=False)
+
+
+@dataclass(frozen=True)
+class _EpisodeRows:
+    """One episode as the rings store it: its task and its rows without the one-hot."""
+
+    task_id: int
+    states: np.ndarray
+    actions: np.ndarray
+    rewards: np.ndarray
+    terminals: np.ndarray
+    final_state: np.ndarray
+
+    def add_to(self, rings: TransitionRings, ring: int,
+               task_ids: np.ndarray | None = None) -> None:
+        rings.add(ring, self.states, self.actions, self.rewards, self.terminals,
+                  self.final_state, task_ids)
+
+
+def _episode_rows(episodes: EpisodeBatch, index: int, steps: slice,
+                  n_tasks: int) -> _EpisodeRows:
+    """Episode ``index`` (``steps``) of ``episodes`` as stored rows: the one place where a
+    transition's task id is decided (its env's ``task_id``, which the observations' one-hot
+    must agree with) and the one-hot is cut off."""
+    task_id = _task_of(episodes.env_infos['task_id'], steps)
+    observations = episodes.observations[steps]
+    last_observation = episodes.last_observations[index]
+    _check_one_hot(observations, n_tasks, task_id)
+    _check_one_hot(last_observation, n_tasks, task_id)
+    return _EpisodeRows(task_id=task_id, states=observations[:, :-n_tasks].astype(np.float32),
+                        actions=episodes.actions[steps].astype(np.float32),
+                        rewards=episodes.rewards[steps].astype(np.float32),
+                        terminals=(episodes.step_types[steps] == StepType.TERMINAL
+                                   ).astype(np.uint8),
+                        final_state=last_observation[:-n_tasks])
 
 
 class PerTaskReplayBuffer:
@@ -297,32 +333,25 @@ class PerTaskReplayBuffer:
         the random partition's ``partition_id``); returns (N,) transitions added."""
         added = np.zeros(self.n_tasks, dtype=np.int64)
         for index, steps in _episode_slices(episodes):
-            task_id = _task_of(episodes.env_infos['task_id'], steps)
-            _check_one_hot(episodes.observations[steps], self.n_tasks, task_id)
-            _check_one_hot(episodes.last_observations[index], self.n_tasks, task_id)
+            episode = _episode_rows(episodes, index, steps, self.n_tasks)
             # The random partition stores an episode in the buffer of the policy that acted;
             # its one-hot is then rebuilt as that buffer's (validate() refuses the flags that
             # would read it: --include_task_id, --unsupervised false).
-            buffer_id = (task_id if route_by is None
+            buffer_id = (episode.task_id if route_by is None
                          else _task_of(episodes.agent_infos[route_by], steps))
-            rings = self._store(episodes)
-            rings.add(buffer_id, *_episode_arrays(episodes, steps, self.n_tasks),
-                      episodes.last_observations[index, :-self.n_tasks])
+            episode.add_to(self._store(episodes), buffer_id)
             added[buffer_id] += steps.stop - steps.start
         return added
 
-    def _network_input(self, states: np.ndarray, task_ids: np.ndarray) -> np.ndarray:
-        """What ``split_observation`` makes of the raw ``[states, one_hot(task_ids)]``."""
-        return self._split(_with_one_hot(states, task_ids, self.n_tasks))[0].astype(
-            np.float32, copy=False)
 
     def _batch(self, rings: np.ndarray, rows: np.ndarray) -> dict[str, np.ndarray]:
         """The transitions at (rings, rows) in the layout ``sample`` returns, (k, B, dim)."""
         gathered = self._rings.gather(rings, rows)
         task_ids = np.broadcast_to(rings[:, None], rows.shape)
-        batch = {'observations': self._network_input(gathered['states'], task_ids),
+        batch = {'observations': _network_input(self._split, gathered['states'], task_ids),
                  'actions': gathered['actions'], 'rewards': gathered['rewards'],
-                 'next_observations': self._network_input(gathered['next_states'], task_ids),
+                 'next_observations': _network_input(self._split, gathered['next_states'],
+                                                     task_ids),
                  'terminals': gathered['terminals']}
         if self.keep_raw_observations:
             batch['raw_observations'] = _with_one_hot(gathered['states'], task_ids,
@@ -351,6 +380,11 @@ class PerTaskReplayBuffer:
             batch[key][task_ids] = value
         return batch
 
+    def sample_batch(self, batch_size: int, tasks: np.ndarray,
+                     device: torch.device) -> TransitionBatch:
+        """``sample`` as an (N, ``batch_size``) ``TransitionBatch`` on ``device``."""
+        return as_batch(self.sample(batch_size, tasks), device)
+
     def stored(self, task_id: int) -> dict[str, np.ndarray]:
         """Every transition stored for ``task_id``, oldest first, as ``sample`` lays them out
         ((n, dim) arrays)."""
@@ -366,9 +400,10 @@ class PerTaskReplayBuffer:
 class SharedReplayBuffer:
     """One FIFO buffer for all tasks (the parameter-sharing methods).
 
-    It returns raw observations (state + one-hot), so a sampled transition still says which
-    task it belongs to: the per-task temperature and the multihead networks read it from
-    there. Rows store the state and a task id; the one-hot is rebuilt when sampling.
+    Rows store the state and a task id; ``sample`` rebuilds the raw observations (state +
+    one-hot) as garage's ``PathBuffer`` would return them, and ``sample_batch`` returns what
+    the learner trains on: network inputs and each transition's task id, which the per-task
+    temperature and the multihead networks read.
     """
 
     def __init__(self, n_tasks: int, capacity: int, split_observation: ObservationSplitter
@@ -398,18 +433,13 @@ class SharedReplayBuffer:
         """Stores every episode; returns (N,) transitions added per task."""
         added = np.zeros(self.n_tasks, dtype=np.int64)
         for index, steps in _episode_slices(episodes):
-            task_id = _task_of(episodes.env_infos['task_id'], steps)
-            _check_one_hot(episodes.observations[steps], self.n_tasks, task_id)
-            _check_one_hot(episodes.last_observations[index], self.n_tasks, task_id)
+            episode = _episode_rows(episodes, index, steps, self.n_tasks)
             if self._rings is None:
-                self._rings = TransitionRings(1, self.capacity,
-                                              episodes.observations.shape[1] - self.n_tasks,
+                self._rings = TransitionRings(1, self.capacity, episode.states.shape[1],
                                               episodes.actions.shape[1], with_task_ids=True)
             length = steps.stop - steps.start
-            self._rings.add(0, *_episode_arrays(episodes, steps, self.n_tasks),
-                            episodes.last_observations[index, :-self.n_tasks],
-                            np.full(length, task_id, np.int16))
-            added[task_id] += length
+            episode.add_to(self._rings, 0, np.full(length, episode.task_id, np.int16))
+            added[episode.task_id] += length
         return added
 
     def _batch(self, rows: np.ndarray) -> dict[str, np.ndarray]:
@@ -426,6 +456,23 @@ class SharedReplayBuffer:
         if self._rings is None:
             raise ValueError('cannot sample from an empty replay buffer')
         return self._batch(self._rings.draw_rows(np.array([0]), batch_size)[0])
+
+    def sample_batch(self, batch_size: int, device: torch.device) -> TransitionBatch:
+        """``batch_size`` transitions as the networks see them, (B,) on ``device``: the
+        observations split as the policies split them, and each transition's stored task id
+        (the one ``add_episodes`` checked against its one-hot)."""
+        if self._rings is None:
+            raise ValueError('cannot sample from an empty replay buffer')
+        rows = self._rings.draw_rows(np.array([0]), batch_size)
+        gathered = {key: value[0] for key, value in
+                    self._rings.gather(np.array([0]), rows).items()}
+        task_ids = gathered['task_ids']
+        return as_batch({'observations': _network_input(self._split, gathered['states'],
+                                                        task_ids),
+                         'actions': gathered['actions'], 'rewards': gathered['rewards'],
+                         'next_observations': _network_input(self._split,
+                                                             gathered['next_states'], task_ids),
+                         'terminals': gathered['terminals'], 'task_ids': task_ids}, device)
 
     def stored(self) -> dict[str, np.ndarray]:
         """Every stored transition, oldest first, as ``sample`` lays them out."""

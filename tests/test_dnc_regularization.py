@@ -211,3 +211,18 @@ def test_distillation_samples_per_buffer_follow_the_sampling_type(sampling_type,
     algorithm.distill()
     # buffer_batch_size 12, 4 tasks: 12 // 4, 12, 12 // 2 from every non-empty buffer
     assert calls == [(per_buffer, (True,) * 4)] * 2
+
+
+def test_the_penalty_part_and_its_statistics_match_hand_values():
+    from learning.dnc_regularization import DnCPenalty
+    assert DnCPenalty.from_flags([0.0] * 9, 3, 'all', False) is None  # plain separated SAC
+    part = DnCPenalty.from_flags([0.5], 3, 'i', False)
+    has_data = torch.tensor([True, True, False])
+    penalty, stats = part(constant_policies(), torch.randn(3, 6, 2), has_data)
+    expected_penalty = [0.5 * hand_kl(1, 0), 0.5 * hand_kl(0, 1), 0.0]
+    torch.testing.assert_close(penalty, torch.tensor(expected_penalty), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(stats['PolicyKLPenalty'], penalty)
+    # Each policy's mean divergence from the others it is defined against (task 2 has no
+    # data: no pair, so 0).
+    torch.testing.assert_close(stats['PolicyKL'], torch.tensor(
+        [hand_kl(1, 0), hand_kl(0, 1), 0.0]), atol=1e-5, rtol=1e-5)

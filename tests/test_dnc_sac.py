@@ -120,3 +120,24 @@ def test_sampling_policy_is_the_mixture_for_qmp_and_routing_otherwise():
     assert type(qmp._sampler._policy) is type(qmp.exploration_policy)
     assert type(dnc._sampler._policy) is type(dnc.policy)
     assert qmp._sampler._policy is not qmp.exploration_policy
+
+
+def test_the_update_returns_its_statistics_and_the_step_keeps_the_active_tasks(algo,
+                                                                               monkeypatch):
+    algorithm, trainer = algo
+    while (algorithm.replay_buffer.sizes() < 50).any():
+        algorithm.train_once(trainer)
+    before = {key: value.copy() for key, value in algorithm.last_stats.items()}
+    active = np.array([True, False, True, False])
+    stats = algorithm._update(active)
+    assert set(stats) == set(algorithm.last_stats)
+    assert all(value.shape == (4,) for value in stats.values())
+    for key, value in before.items():  # the update itself writes nothing
+        np.testing.assert_array_equal(algorithm.last_stats[key], value)
+    returned = {key: torch.arange(4, dtype=torch.float32) + 10 * i
+                for i, key in enumerate(algorithm.last_stats)}
+    monkeypatch.setattr(algorithm, '_update', lambda tasks: returned)
+    algorithm._gradient_step(active)
+    for key, value in returned.items():
+        np.testing.assert_array_equal(algorithm.last_stats[key][active], value.numpy()[active])
+        np.testing.assert_array_equal(algorithm.last_stats[key][~active], before[key][~active])

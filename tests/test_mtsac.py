@@ -78,8 +78,8 @@ def test_the_learner_uses_the_release_sac_temperature_form(monkeypatch):
 @pytest.mark.parametrize('skip_alpha', [True, False])
 def test_pcgrad_steps_run(skip_alpha):
     algorithm = filled('mtsac', use_pc_grad=True, skip_alpha_pc_grad=skip_alpha)
-    before = [p.detach().clone() for p in algorithm.policy_net.parameters()]
+    before = [p.detach().clone() for p in algorithm.policies.parameters()]
     algorithm._gradient_step()
-    after = algorithm.policy_net.parameters()
+    after = algorithm.policies.parameters()
     assert any(not torch.equal(a, b) for a, b in zip(before, after, strict=True))
     assert np.all(np.isfinite(algorithm.last_stats['PolicyLoss']))

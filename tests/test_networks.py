@@ -253,7 +253,7 @@ def test_log_std_is_clamped(bias, expected_log_std):
         actors.log_std_head.bias.fill_(bias)
     states = torch.randn(N_TASKS, 4, IN)
     for distribution in (actors(states),
-                         actors.forward_selected(torch.tensor([0, 2]), states[:2])):
+                         actors.for_rows(torch.tensor([0, 2]), states[:2])):
         torch.testing.assert_close(distribution.stddev,
                                    torch.full_like(distribution.stddev,
                                                    math.exp(expected_log_std)))
@@ -265,7 +265,7 @@ def test_policies_forward_selected():
     _randomize(actors)
     task_ids = torch.tensor([1, 2, 1, 0])
     states = torch.randn(4, 3, IN)
-    distribution = actors.forward_selected(task_ids, states)
+    distribution = actors.for_rows(task_ids, states)
     for row, task in enumerate(task_ids.tolist()):
         mu, log_std = _actor_heads(actors, task, states[row])
         torch.testing.assert_close(distribution.mean[row], torch.tanh(mu), atol=1e-5,
@@ -389,3 +389,41 @@ def test_target_update_of_active_tasks_is_the_masked_polyak_formula():
         expected = torch.where(row_mask, old + 0.05 * (online.detach() - old), old)
         assert torch.equal(new.detach(), expected)
     learner._update_targets(np.zeros(4, bool))  # no task: nothing moves
+
+
+def test_critics_for_rows_matches_each_row_task_and_each_task_is_forward():
+    """``for_rows`` with task ids evaluates row b by task ``task_ids[b]``'s critics (any inner
+    batch shape); with ``EACH_TASK`` it is ``forward`` (row i by task i)."""
+    torch.manual_seed(15)
+    critics = TaskTwinCritics(N_TASKS, IN, OUT, (8,), layer_norm=True)
+    _randomize(critics)
+    task_ids = torch.tensor([2, 0, 2, 1])
+    states, actions = torch.randn(4, 3, IN), torch.rand(4, 3, OUT)
+    q1, q2 = critics.for_rows(task_ids, states, actions)
+    flat_q1, _ = critics.for_rows(task_ids, states[:, 0], actions[:, 0])
+    assert q1.shape == q2.shape == (4, 3) and flat_q1.shape == (4,)
+    for row, task in enumerate(task_ids.tolist()):
+        for k in range(3):
+            torch.testing.assert_close(
+                q1[row, k], _critic_reference(critics.q1, task, states[row, k],
+                                              actions[row, k]), atol=1e-5, rtol=1e-5)
+            torch.testing.assert_close(
+                q2[row, k], _critic_reference(critics.q2, task, states[row, k],
+                                              actions[row, k]), atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(flat_q1[row], q1[row, 0], atol=1e-6, rtol=1e-6)
+    per_task = torch.randn(N_TASKS, 4, IN), torch.rand(N_TASKS, 4, OUT)
+    for each, forward in zip(critics.for_rows(networks.EACH_TASK, *per_task),
+                             critics(*per_task), strict=True):
+        assert torch.equal(each, forward)
+
+
+def test_policies_for_rows_of_each_task_is_forward():
+    torch.manual_seed(16)
+    actors = TaskTanhGaussianPolicies(N_TASKS, IN, OUT, HIDDEN)
+    states = torch.randn(N_TASKS, 4, IN)
+    assert torch.equal(actors.for_rows(networks.EACH_TASK, states).mean, actors(states).mean)
+    flat = actors.for_rows(torch.tensor([1, 0]), states[0, :2])
+    nested = actors.for_rows(torch.tensor([1, 0]), states[0, :2, None])
+    assert flat.mean.shape == (2, OUT)
+    torch.testing.assert_close(flat.mean, nested.mean[:, 0])
+    torch.testing.assert_close(flat.stddev, nested.stddev[:, 0])

@@ -30,7 +30,7 @@ def test_multihead_shapes_and_row_selection(nets):
     assert sampled.shape == means.shape == (N, B, A)
     rows = torch.arange(B)
     torch.testing.assert_close(means[task_ids, rows], distribution.mean)
-    torch.testing.assert_close(policy.forward_selected(task_ids, states[:, None]).mean[:, 0],
+    torch.testing.assert_close(policy.for_rows(task_ids, states[:, None]).mean[:, 0],
                                distribution.mean)
     q1, q2 = critics.for_rows(task_ids, states, distribution.mean)
     assert q1.shape == q2.shape == (B,)
@@ -112,3 +112,20 @@ def test_routing_policy_acts_with_the_task_head(nets):
     states, task_ids = split(torch.as_tensor(observations))
     expected = policy_net.for_rows(task_ids, states).mean.detach().numpy()
     np.testing.assert_allclose(info['mean'], expected, atol=1e-6)
+
+
+def test_each_task_rows_use_head_i_on_row_i(nets):
+    """``for_rows(EACH_TASK, ...)`` on (N, K, S) is row i through head i: what MCAL's actor
+    trains with, equal to giving every row its task id."""
+    from learning.networks import EACH_TASK
+    policy, critics = nets
+    states, actions = torch.randn(N, 3, S), torch.rand(N, 3, A)
+    each = policy.for_rows(EACH_TASK, states)
+    assert each.mean.shape == (N, 3, A)
+    for row in range(N):
+        alone = policy.for_rows(torch.full((3,), row), states[row])
+        torch.testing.assert_close(each.mean[row], alone.mean)
+        torch.testing.assert_close(each.stddev[row], alone.stddev)
+        q1_each = critics.for_rows(EACH_TASK, states, actions)[0][row]
+        q1_alone = critics.for_rows(torch.full((3,), row), states[row], actions[row])[0]
+        torch.testing.assert_close(q1_each, q1_alone)

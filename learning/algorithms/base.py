@@ -1,7 +1,8 @@
 """What every multi-task learner here shares: the epoch loop, evaluation, and logging.
 
-A learner supplies ``train_once`` (one sampling round and its gradient steps) and per-task SAC
-diagnostics in ``self.last_stats``; this base runs ``steps_per_epoch`` rounds per epoch,
+A learner supplies ``train_once`` (one sampling round and its gradient steps) and keeps the
+per-task statistics its gradient steps return in ``self.last_stats`` (SAC's) and
+``self.method_stats`` (its parts'); this base runs ``steps_per_epoch`` rounds per epoch,
 evaluates the task policies (and, for QMP, the mixture) on the test envs, and records the
 metrics documented in the README. QMP enters only as ``exploration_policy``, garage's seam for a
 policy that collects data but is not trained (paper §4).
@@ -243,12 +244,13 @@ class MultiTaskLearner(RLAlgorithm):
     def _evaluate(self) -> dict[str, tuple[dict[str, float], np.ndarray, np.ndarray]]:
         """Deterministic episodes of every evaluation mode: summary and per-task arrays."""
         results = {}
-        if getattr(self, '_evaluator', None) is None:  # (older snapshots lack the attribute)
-            self._evaluator = LockstepEvaluator(self._test_envs, self._episodes_per_task())
+        evaluator = getattr(self, '_evaluator', None)  # (older snapshots lack the attribute)
+        if evaluator is None:
+            evaluator = self._evaluator = LockstepEvaluator(self._test_envs,
+                                                            self._episodes_per_task())
         for prefix, policy in self._evaluation_modes().items():
             logger.log(f'Evaluating {prefix[:-1]} ...')
-            stats, task_ids = self._evaluator.evaluate(policy, self.max_episode_length,
-                                                       self.discount)
+            stats, task_ids = evaluator.evaluate(policy, self.max_episode_length, self.discount)
             per_task = split_by_task(stats, task_ids, self.n_tasks)
             summary = summarize(stats)
             self._evaluation_keys = tuple(summary)

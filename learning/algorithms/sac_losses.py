@@ -1,40 +1,27 @@
-"""SAC's losses, per sample, for any arrangement of task networks (spec §3.1).
+"""SAC's losses, per sample, for any arrangement of task networks.
 
 The formulas are garage's torch SAC (Haarnoja et al. 2018: critic Eq. 5, actor Eq. 7,
 temperature Eq. 18). Every function returns per-sample values and leaves the reduction to the
 learner: the separated learner (``dnc_sac.py``) holds one row per task, ``(N, B)``, and averages
 each row; the parameter-sharing learner (``mtsac.py``) holds one mixed batch, ``(B,)``, and
 averages it, or averages per task for PCGrad. ``policy`` maps states to a TanhNormal over the
-matching actions, ``critics`` maps (states, actions) to the twin Q-values, and ``alpha``
-broadcasts against the per-sample shape (one temperature per row or per sample).
+matching actions, ``critics`` maps (states, actions) to the twin Q-values (the learners pass
+networks bound to their rows, ``learning/networks/contract.py``), and ``alpha`` broadcasts
+against the per-sample shape (one temperature per row or per sample).
 """
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 
 import torch
 
-from learning.networks import TanhNormal
+from learning.batches import TransitionBatch
+from learning.networks.contract import CriticsOnRows
+from learning.networks.distributions import TanhNormal
 
 PolicyFn = Callable[[torch.Tensor], TanhNormal]
 CriticFn = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
-
-
-@dataclass
-class TransitionBatch:
-    """A minibatch with leading shape (N, B) (one row per task) or (B,) (mixed tasks).
-
-    ``terminals`` is 1.0 only for real terminations (``StepType.TERMINAL``), so time-outs are
-    bootstrapped.
-    """
-
-    states: torch.Tensor  # (..., S) network inputs
-    actions: torch.Tensor  # (..., A)
-    rewards: torch.Tensor  # (...)
-    next_states: torch.Tensor  # (..., S)
-    terminals: torch.Tensor  # (...)
 
 
 def td_target(batch: TransitionBatch, policy: PolicyFn, target_critics: CriticFn,
@@ -62,10 +49,10 @@ def actor_objective(states: torch.Tensor, policy: PolicyFn, critics: CriticFn,
     """α·log π(ã|s) − min_k Q_k(s, ã) per sample, ã ~ π(·|s) reparameterised.
 
     Returns the objective, log π(ã|s) (for the temperature loss) and the entropy of the
-    pre-tanh Gaussian (for logging). When ``critics`` is a module its weights are frozen for
-    this forward pass: the actor step only needs ∂Q/∂ã, and skipping the critics' weight
-    gradients (which no optimizer reads before they are cleared) saves a third of their
-    backward pass without changing any update.
+    pre-tanh Gaussian (for logging). When ``critics`` is a module (or bound critics) its
+    weights are frozen for this forward pass: the actor step only needs ∂Q/∂ã, and skipping the
+    critics' weight gradients (which no optimizer reads before they are cleared) saves a third
+    of their backward pass without changing any update.
     """
     distribution = policy(states)
     pre_tanh, actions = distribution.rsample_with_pre_tanh_value()
@@ -77,9 +64,10 @@ def actor_objective(states: torch.Tensor, policy: PolicyFn, critics: CriticFn,
 
 @contextmanager
 def _frozen(module: object) -> Iterator[None]:
-    """Turns off ``requires_grad`` of a module's trainable parameters for the block."""
+    """Turns off ``requires_grad`` of a module's (or bound critics') trainable parameters for
+    the block; any other callable is left alone."""
     params = ([p for p in module.parameters() if p.requires_grad]
-              if isinstance(module, torch.nn.Module) else [])
+              if isinstance(module, torch.nn.Module | CriticsOnRows) else [])
     for param in params:
         param.requires_grad_(False)
     try:
@@ -98,5 +86,5 @@ def temperature_objective(log_alpha: torch.Tensor, log_pi: torch.Tensor,
 def alpha_temperature_objective(log_alpha: torch.Tensor, log_pi: torch.Tensor,
                                 target_entropy: float) -> torch.Tensor:
     """−α·(log π + H̄) per sample, α = exp(log α): the release's ``SAC`` class form, used by
-    ``sac``, ``mtsac`` and ``qmp_sac`` (spec §3.1). Its gradient is α times garage's."""
+    ``sac``, ``mtsac`` and ``qmp_sac``. Its gradient is α times garage's."""
     return -log_alpha.exp() * (log_pi.detach() + target_entropy)

@@ -1,6 +1,7 @@
 """What the two sampling policies share: garage's ``Policy`` surface over torch networks."""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import akro
@@ -16,7 +17,7 @@ from environments.multitask import ObservationSplitter
 class TorchSamplingPolicy(Policy):
     """A garage ``Policy`` that acts with torch modules and ships their weights to workers.
 
-    ``get_param_values`` returns CPU state dicts of every module in ``modules``; garage's
+    ``get_param_values`` returns CPU state dicts of every module in ``networks``; garage's
     trainer broadcasts exactly that to the sampler workers before each collection.
 
     ``replay_key`` names the agent info whose value picks an episode's replay buffer; None
@@ -26,10 +27,15 @@ class TorchSamplingPolicy(Policy):
     replay_key: str | None = None
 
     def __init__(self, env_spec: EnvSpec, split_observation: ObservationSplitter,
-                 modules: dict[str, nn.Module], name: str) -> None:
+                 networks: Mapping[str, object], name: str) -> None:
         self._env_spec = env_spec
         self._split = split_observation
-        self._modules = modules
+        self._modules: dict[str, nn.Module] = {}
+        for key, network in networks.items():
+            if not isinstance(network, nn.Module):
+                raise TypeError(f'{key} must be a torch module: its weights are sent to the '
+                                f'sampler workers')
+            self._modules[key] = network
         self._name = name
 
     @property

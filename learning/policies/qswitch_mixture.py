@@ -8,8 +8,8 @@ the proposals; the proposal with the best score is executed:
 The paper's rule is an expectation over each π_j's actions plus an entropy term; in practice
 (paper §4, camera-ready l.207) Q_i is evaluated on one action per policy and the entropy term is
 dropped. The release scores each proposal's *mean* action with Q1_i alone and executes the
-chosen policy's *sampled* action (spec §4.1.1); that is the default here, and the flags pick the
-variants the paper and the release's batched path use:
+chosen policy's *sampled* action (docs/deviations.md); that is the default here, and the flags
+pick the variants the paper and the release's batched path use:
 
 * ``score_action``: ``'mean'`` (default) or ``'sample'`` (score the action that will be run);
 * ``score_critic``: ``'q1'`` (default) or ``'min'`` (min(Q1_i, Q2_i));
@@ -20,7 +20,7 @@ variants the paper and the release's batched path use:
 Only data collection changes: transitions are stored under ``task_id`` (whose reward they carry),
 and ``selected_policy`` (which π_j acted) is reported for the selection-frequency metrics. The
 single-observation call is the batched call on a batch of one, so the two cannot disagree (the
-release's two paths did, spec §4.1.2).
+release's two paths did, docs/deviations.md).
 """
 from __future__ import annotations
 
@@ -31,11 +31,10 @@ import torch
 from garage import EnvSpec
 
 from environments.multitask import ObservationSplitter
-from learning.networks import TaskTanhGaussianPolicies, TaskTwinCritics
+from learning.networks.contract import ScoreCritic, ScoringCritics, TaskPolicies
 from learning.policies.base import TorchSamplingPolicy
 
 ScoreAction = Literal['mean', 'sample']
-ScoreCritic = Literal['q1', 'min']
 Selection = Literal['qswitch', 'uniform']
 
 
@@ -53,8 +52,8 @@ class QSwitchMixturePolicy(TorchSamplingPolicy):
         sampling_freq: re-select every this many steps of an episode.
     """
 
-    def __init__(self, env_spec: EnvSpec, policies: TaskTanhGaussianPolicies,
-                 critics: TaskTwinCritics, split_observation: ObservationSplitter, *,
+    def __init__(self, env_spec: EnvSpec, policies: TaskPolicies, critics: ScoringCritics,
+                 split_observation: ObservationSplitter, *,
                  score_action: ScoreAction = 'mean', score_critic: ScoreCritic = 'q1',
                  selection: Selection = 'qswitch', sampling_freq: int = 1) -> None:
         super().__init__(env_spec, split_observation,

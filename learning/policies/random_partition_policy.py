@@ -16,7 +16,7 @@ import torch
 from garage import EnvSpec
 
 from environments.multitask import ObservationSplitter
-from learning.networks import TaskTanhGaussianPolicies
+from learning.networks.contract import TaskPolicies
 from learning.policies.base import TorchSamplingPolicy
 
 
@@ -25,7 +25,7 @@ class RandomPartitionPolicy(TorchSamplingPolicy):
 
     replay_key = 'partition_id'
 
-    def __init__(self, env_spec: EnvSpec, policies: TaskTanhGaussianPolicies,
+    def __init__(self, env_spec: EnvSpec, policies: TaskPolicies,
                  split_observation: ObservationSplitter) -> None:
         super().__init__(env_spec, split_observation, {'policies': policies},
                          'RandomPartition')
@@ -48,9 +48,9 @@ class RandomPartitionPolicy(TorchSamplingPolicy):
         if self._assigned is None or len(self._assigned) != len(states):
             self._assigned = np.random.randint(self._policies.n_tasks, size=len(states))
         assigned = torch.as_tensor(self._assigned, device=states.device)
-        distribution = self._policies.forward_selected(assigned, states.unsqueeze(1))
-        return distribution.rsample()[:, 0].cpu().numpy(), {
-            'mean': distribution.mean[:, 0].cpu().numpy(),
+        distribution = self._policies.for_rows(assigned, states)
+        return distribution.rsample().cpu().numpy(), {
+            'mean': distribution.mean.cpu().numpy(),
             'task_id': task_ids.cpu().numpy(),
             'selected_policy': self._assigned.copy(),
             'partition_id': self._assigned.copy(),

@@ -12,14 +12,14 @@ import torch
 from garage import EnvSpec
 
 from environments.multitask import ObservationSplitter
-from learning.networks import TaskTanhGaussianPolicies
+from learning.networks.contract import TaskPolicies
 from learning.policies.base import TorchSamplingPolicy
 
 
 class TaskRoutingPolicy(TorchSamplingPolicy):
     """π_task(s) for every row, with ``task_id`` read from the observation's one-hot."""
 
-    def __init__(self, env_spec: EnvSpec, policies: TaskTanhGaussianPolicies,
+    def __init__(self, env_spec: EnvSpec, policies: TaskPolicies,
                  split_observation: ObservationSplitter) -> None:
         super().__init__(env_spec, split_observation, {'policies': policies}, 'TaskRouting')
         self._policies = policies
@@ -31,11 +31,11 @@ class TaskRoutingPolicy(TorchSamplingPolicy):
     def get_actions(self, observations: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
         """Samples a_b ~ π_{task_b}(·|s_b); ``mean`` = tanh(μ) is what evaluation executes."""
         states, task_ids = self._split_to_torch(observations)
-        distribution = self._policies.forward_selected(task_ids, states.unsqueeze(1))
-        actions = distribution.rsample()[:, 0]
+        distribution = self._policies.for_rows(task_ids, states)
+        actions = distribution.rsample()
         task_ids_np = task_ids.cpu().numpy()
         return actions.cpu().numpy(), {
-            'mean': distribution.mean[:, 0].cpu().numpy(),
+            'mean': distribution.mean.cpu().numpy(),
             'task_id': task_ids_np,
             'selected_policy': task_ids_np.copy(),
         }

@@ -1,65 +1,37 @@
-"""Per-task networks: N independent MLPs held as one module and evaluated with batched matmuls.
+"""Separated networks: N independent MLPs held as one module and evaluated with batched matmuls.
 
 The separated architecture of the paper (one actor and two critics per task) is stored as
-weights with a leading task axis, ``(N, fan_in, fan_out)``. ``forward`` evaluates every task's
-network on its own batch, ``(N, B, in) -> (N, B, out)``, in one ``baddbmm`` per layer, so one
-gradient step updates all N learners at once; ``forward_selected`` evaluates row b with the
-network of ``task_ids[b]``, ``(B, K, in) -> (B, K, out)``, which is how the Q-switch scores K
-candidate actions with each row's own task critic. Tasks share no parameters: the output for
-task i depends on task i's weights only (``tests/test_networks.py`` checks this against N
-separate ``torch.nn.Linear`` stacks).
+weights with a leading task axis, ``(N, fan_in, fan_out)``. ``for_rows(EACH_TASK, ...)``
+evaluates every task's network on its own batch, ``(N, B, in) -> (N, B, out)``, in one
+``baddbmm`` per layer, so one gradient step updates all N learners at once; with a (B,) tensor
+of task ids it evaluates row b with the network of ``task_ids[b]``, ``(B, K, in) -> (B, K,
+out)``, which is how the routing policy acts. Tasks share no parameters: the output for task i
+depends on task i's weights only (``tests/test_networks.py`` checks this against N separate
+``torch.nn.Linear`` stacks). The interface is ``learning/networks/contract.py``'s.
 
-Initialisation follows garage's defaults for the release's networks (spec §2.3): actors use
-Xavier-uniform weights, critics Xavier-normal, biases zero; fans are per task.
+Initialisation follows garage's defaults for the release's networks: actors use Xavier-uniform
+weights, critics Xavier-normal, biases zero; fans are per task.
 """
 from __future__ import annotations
 
-import math
-from typing import Literal, cast
+from typing import cast
 
 import torch
-from garage.torch.distributions import TanhNormal as GarageTanhNormal
 from torch import nn
 from torch.nn import functional as F
 
-Init = Literal['xavier_uniform', 'xavier_normal']
-
-# garage's TanhGaussianMLPPolicy clamps the standard deviation to [e^-20, e^2] (spec §2.3).
-LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0
-
-
-class TanhNormal(GarageTanhNormal):
-    """garage's tanh-squashed Gaussian, declaring its (empty) argument constraints.
-
-    garage's class predates ``torch.distributions.Distribution.arg_constraints``; without the
-    declaration torch warns on every construction. Behaviour is garage's.
-    """
-
-    arg_constraints: dict = {}
-
-
-def xavier_init_(weight: torch.Tensor, init: Init, fan_in: int, fan_out: int) -> None:
-    """Xavier (Glorot) initialisation with explicit fans, in place.
-
-    The fans are those of one task's (or one head's) layer even when several share a tensor,
-    so every task starts as a separately initialised garage network would.
-    """
-    with torch.no_grad():
-        if init == 'xavier_uniform':
-            bound = math.sqrt(6.0 / (fan_in + fan_out))
-            weight.uniform_(-bound, bound)
-        else:
-            weight.normal_(0.0, math.sqrt(2.0 / (fan_in + fan_out)))
+from learning.networks.contract import RowTasks, ScoreCritic, single_task
+from learning.networks.distributions import TanhNormal, clamped_std, tanh_gaussian
+from learning.networks.initialization import Init, xavier_init_
 
 
 def _init_task_weight(weight: torch.Tensor, init: Init) -> None:
     xavier_init_(weight, init, weight.shape[-2], weight.shape[-1])
 
 
-def single_task(task_ids: torch.Tensor) -> torch.Tensor | int:
-    """The task as an int when all rows share it (then weights need no per-row gather)."""
-    first = int(task_ids[0])
-    return first if bool((task_ids == first).all()) else task_ids
+def _as_rows(x: torch.Tensor) -> torch.Tensor:
+    """(B, *, in) -> (B, K, in), the inner sample axes flattened into one."""
+    return x.reshape(x.shape[0], -1, x.shape[-1])
 
 
 class TaskLinear(nn.Module):
@@ -150,17 +122,14 @@ class TaskTanhGaussianPolicies(nn.Module):
         self.n_tasks = n_tasks
         self.state_dim = state_dim
         self.action_dim = action_dim
+        self.hidden_sizes = tuple(hidden_sizes)
         self.trunk = TaskMLP(n_tasks, state_dim, hidden_sizes, None, 'xavier_uniform')
         self.mean_head = TaskLinear(n_tasks, hidden_sizes[-1], action_dim)
         self.log_std_head = TaskLinear(n_tasks, hidden_sizes[-1], action_dim)
 
-    @staticmethod
-    def _distribution(mean: torch.Tensor, log_std: torch.Tensor) -> TanhNormal:
-        return TanhNormal(mean, log_std.clamp(LOG_STD_MIN, LOG_STD_MAX).exp())
-
     def forward(self, states: torch.Tensor) -> TanhNormal:
         """Task i's action distribution on batch i: states (N, B, S) -> events (N, B, A)."""
-        return self._distribution(*self.gaussian_parameters(states))
+        return tanh_gaussian(*self.gaussian_parameters(states))
 
     def gaussian_parameters(self, states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Pre-tanh mean and (unclamped) log-std of task i's Gaussian on batch i."""
@@ -170,14 +139,17 @@ class TaskTanhGaussianPolicies(nn.Module):
     def gaussian(self, states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Pre-tanh mean and standard deviation (clamped as the distribution's), (N, B, A)."""
         mean, log_std = self.gaussian_parameters(states)
-        return mean, log_std.clamp(LOG_STD_MIN, LOG_STD_MAX).exp()
+        return mean, clamped_std(log_std)
 
-    def forward_selected(self, task_ids: torch.Tensor, states: torch.Tensor) -> TanhNormal:
-        """Row b's own task actor: states (B, K, S) -> events (B, K, A)."""
+    def for_rows(self, task_ids: RowTasks, states: torch.Tensor) -> TanhNormal:
+        """Row b's own task actor: states (B, *, S) -> events (B, *, A)."""
+        if isinstance(task_ids, str):
+            return self(states)
         tasks = single_task(task_ids)
-        features = self.trunk.forward_selected(tasks, states)
-        return self._distribution(self.mean_head.forward_selected(tasks, features),
-                                  self.log_std_head.forward_selected(tasks, features))
+        features = self.trunk.forward_selected(tasks, _as_rows(states))
+        shape = states.shape[:-1] + (self.action_dim,)
+        return tanh_gaussian(self.mean_head.forward_selected(tasks, features).view(shape),
+                             self.log_std_head.forward_selected(tasks, features).view(shape))
 
     def propose(self, states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Every policy's proposal for every state: states (B, S) -> sampled and mean actions,
@@ -205,20 +177,21 @@ class TaskTwinCritics(nn.Module):
         inputs = torch.cat([states, actions], dim=-1)
         return self.q1(inputs).squeeze(-1), self.q2(inputs).squeeze(-1)
 
+    def for_rows(self, task_ids: RowTasks, states: torch.Tensor,
+                 actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Row b's task Q1 and Q2: (B, *, S), (B, *, A) -> two (B, *)."""
+        if isinstance(task_ids, str):
+            return self(states, actions)
+        tasks = single_task(task_ids)
+        inputs = _as_rows(torch.cat([states, actions], dim=-1))
+        shape = states.shape[:-1]
+        return (self.q1.forward_selected(tasks, inputs).view(shape),
+                self.q2.forward_selected(tasks, inputs).view(shape))
+
     def score(self, task_ids: torch.Tensor, states: torch.Tensor, candidates: torch.Tensor,
-              critic: Literal['q1', 'min']) -> torch.Tensor:
-        """Scores P candidate actions per state with that state's task critic.
-
-        Args:
-            task_ids: (B,) whose critic scores row b.
-            states: (B, S) network inputs.
-            candidates: (P, B, A) one proposal per policy.
-            critic: ``'q1'`` scores with ``Q1_task`` (the release's rule), ``'min'`` with
-                ``min(Q1_task, Q2_task)``.
-
-        Returns:
-            (P, B) scores.
-        """
+              critic: ScoreCritic) -> torch.Tensor:
+        """(P, B) scores of P candidate actions per state by that state's task critic (see
+        ``contract.ScoringCritics``)."""
         n_candidates = candidates.shape[0]
         tasks = single_task(task_ids)
         per_row = candidates.transpose(0, 1)  # (B, P, A)
