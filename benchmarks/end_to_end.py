@@ -47,8 +47,8 @@ PAPER_ENV_STEPS = {'JacoReachMT5-v1': 2e6, 'MazeLarge-10-v0': 12e6, 'Walker2dMT4
                    'KitchenMTEasy-v0': 5e6, 'MetaWorldCDS-v1': 10e6, 'MetaWorldMT10-v2': 40e6,
                    'MetaWorldMT50-v2': 30e6}
 # --quick: tiny Jaco epochs (crash check of the whole pipeline, not a measurement).
-QUICK_FLAGS = {'batch_size': 200, 'gradient_steps_per_itr': 10, 'num_evaluation_episodes': 5,
-               'hidden_sizes': [32, 32], 'steps_per_epoch': 1, 'min_buffer_size': 40}
+QUICK_FLAGS = {'batch_size': 1000, 'gradient_steps_per_itr': 10, 'num_evaluation_episodes': 5,
+               'hidden_sizes': [32, 32], 'steps_per_epoch': 1, 'min_buffer_size': 200}
 TIME_KEYS = ('Time/Collect', 'Time/Update', 'Time/Eval', 'Time/Snapshot', 'Time/Epoch')
 
 
