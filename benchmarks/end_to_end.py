@@ -61,6 +61,18 @@ class EpochPlan:
     eval_fraction: float  # share of the preset epoch's evaluation episodes
     env_steps_per_epoch: int  # of the *preset* epoch
 
+    def scale_to_preset(self, seconds: float, times: dict[str, float]) -> float:
+        """A measured (fractional) epoch's seconds scaled to the preset epoch: collection and
+        updates by the rounds' share and evaluation by the episodes' share when the epoch's
+        ``Time/`` split is known, else the whole epoch by the rounds' share."""
+        if self.rounds_fraction == 1 and self.eval_fraction == 1:
+            return seconds
+        if {'Time/Collect', 'Time/Update', 'Time/Eval'} <= set(times):
+            rounds = times['Time/Collect'] + times['Time/Update']
+            return (seconds + rounds * (1 / self.rounds_fraction - 1)
+                    + times['Time/Eval'] * (1 / self.eval_fraction - 1))
+        return seconds / self.rounds_fraction
+
     def describe(self) -> str:
         if self.rounds_fraction == 1 and self.eval_fraction == 1:
             return 'preset epoch'
@@ -180,23 +192,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--fraction', type=float, default=1.0,
                         help='share of a preset epoch for the envs other than Jaco and MT10')
     parser.add_argument('--n_epochs', type=int, default=3,
-                        help='epochs per run; all but the first are timed (default 3)')
+                        help='epochs per run; all but the first are timed (default 3); 1, '
+                             "only with --no-baseline: this checkout's own Time/Epoch of its "
+                             'first epoch (which trains from its first round, see above)')
     parser.add_argument('--baseline-ref', default=BASELINE_REF,
                         help='git commit timed as the baseline')
     parser.add_argument('--no-baseline', action='store_true', help='time this checkout only')
     parser.add_argument('--project', action='store_true',
                         help="print each env's paper budget in wall-clock at the measured speed")
     args = parser.parse_args(argv)
-    if args.n_epochs < 2:
-        parser.error('--n_epochs must be at least 2 (the first epoch is not timed)')
+    if args.n_epochs < 1 or (args.n_epochs == 1 and not args.no_baseline):
+        parser.error('--n_epochs must be at least 2 (the first epoch is not timed), or 1 with '
+                     '--no-baseline')
     for name in ('mt10_fraction', 'fraction'):
         if not 0 < getattr(args, name) <= 1:
             parser.error(f'--{name} must be in (0, 1], got {getattr(args, name)}')
     envs = ['jaco'] if args.quick else args.envs
     n_epochs = 2 if args.quick else args.n_epochs
+    timed = ('the first epoch (its Time/Epoch)' if n_epochs == 1 else
+             f'median of the {n_epochs - 1} epoch(s) after the first')
     print(f'machine: {os.cpu_count()} CPUs, OMP_NUM_THREADS=1, load average '
-          f'{os.getloadavg()[0]:.1f}; method {args.method}; seconds per epoch (median of the '
-          f'{n_epochs - 1} epoch(s) after the first)', flush=True)
+          f'{os.getloadavg()[0]:.1f}; method {args.method}; seconds per epoch ({timed})',
+          flush=True)
     baseline = None if args.no_baseline else baseline_worktree(args.baseline_ref)
     trees = {'this checkout': REPO}
     if baseline is not None:
@@ -217,22 +234,22 @@ def main(argv: list[str] | None = None) -> int:
                 work.mkdir()
                 epochs, last_row = time_epochs(tree, args.method, env_id, flags, n_epochs,
                                                work)
-                seconds[name] = _median(epochs)
+                seconds[name] = (float(last_row['Time/Epoch']) if n_epochs == 1
+                                 else _median(epochs))
                 parts = [f'{name}: {seconds[name]:.1f} s']
-                if not args.quick and (plan.rounds_fraction < 1 or plan.eval_fraction < 1):
-                    parts.append(f'(~{seconds[name] / plan.rounds_fraction:.0f} s per preset '
-                                 f'epoch, scaled by the rounds share)')
-                times = {k: last_row[k] for k in TIME_KEYS if last_row.get(k)}
+                times = {k: float(last_row[k]) for k in TIME_KEYS if last_row.get(k)}
+                preset_seconds = plan.scale_to_preset(seconds[name], times)
+                if not args.quick and preset_seconds != seconds[name]:
+                    parts.append(f'(~{preset_seconds:.0f} s per preset epoch)')
                 if times:
                     parts.append('last epoch ' + ', '.join(
-                        f'{k[5:]} {float(v):.1f} s' for k, v in times.items()))
+                        f'{k[5:]} {v:.1f} s' for k, v in times.items()))
                 print(f'{env_id} ({label}) {" ".join(parts)}', flush=True)
                 if args.project and name == 'this checkout' and not args.quick:
-                    epoch_seconds = seconds[name] / plan.rounds_fraction
                     epochs_needed = math.ceil(PAPER_ENV_STEPS[env_id] / plan.env_steps_per_epoch)
                     print(f'{env_id}: paper budget {PAPER_ENV_STEPS[env_id] / 1e6:.0f}M env steps '
-                          f'= {epochs_needed} preset epochs x {epoch_seconds:.0f} s = '
-                          f'{_duration(epochs_needed * epoch_seconds)} on this machine',
+                          f'= {epochs_needed} preset epochs x {preset_seconds:.0f} s = '
+                          f'{_duration(epochs_needed * preset_seconds)} on this machine',
                           flush=True)
             if len(seconds) == 2:
                 old, new = seconds.values()

@@ -66,3 +66,11 @@ def test_end_to_end_quick_mode_runs():
     assert any(line.startswith('JacoReachMT5-v1 (quick settings) this checkout: ')
                for line in lines), result.stdout
     assert any('baseline/new' in line for line in lines) or 'no baseline' in result.stdout
+
+
+def test_a_fractional_epoch_scales_each_part_by_its_share():
+    plan = _end_to_end().epoch_plan(WALKER, 4, 0.25)  # rounds 0.25, evaluation 0.2
+    times = {'Time/Collect': 1.0, 'Time/Update': 2.0, 'Time/Eval': 4.0}
+    # 10 s measured: collection + updates 3 s -> 12 s, evaluation 4 s -> 20 s, the other 3 s.
+    assert plan.scale_to_preset(10.0, times) == pytest.approx(35.0)
+    assert plan.scale_to_preset(10.0, {}) == pytest.approx(40.0)  # the baseline: no split
