@@ -574,6 +574,12 @@ def check_run_dir(run_dir: str) -> ExperimentConfig:
                               'directory with a snapshot')
     config = _read_variant(run_dir)
     _check_snapshot(os.path.join(run_dir, 'params.pkl'))
+    from learning.snapshot_info import missing_replay_chunks  # pylint: disable=C0415  (resume only)
+    missing = missing_replay_chunks(run_dir)
+    if missing:
+        raise ConfigError(f'--snapshot_dir {run_dir!r}: replay/ lacks {len(missing)} chunk '
+                          f'file(s) of the snapshot (e.g. {missing[0]}); copy the run '
+                          'directory with its replay/')
     return config
 
 

@@ -44,6 +44,22 @@ def atomic_write(path: str, write: Callable[[IO[bytes]], object]) -> int:
     return inode
 
 
+def missing_replay_chunks(snapshot_dir: str) -> list[str]:
+    """The replay chunk files (``replay/``) that the current snapshot names but that are not
+    there, read from ``snapshot.json`` when it describes the current ``params.pkl``; [] when it
+    does not (loading the snapshot then checks the chunks itself)."""
+    try:
+        with open(os.path.join(snapshot_dir, INFO_FILE)) as file:
+            info = json.load(file)
+        if info['params_inode'] != os.stat(os.path.join(snapshot_dir, PARAMS_FILE)).st_ino:
+            return []
+        names = [str(name) for name in info.get('replay_chunks', [])]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+    directory = os.path.join(snapshot_dir, REPLAY_DIR)
+    return [name for name in names if not os.path.isfile(os.path.join(directory, name))]
+
+
 def snapshot_epochs(snapshot_dir: str) -> int:
     """Number of epochs the run's ``params.pkl`` has completed.
 
