@@ -306,6 +306,12 @@ def check_run_dir(run_dir: str, files: Sequence[str] = RUN_DIR_FILES,
     config = _read_variant(run_dir, f'{where}: variant.json')
     if check_snapshot:
         _check_snapshot(os.path.join(run_dir, 'params.pkl'), f'{where}: params.pkl')
+        from learning.snapshot_info import missing_replay_chunks  # resume only: imports torch
+        missing = missing_replay_chunks(run_dir)
+        if missing:
+            raise ConfigError(f'{where}: replay/ lacks {len(missing)} chunk file(s) of the '
+                              f'snapshot (e.g. {missing[0]}); copy the run directory with '
+                              'its replay/')
     return config
 
 

@@ -1,7 +1,8 @@
 """Deterministic evaluation on the separately constructed test environments (spec §3.10).
 
 Each evaluation runs ``episodes_per_task`` episodes on every task's test env with the policy's
-``mean`` action (tanh(μ) of the acting policy). Two paths compute the same statistics:
+``mean`` action (tanh(μ) of the acting policy), stepped by the collection's lockstep loop
+(``learning.vectorized_sampler.run_lockstep_episodes``). Two paths compute the same statistics:
 
 * ``evaluate``: the N test envs stepped in lockstep, the episodes of a task one after another;
 * ``LockstepEvaluator``: ``episodes_per_task`` envs per task (the test env and seeded copies of
@@ -13,11 +14,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from garage import Environment, StepType
+from garage import Environment
 from garage.np.policies import Policy
 
 from learning.metrics import info_episode_stats, per_episode_stats
-from learning.vectorized_sampler import seeded_copy
+from learning.vectorized_sampler import LockstepEpisode, run_lockstep_episodes, seeded_copy
 
 # Evaluation copies of task j's test env: copy e resets with the test seed + e times this.
 EVALUATION_COPY_SEED_STRIDE = 10_000
@@ -25,57 +26,30 @@ EVALUATION_COPY_SEED_STRIDE = 10_000
 # about 20 MB and takes seconds to build), used when the number of envs per task is not given.
 MAX_LOCKSTEP_EPISODES = 32
 
-Episodes = dict[str, list]
 
-
-def _run_episodes(policy: Policy, envs: Sequence[Environment], max_episode_length: int,
-                  episodes: Episodes) -> None:
-    """One deterministic episode on each of ``envs``, all stepped together; appends each
-    episode's per-step records to ``episodes`` in the order of ``envs``."""
-    policy.reset()
-    observations = np.stack([env.reset()[0] for env in envs])
-    running = np.ones(len(envs), dtype=bool)
-    episode_rewards: list[list[float]] = [[] for _ in envs]
-    episode_success: list[list[float]] = [[] for _ in envs]
-    episode_types: list[list[StepType]] = [[] for _ in envs]
-    last_stage = [np.nan for _ in envs]
-    episode_velocities: list[list[float]] = [[] for _ in envs]
-    for _ in range(max_episode_length):
-        _, infos = policy.get_actions(observations)
-        for index in np.flatnonzero(running).tolist():
-            step = envs[index].step(infos['mean'][index])
-            episode_rewards[index].append(step.reward)
-            episode_success[index].append(step.env_info.get('success', 0.0))
-            episode_types[index].append(step.step_type)
-            last_stage[index] = step.env_info.get('stages_completed', np.nan)
-            if 'x_velocity' in step.env_info:  # Walker
-                episode_velocities[index].append(step.env_info['x_velocity'])
-            observations[index] = step.observation
-            if step.step_type in (StepType.TERMINAL, StepType.TIMEOUT):
-                running[index] = False
-        if not running.any():
-            break
-    for index in range(len(envs)):
-        episodes['rewards'].append(np.asarray(episode_rewards[index], dtype=np.float64))
-        episodes['successes'].append(np.asarray(episode_success[index], dtype=np.float64))
-        episodes['step_types'].append(np.asarray(episode_types[index]))
-        episodes['stages'].append(last_stage[index])
-        episodes['velocities'].append(episode_velocities[index])
-
-
-def _statistics(episodes: Episodes, discount: float) -> dict[str, np.ndarray]:
-    stats = per_episode_stats(episodes['rewards'], episodes['successes'],
-                              episodes['step_types'], discount)
-    stages, velocities = episodes['stages'], episodes['velocities']
-    if not np.all(np.isnan(stages)):  # multistage envs report ``stages_completed`` (Jaco)
-        stats['stages_completed'] = np.asarray(stages, dtype=np.float64)
-    if velocities and all(velocities):  # Walker reports ``x_velocity`` at every step
-        stats.update(info_episode_stats({'x_velocity': velocities}))
+def _statistics(episodes: Sequence[LockstepEpisode], discount: float) -> dict[str, np.ndarray]:
+    """``per_episode_stats`` plus ``info_episode_stats`` for the env infos every episode
+    reports (``stages_completed``: Jaco; ``x_velocity``: Walker)."""
+    rewards = [np.asarray([step.reward for step in episode.env_steps], dtype=np.float64)
+               for episode in episodes]
+    successes = [np.asarray([step.env_info.get('success', 0.0) for step in episode.env_steps],
+                            dtype=np.float64) for episode in episodes]
+    step_types = [np.asarray([step.step_type for step in episode.env_steps])
+                  for episode in episodes]
+    stats = per_episode_stats(rewards, successes, step_types, discount)
+    infos = {key: [np.asarray([step.env_info[key] for step in episode.env_steps])
+                   for episode in episodes]
+             for key in ('stages_completed', 'x_velocity')
+             if episodes and all(episode.env_steps and key in episode.env_steps[0].env_info
+                                 for episode in episodes)}
+    stats.update(info_episode_stats(infos))
     return stats
 
 
-def _empty_episodes() -> Episodes:
-    return {key: [] for key in ('rewards', 'successes', 'step_types', 'stages', 'velocities')}
+def _run_deterministic(policy: Policy, envs: Sequence[Environment],
+                       max_episode_length: int) -> list[LockstepEpisode]:
+    """One deterministic episode (the ``mean`` action) on each env, all in lockstep."""
+    return run_lockstep_episodes(policy, envs, max_episode_length, action_key='mean')
 
 
 def evaluate(policy: Policy, envs: list[Environment], episodes_per_task: int,
@@ -86,9 +60,8 @@ def evaluate(policy: Policy, envs: list[Environment], episodes_per_task: int,
     ``stages_completed`` (the last step's value) and ``velocity`` (the mean ``x_velocity``)
     when the env reports them.
     """
-    episodes = _empty_episodes()
-    for _ in range(episodes_per_task):
-        _run_episodes(policy, envs, max_episode_length, episodes)
+    episodes = [episode for _ in range(episodes_per_task)
+                for episode in _run_deterministic(policy, envs, max_episode_length)]
     task_ids = np.tile(np.arange(len(envs)), episodes_per_task)
     return _statistics(episodes, discount), task_ids.astype(np.int64)
 
@@ -126,11 +99,11 @@ class LockstepEvaluator:
     def evaluate(self, policy: Policy, max_episode_length: int,
                  discount: float) -> tuple[dict[str, np.ndarray], np.ndarray]:
         """``evaluate``'s return contract: per-episode stats and each episode's task id."""
-        episodes = _empty_episodes()
+        episodes: list[LockstepEpisode] = []
         for first in range(0, self.episodes_per_task, self.envs_per_task):
             n_copies = min(self.envs_per_task, self.episodes_per_task - first)
             envs = [env for copies in self.copies[:n_copies] for env in copies]
-            _run_episodes(policy, envs, max_episode_length, episodes)
+            episodes.extend(_run_deterministic(policy, envs, max_episode_length))
         task_ids = np.tile(np.arange(self.n_tasks), self.episodes_per_task)
         return _statistics(episodes, discount), task_ids.astype(np.int64)
 

@@ -25,7 +25,12 @@ from numpy's global generator, so the same seed selects the same transitions as 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import contextlib
+import contextvars
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -33,11 +38,65 @@ from garage import EpisodeBatch, StepType
 
 from environments.multitask import ObservationSplitter
 from learning.batches import TransitionBatch, as_batch
+from learning.snapshot_info import REPLAY_DIR, atomic_write
 
 KEYS = ('observations', 'actions', 'rewards', 'next_observations', 'terminals')
 
 _MIN_ROWS = 1024
 _MIN_FINALS = 16
+# The per-row arrays of a ring store (``task_ids`` only in a shared store): what snapshots
+# write as chunks; everything else of the store is small and goes into params.pkl.
+ROW_FIELDS = ('states', 'actions', 'rewards', 'terminals', 'final_ids', 'task_ids')
+
+
+class ReplaySnapshotError(ValueError):
+    """A snapshot's replay chunks are missing, unreadable or do not cover the stored rows."""
+
+
+@dataclass
+class ChunkWriteSession:
+    """One snapshot's chunk writing: the directory and the chunk files its manifest names."""
+
+    directory: str
+    referenced: set[str] = field(default_factory=set)
+    store_ids: set[str] = field(default_factory=set)
+
+
+# Set while a snapshot pickles (``write_replay_chunks``) or loads (``read_replay_chunks``).
+_WRITE_SESSION: contextvars.ContextVar[ChunkWriteSession | None] = contextvars.ContextVar(
+    'replay_chunk_write_session', default=None)
+_READ_DIR: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    'replay_chunk_read_dir', default=None)
+
+
+@contextlib.contextmanager
+def write_replay_chunks(directory: str) -> Iterator[ChunkWriteSession]:
+    """While active, a ring store that is pickled writes its rows added since the previous
+    snapshot as ``.npy`` chunks under ``directory/replay`` and pickles only its small state
+    and its chunk manifest (see ``TransitionRings.__getstate__``)."""
+    session = ChunkWriteSession(directory)
+    token = _WRITE_SESSION.set(session)
+    try:
+        yield session
+    finally:
+        _WRITE_SESSION.reset(token)
+
+
+@contextlib.contextmanager
+def read_replay_chunks(directory: str) -> Iterator[None]:
+    """While active, a ring store unpickled from a chunked snapshot reads its rows from the
+    chunks under ``directory/replay``. Unpickled outside it, the store is *detached*: its
+    counters are there, its rows are not (enough to replay a policy, not to train)."""
+    token = _READ_DIR.set(directory)
+    try:
+        yield
+    finally:
+        _READ_DIR.reset(token)
+
+
+def chunk_file_name(store_id: str, sequence: int, field_name: str) -> str:
+    """The name of a store's ``sequence``-th chunk of ``field_name`` (in ``replay/``)."""
+    return f'{store_id}-{sequence:06d}-{field_name}.npy'
 
 
 class TransitionRings:
@@ -65,6 +124,14 @@ class TransitionRings:
         self.first_live_final = np.zeros(n_rings, np.int64)
         self._allocate_rows(0)
         self._allocate_finals(_MIN_FINALS)
+        # Snapshot chunks (``__getstate__``): the store's name in chunk files, the chunks the
+        # latest snapshot's manifest names ({'sequence', 'ranges': per ring [first, end) of
+        # global row indices}), the rows they hold up to, and the next chunk's number.
+        self.store_id = uuid.uuid4().hex[:16]
+        self.chunks: list[dict] = []
+        self.rows_in_chunks = np.zeros(n_rings, np.int64)
+        self.next_chunk = 0
+        self.rows_loaded = True
 
     # ------------------------------------------------------------------ storage
     def _allocate_rows(self, rows: int) -> None:
@@ -131,6 +198,7 @@ class TransitionRings:
 
         ``final_state`` is the observation after the last step: the last step's next state.
         """
+        self._require_rows()
         length = len(states)
         if length > self.capacity:
             raise ValueError(f'an episode of {length} steps does not fit in a replay buffer of '
@@ -176,6 +244,7 @@ class TransitionRings:
     def draw_rows(self, rings: np.ndarray, batch_size: int) -> np.ndarray:
         """(k, B) uniform row indices per ring, drawn as ``PathBuffer.sample_transitions``
         draws them (``np.random.randint(stored, size=B)``, ring after ring)."""
+        self._require_rows()
         sizes = self.sizes()
         for ring in rings:
             if sizes[ring] == 0:
@@ -185,6 +254,7 @@ class TransitionRings:
     def gather(self, rings: np.ndarray, rows: np.ndarray) -> dict[str, np.ndarray]:
         """The transitions at (``rings[i]``, ``rows[i, b]``): states, next states, actions,
         rewards and terminals (float32, (k, B, dim)) and, when stored, task ids (k, B)."""
+        self._require_rows()
         ring_index = np.broadcast_to(np.asarray(rings)[:, None], rows.shape)
         next_rows = (rows + 1) % self.allocated_rows
         next_states = self.states[ring_index, next_rows]
@@ -202,16 +272,117 @@ class TransitionRings:
         return batch
 
     # ------------------------------------------------------------------ pickling
+    def _require_rows(self) -> None:
+        if not self.rows_loaded:
+            raise ReplaySnapshotError(
+                'this replay store was unpickled without its chunks; load the snapshot with '
+                'learning.snapshots.AtomicSnapshotter.load to train on it')
+
     def __getstate__(self) -> dict:
-        """Only the rows that hold transitions (the ring's allocated tail is zeros)."""
+        """Only the rows that hold transitions (the ring's allocated tail is zeros); inside
+        ``write_replay_chunks``, none: the new rows go to chunk files instead."""
+        session = _WRITE_SESSION.get()
+        if session is not None:
+            return self._chunked_state(session)
         state = self.__dict__.copy()
-        used = int(self.sizes().max(initial=0))
-        for key, array in self._row_arrays().items():
-            state[key] = array[:, :used].copy()
+        if self.rows_loaded:
+            used = int(self.sizes().max(initial=0))
+            for key, array in self._row_arrays().items():
+                state[key] = array[:, :used].copy()
+        return state
+
+    def _live_ranges(self, ranges: np.ndarray) -> np.ndarray:
+        """(R, 2) ``[first, end)`` global rows of ``ranges`` not overwritten since."""
+        oldest = np.maximum(self.added - self.capacity, 0)
+        return np.stack([np.maximum(ranges[:, 0], oldest),
+                         np.maximum(ranges[:, 1], oldest)], axis=1)
+
+    def _chunked_state(self, session: ChunkWriteSession) -> dict:
+        """Writes the rows added since the last snapshot as one chunk (one ``.npy`` per row
+        field, the rings' new rows one after another), drops the chunks whose rows have all
+        been overwritten since, and returns the state without rows but with the manifest.
+
+        Rows are named by their global index g (stored at ``g % capacity``), so a ring that
+        wrapped since the last snapshot writes only its last ``capacity`` rows, and a chunk
+        stays valid for the part of its rows not overwritten yet.
+        """
+        self._require_rows()
+        if self.store_id in session.store_ids:
+            raise ReplaySnapshotError('two replay stores share one store id (a deep copy?); '
+                                      'their chunks would overwrite each other')
+        session.store_ids.add(self.store_id)
+        first = np.maximum(self.rows_in_chunks, self.added - self.capacity)
+        new = np.stack([first, self.added], axis=1)
+        chunks = [chunk for chunk in self.chunks
+                  if np.any(np.diff(self._live_ranges(np.asarray(chunk['ranges'])), axis=1) > 0)]
+        if np.any(new[:, 1] > new[:, 0]):
+            directory = os.path.join(session.directory, REPLAY_DIR)
+            os.makedirs(directory, exist_ok=True)
+            arrays = self._row_arrays()
+            for key in ROW_FIELDS:
+                if key not in arrays:
+                    continue
+                rows = np.concatenate([arrays[key][ring, np.arange(start, end) % self.capacity]
+                                       for ring, (start, end) in enumerate(new)])
+                atomic_write(os.path.join(directory,
+                                          chunk_file_name(self.store_id, self.next_chunk, key)),
+                             lambda file, rows=rows: np.save(file, rows, allow_pickle=False))
+            chunks.append({'sequence': self.next_chunk, 'ranges': new.tolist()})
+            self.next_chunk += 1
+        self.chunks = chunks
+        self.rows_in_chunks = self.added.copy()
+        fields = [key for key in ROW_FIELDS if key in self._row_arrays()]
+        session.referenced.update(chunk_file_name(self.store_id, chunk['sequence'], key)
+                                  for chunk in chunks for key in fields)
+        state = self.__dict__.copy()
+        for key in fields:
+            state[key] = None
+        state['rows_loaded'] = False
         return state
 
     def __setstate__(self, state: dict) -> None:
+        state.setdefault('store_id', uuid.uuid4().hex[:16])  # a snapshot from before chunks
+        state.setdefault('chunks', [])
+        state.setdefault('rows_in_chunks', np.zeros(state['n_rings'], np.int64))
+        state.setdefault('next_chunk', 0)
+        state.setdefault('rows_loaded', True)
         self.__dict__.update(state)
+        if self.rows_loaded:
+            return
+        directory = _READ_DIR.get()
+        if directory is None:  # detached: counters without rows (read_replay_chunks)
+            self._allocate_rows(0)
+            return
+        self._read_chunks(os.path.join(directory, REPLAY_DIR))
+        self.rows_loaded = True
+
+    def _read_chunks(self, directory: str) -> None:
+        """Rebuilds the rows from the manifest's chunks, oldest first; refuses a missing or
+        short chunk and a manifest that does not cover every stored row."""
+        self._allocate_rows(int(self.sizes().max(initial=0)))
+        covered = np.zeros(self.n_rings, np.int64)
+        for chunk in self.chunks:
+            ranges = np.asarray(chunk['ranges'], np.int64)
+            live = self._live_ranges(ranges)
+            offsets = np.concatenate([[0], np.cumsum(ranges[:, 1] - ranges[:, 0])])
+            for key, array in self._row_arrays().items():
+                name = chunk_file_name(self.store_id, chunk['sequence'], key)
+                try:
+                    rows = np.load(os.path.join(directory, name), allow_pickle=False)
+                except (OSError, ValueError) as error:
+                    raise ReplaySnapshotError(f'replay chunk {name} is missing or unreadable '
+                                              f'({error}): the snapshot is incomplete') from None
+                if len(rows) != offsets[-1] or rows.shape[1:] != array.shape[2:]:
+                    raise ReplaySnapshotError(f'replay chunk {name} holds {rows.shape}, not the '
+                                              f'{int(offsets[-1])} rows its manifest names')
+                for ring, (start, end) in enumerate(live):
+                    skip = start - ranges[ring, 0]
+                    array[ring, np.arange(start, end) % self.capacity] = \
+                        rows[offsets[ring] + skip:offsets[ring + 1]]
+            covered += live[:, 1] - live[:, 0]
+        if np.any(covered != self.sizes()):
+            raise ReplaySnapshotError(f'the replay chunks hold {covered.tolist()} rows per ring, '
+                                      f'the snapshot stores {self.sizes().tolist()}')
 
 
 def _episode_slices(episodes: EpisodeBatch) -> list[tuple[int, slice]]:

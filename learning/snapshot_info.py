@@ -6,13 +6,58 @@ writes leaves a ``snapshot.json`` that no longer matches; the snapshot itself is
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pickle
+import tempfile
+from collections.abc import Callable
+from typing import IO
 
 PARAMS_FILE = 'params.pkl'
 INFO_FILE = 'snapshot.json'
 TEMPORARY_PATTERN = '.params-*.tmp'
+# Where the replay stores' chunks live, inside the run directory (``learning/replay.py``).
+REPLAY_DIR = 'replay'
+
+
+def atomic_write(path: str, write: Callable[[IO[bytes]], object]) -> int:
+    """Calls ``write(file)`` on a temporary file (``TEMPORARY_PATTERN``) in ``path``'s
+    directory, flushes it to disk and moves it onto ``path`` with one ``os.replace``, so that
+    ``path`` holds either its old or its new content, whenever the process is killed.
+    Returns the new file's inode."""
+    directory = os.path.dirname(os.path.abspath(path))
+    handle, temporary = tempfile.mkstemp(prefix='.params-', suffix='.tmp', dir=directory)
+    try:
+        with os.fdopen(handle, 'wb') as file:
+            write(file)
+            file.flush()
+            os.fsync(file.fileno())
+            inode = os.fstat(file.fileno()).st_ino
+        os.chmod(temporary, 0o644)  # mkstemp creates 0600; a run's files are readable
+        os.replace(temporary, path)
+    except BaseException:
+        # A Ctrl-C may arrive just after ``os.replace`` moved the temporary file.
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise
+    return inode
+
+
+def missing_replay_chunks(snapshot_dir: str) -> list[str]:
+    """The replay chunk files (``replay/``) that the current snapshot names but that are not
+    there, read from ``snapshot.json`` when it describes the current ``params.pkl``; [] when it
+    does not (loading the snapshot then checks the chunks itself)."""
+    try:
+        with open(os.path.join(snapshot_dir, INFO_FILE)) as file:
+            info = json.load(file)
+        if info['params_inode'] != os.stat(os.path.join(snapshot_dir, PARAMS_FILE)).st_ino:
+            return []
+        names = [str(name) for name in info.get('replay_chunks', [])]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+    directory = os.path.join(snapshot_dir, REPLAY_DIR)
+    return [name for name in names if not os.path.isfile(os.path.join(directory, name))]
 
 
 def snapshot_epochs(snapshot_dir: str) -> int:

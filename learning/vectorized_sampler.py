@@ -13,9 +13,10 @@ side by side:
   are fewer than the steps still missing. A visit of a group is then needed whatever the
   lengths turn out to be, so no episode is ever run and thrown away;
 * a group's episodes start together (``policy.reset()``) and are stepped in lockstep with one
-  ``get_actions`` call per step for all of them; rows whose episode ended keep their last
-  observation in the batch (their action is ignored), so a policy's per-row memory (the
-  Q-switch's ``policy_sampling_freq``) stays aligned with its env;
+  ``get_actions`` call per step: on the rows still running when the policy's rows are
+  independent, else on all rows, the finished ones keeping their last observation (their
+  action is ignored) so that a policy's per-row memory (the Q-switch's
+  ``policy_sampling_freq``) stays aligned with its env;
 * each episode is recorded as garage's ``DefaultWorker`` records it (same keys, dtypes,
   ``last_observations`` and ``step_types``), and the episodes are returned in visit order.
 
@@ -37,11 +38,12 @@ import signal
 import traceback
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
-from garage import Environment, EpisodeBatch, StepType
+from garage import Environment, EnvStep, EpisodeBatch, StepType
 from garage.experiment import deterministic
 from garage.np.policies import Policy
 from garage.sampler import Sampler
@@ -68,13 +70,63 @@ def seeded_copy(env: Environment, seed_offset: int) -> Environment:
     return duplicate
 
 
-def run_lockstep(policy: Policy, envs: Sequence[Environment],
-                 max_episode_length: int) -> list[EpisodeBatch]:
-    """One episode on every env of ``envs``, all stepped together; one batch per env.
+@dataclass
+class LockstepEpisode:
+    """One episode's records as ``run_lockstep_episodes`` collects them (see ``run_lockstep``)."""
+
+    episode_info: dict
+    observations: list[np.ndarray]
+    env_steps: list[EnvStep]
+    agent_infos: dict[str, list]
+    last_observation: np.ndarray
+
+    def to_batch(self, env_spec: Any) -> EpisodeBatch:
+        """The ``EpisodeBatch`` that ``DefaultWorker.collect_episode`` would build."""
+        env_infos: dict[str, list] = defaultdict(list)
+        for step in self.env_steps:
+            for key, value in step.env_info.items():
+                env_infos[key].append(value)
+        return EpisodeBatch(
+            env_spec=env_spec,
+            episode_infos={key: np.asarray([value]) for key, value in self.episode_info.items()},
+            observations=np.asarray(self.observations),
+            last_observations=np.asarray([self.last_observation]),
+            actions=np.asarray([step.action for step in self.env_steps]),
+            rewards=np.asarray([step.reward for step in self.env_steps]),
+            step_types=np.asarray([step.step_type for step in self.env_steps], dtype=StepType),
+            env_infos={key: np.asarray(values) for key, values in env_infos.items()},
+            agent_infos={key: np.asarray(values) for key, values in self.agent_infos.items()},
+            lengths=np.asarray([len(self.env_steps)], dtype='i'))
+
+
+def _act_on_running_rows(policy: Policy, observations: np.ndarray, running: np.ndarray) -> tuple[
+        np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """The running rows' indices, actions and agent infos for one lockstep step.
+
+    A policy whose rows are independent (``rows_are_independent``: no per-row memory between
+    calls) is called on the running rows only. Any other policy is called on every row, the
+    finished ones holding their last observation, so that its per-row memory (the Q-switch's
+    held selection, the random partition's assignment) stays aligned with its env.
+    """
+    rows = np.flatnonzero(running)
+    if len(rows) < len(running) and getattr(policy, 'rows_are_independent', False):
+        actions, infos = policy.get_actions(observations[rows])
+        return rows, actions, infos
+    actions, infos = policy.get_actions(observations)
+    if len(rows) == len(running):
+        return rows, actions, infos
+    return rows, actions[rows], {key: value[rows] for key, value in infos.items()}
+
+
+def run_lockstep_episodes(policy: Policy, envs: Sequence[Environment], max_episode_length: int,
+                          action_key: str | None = None) -> list[LockstepEpisode]:
+    """One episode on every env of ``envs``, all stepped together; one record per env.
 
     Each episode is recorded as garage's ``DefaultWorker.rollout`` records it: the episode ends
     on a ``TERMINAL`` step (``last_observations`` is then the observation before that step, as
-    garage keeps it) or after ``max_episode_length`` steps (the last step's observation).
+    garage keeps it), on the env's own ``TIMEOUT`` or after ``max_episode_length`` steps (the
+    last step's observation). ``action_key`` names the agent info to execute instead of the
+    sampled action (deterministic evaluation executes ``'mean'``).
     """
     n_envs = len(envs)
     starts = [env.reset() for env in envs]
@@ -83,54 +135,41 @@ def run_lockstep(policy: Policy, envs: Sequence[Environment],
     running = np.ones(n_envs, dtype=bool)
     lengths = np.zeros(n_envs, dtype=np.int64)
     recorded_observations: list[list[np.ndarray]] = [[] for _ in envs]
-    env_steps: list[list[Any]] = [[] for _ in envs]
+    env_steps: list[list[EnvStep]] = [[] for _ in envs]
     agent_infos: list[dict[str, list]] = [defaultdict(list) for _ in envs]
     last_observations: list[np.ndarray | None] = [None] * n_envs
     while running.any():
-        actions, infos = policy.get_actions(observations)
-        for row in np.flatnonzero(running).tolist():
-            step = envs[row].step(actions[row])
+        rows, actions, infos = _act_on_running_rows(policy, observations, running)
+        executed = actions if action_key is None else infos[action_key]
+        for position, row in enumerate(rows.tolist()):
+            step = envs[row].step(executed[position])
             recorded_observations[row].append(observations[row].copy())
             env_steps[row].append(step)
             for key, value in infos.items():
-                agent_infos[row][key].append(value[row])
+                agent_infos[row][key].append(value[position])
             lengths[row] += 1
             if step.terminal:
                 last_observations[row] = observations[row].copy()
                 running[row] = False
                 continue
             observations[row] = step.observation
-            if lengths[row] >= max_episode_length:
+            if lengths[row] >= max_episode_length or step.step_type == StepType.TIMEOUT:
                 last_observations[row] = observations[row].copy()
                 running[row] = False
     episodes = []
-    for row, (env, (_, episode_info)) in enumerate(zip(envs, starts, strict=True)):
+    for row, (_, episode_info) in enumerate(starts):
         last_observation = last_observations[row]
         assert last_observation is not None  # every row's episode ended in the loop above
-        episodes.append(_episode(env, episode_info, recorded_observations[row], env_steps[row],
-                                 agent_infos[row], last_observation))
+        episodes.append(LockstepEpisode(episode_info, recorded_observations[row], env_steps[row],
+                                        agent_infos[row], last_observation))
     return episodes
 
 
-def _episode(env: Environment, episode_info: dict, observations: list[np.ndarray],
-             env_steps: list[Any], agent_infos: dict[str, list],
-             last_observation: np.ndarray) -> EpisodeBatch:
-    """One episode as the ``EpisodeBatch`` ``DefaultWorker.collect_episode`` would build."""
-    env_infos: dict[str, list] = defaultdict(list)
-    for step in env_steps:
-        for key, value in step.env_info.items():
-            env_infos[key].append(value)
-    return EpisodeBatch(
-        env_spec=env.spec,
-        episode_infos={key: np.asarray([value]) for key, value in episode_info.items()},
-        observations=np.asarray(observations),
-        last_observations=np.asarray([last_observation]),
-        actions=np.asarray([step.action for step in env_steps]),
-        rewards=np.asarray([step.reward for step in env_steps]),
-        step_types=np.asarray([step.step_type for step in env_steps], dtype=StepType),
-        env_infos={key: np.asarray(values) for key, values in env_infos.items()},
-        agent_infos={key: np.asarray(values) for key, values in agent_infos.items()},
-        lengths=np.asarray([len(env_steps)], dtype='i'))
+def run_lockstep(policy: Policy, envs: Sequence[Environment],
+                 max_episode_length: int) -> list[EpisodeBatch]:
+    """``run_lockstep_episodes`` as garage batches, one per env, in the order of ``envs``."""
+    return [episode.to_batch(env.spec) for env, episode in
+            zip(envs, run_lockstep_episodes(policy, envs, max_episode_length), strict=True)]
 
 
 def plan_group(n_tasks: int, envs_per_task: int, first_visit: int, missing_steps: int,

@@ -246,6 +246,13 @@ def _with_config(**overrides: object) -> Callable[[Path], None]:
     return _write('variant.json', json.dumps(_variant(**overrides)))
 
 
+def _name_a_missing_replay_chunk(directory: Path) -> None:
+    """A snapshot.json describing this params.pkl and naming a chunk that replay/ lacks."""
+    info = {'epochs_done': 1, 'params_inode': os.stat(directory / 'params.pkl').st_ino,
+            'replay_chunks': ['0123abcd-000000-states.npy']}
+    (directory / 'snapshot.json').write_text(json.dumps(info))
+
+
 RUN_DIR_CASES = {
     'empty params.pkl': (_write('params.pkl', b''), 'params.pkl is empty'),
     'truncated params.pkl': (_truncate_params, 'params.pkl is truncated or not a snapshot'),
@@ -272,6 +279,9 @@ RUN_DIR_CASES = {
                                    'cannot run: --lr must be a finite number'),
     'variant.json with a negative seed': (_with_config(seed=-3), 'cannot run: --seed must be'),
     'missing variant.json': (lambda d: (d / 'variant.json').unlink(), 'has no variant.json'),
+    'missing replay chunk': (_name_a_missing_replay_chunk,
+                             'replay/ lacks 1 chunk file(s) of the snapshot '
+                             '(e.g. 0123abcd-000000-states.npy)'),
 }
 
 

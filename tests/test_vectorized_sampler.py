@@ -19,7 +19,7 @@ from environments.registry import make_env
 from learning.architectures import make_critics, make_policies
 from learning.networks import LOG_STD_MIN
 from learning.policies import QSwitchMixturePolicy, TaskRoutingPolicy
-from learning.vectorized_sampler import VectorizedSampler, plan_group
+from learning.vectorized_sampler import VectorizedSampler, plan_group, run_lockstep
 
 N_TASKS, HORIZON = 4, 50
 
@@ -164,3 +164,23 @@ def test_pickles_for_snapshots_and_collects_after_unpickling():
     assert episodes.lengths.sum() >= 60
     assert set(episodes.agent_infos) == {'mean', 'task_id', 'selected_policy'}
     restored.shutdown_worker()
+
+
+@pytest.mark.parametrize('qswitch, sampling_freq, subsets', [(False, 1, True), (True, 1, True),
+                                                             (True, 3, False)])
+def test_the_policy_acts_on_running_rows_unless_it_keeps_per_row_memory(
+        qswitch, sampling_freq, subsets, monkeypatch):
+    env, policy = _policies(qswitch, sampling_freq)
+    batch_sizes = []
+    get_actions = policy.get_actions
+
+    def counting_get_actions(observations):
+        batch_sizes.append(len(observations))
+        return get_actions(observations)
+
+    monkeypatch.setattr(policy, 'get_actions', counting_get_actions)
+    episodes = run_lockstep(policy, env.get_train_envs(), HORIZON)
+    lengths = np.array([int(episode.lengths[0]) for episode in episodes])
+    assert lengths.min() < HORIZON  # some rows finish early
+    running = [int((lengths > step).sum()) for step in range(int(lengths.max()))]
+    assert batch_sizes == (running if subsets else [N_TASKS] * len(running))

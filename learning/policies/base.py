@@ -39,6 +39,12 @@ class TorchSamplingPolicy(Policy):
         self._name = name
 
     @property
+    def rows_are_independent(self) -> bool:
+        """Whether a row's action depends on that row's observation only (no per-row memory
+        between calls), so that a lockstep loop may call the policy on a subset of its rows."""
+        return False
+
+    @property
     def env_spec(self) -> EnvSpec:
         return self._env_spec
 

@@ -70,6 +70,11 @@ class QSwitchMixturePolicy(TorchSamplingPolicy):
         self._held: np.ndarray | None = None
         self._steps_since_selection: np.ndarray | None = None
 
+    @property
+    def rows_are_independent(self) -> bool:
+        """Only without held selections (``sampling_freq`` 1) is each row acted on alone."""
+        return self.sampling_freq == 1
+
     def reset(self, do_resets: np.ndarray | None = None) -> None:
         """Forgets the held selection of the rows that start a new episode."""
         if do_resets is None or self._held is None or self._steps_since_selection is None:

@@ -24,6 +24,11 @@ class TaskRoutingPolicy(TorchSamplingPolicy):
         super().__init__(env_spec, split_observation, {'policies': policies}, 'TaskRouting')
         self._policies = policies
 
+    @property
+    def rows_are_independent(self) -> bool:
+        """Stateless: each row is acted on alone."""
+        return True
+
     def reset(self, do_resets: np.ndarray | None = None) -> None:
         """Stateless: nothing to reset."""
 
