@@ -36,14 +36,20 @@ TASK_NAMES = tuple(f'reach-{int(a)}deg' for a in GOAL_ANGLES_DEG)
 
 
 class PointReachTaskEnv(gymnasium.Env):
-    """One task: reach ``goal`` from the bottom-left corner."""
+    """One task: reach ``goal`` from the bottom-left corner.
+
+    ``success_radius`` and ``terminate_on_success`` default to this family's (0.1, success
+    ends the episode); other layouts of the point world may change them."""
 
     metadata = {'render_modes': ['rgb_array']}
 
     def __init__(self, goal: Sequence[float], sparse: bool = False,
-                 render_mode: str | None = 'rgb_array') -> None:
+                 render_mode: str | None = 'rgb_array', success_radius: float = SUCCESS_RADIUS,
+                 terminate_on_success: bool = True) -> None:
         self.goal = np.asarray(goal, dtype=np.float32)
         self.sparse = sparse
+        self.success_radius = success_radius
+        self.terminate_on_success = terminate_on_success
         self.render_mode = render_mode
         self.observation_space = gymnasium.spaces.Box(-1.0, 1.0, (2,), np.float32)
         self.action_space = gymnasium.spaces.Box(-1.0, 1.0, (2,), np.float32)
@@ -60,10 +66,10 @@ class PointReachTaskEnv(gymnasium.Env):
         action = np.clip(np.asarray(action, dtype=np.float32), -1.0, 1.0)
         self._position = self._move(self._position, STEP_SIZE * action)
         distance = float(np.linalg.norm(self._position - self.goal))
-        success = distance < SUCCESS_RADIUS
+        success = distance < self.success_radius
         reward = float(success) if self.sparse else float(np.exp(-distance) - 1.0)
         info = {'success': float(success), 'distance_to_goal': distance}
-        return self._position.copy(), reward, success, False, info
+        return self._position.copy(), reward, success and self.terminate_on_success, False, info
 
     def _move(self, position: np.ndarray, displacement: np.ndarray) -> np.ndarray:
         """Where ``displacement`` takes the point: the open square, clipped to its border

@@ -40,11 +40,15 @@ class EnvInfo:
 
 ENVS: dict[str, EnvInfo] = {
     info.env_id: info for info in (
+        EnvInfo('PointSparseGoalMT-v0', 4, 50,
+                'environments.point_sparse_goal:PointSparseGoalMT',
+                ('include_task_id', 'sparse_tasks'),
+                "pure-numpy 2-D point reaching after the QMP project page's illustrative "
+                "example: a sparse goal on two dense tasks' paths, one conflicting task"),
         EnvInfo('PointWallMT-v0', 4, 50, 'environments.point_wall:PointWallMT',
                 ('include_task_id', 'sparse_tasks'),
-                "pure-numpy 2-D point reaching with a wall (the QMP project page's "
-                'illustrative example): one goal behind an L-shaped wall, two open goals, '
-                'one conflicting task'),
+                'pure-numpy 2-D point reaching with a wall: one goal behind an L-shaped '
+                'wall, two open goals, one conflicting task'),
         EnvInfo('PointReachMT-v0', 4, 50, 'environments.point_reach:PointReachMT',
                 ('include_task_id', 'sparse_tasks'),
                 'pure-numpy 2-D point reaching, 4 goals fanning out from one corner'),
@@ -76,7 +80,7 @@ ENVS: dict[str, EnvInfo] = {
     )
 }
 
-DEFAULT_ENV = 'PointWallMT-v0'
+DEFAULT_ENV = 'PointSparseGoalMT-v0'
 
 
 def select_tasks(task_name: str | None, n_tasks: int) -> tuple[int, ...]:

@@ -13,6 +13,7 @@ import torch
 
 from conftest import REPO_ROOT, TINY_TOY_FLAGS
 from experiment_utils import METHODS
+from learning.replay import read_replay_chunks
 
 QMP_ONLY = ('Evaluation/Mixture/SuccessRate', 'Train/OwnPolicyFreq', 'Train/Task0/Policy3Freq')
 
@@ -56,7 +57,8 @@ def test_method_trains_two_epochs_on_the_toy_env(method, cli, tmp_path):
         assert (log_dir / name).stat().st_size > 0, name
     assert list(log_dir.glob('events.out.tfevents.*'))
     assert json.loads((log_dir / 'variant.json').read_text())['config']['method'] == method
-    with open(log_dir / 'params.pkl', 'rb') as file:
+    # the snapshot as resume reads it: params.pkl plus its replay chunks
+    with open(log_dir / 'params.pkl', 'rb') as file, read_replay_chunks(str(log_dir)):
         snapshot = pickle.load(file)
     algo = snapshot['algo']
     sizes = algo.replay_buffer.sizes()

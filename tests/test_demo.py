@@ -26,7 +26,7 @@ def test_quick_demo_trains_both_methods_and_writes_the_three_figures(tmp_path):
     for name in ('learning_curves', 'trajectories', 'selection_frequencies'):
         assert (tmp_path / f'{name}.png').stat().st_size > 10_000, name
     runs = sorted(p.name for p in (tmp_path / 'runs').iterdir() if p.is_dir())
-    assert runs == ['dnc_sac_PointWallMT-v0_None_1', 'qmp_dnc_PointWallMT-v0_None_1']
+    assert runs == [f'{method}_PointSparseGoalMT-v0_None_1' for method in ('dnc_sac', 'qmp_dnc')]
     assert 'Separated + QMP  task 0' in result.stdout
     assert 'QMP selection frequencies' in result.stdout
 
@@ -48,6 +48,7 @@ def test_selection_frequencies_average_epochs_then_seeds():
 @pytest.mark.parametrize('args, message', [
     (['--jobs', '0'], '--jobs must be >= 1'),
     (['--seeds', '1', '1'], '--seeds must be distinct'),
+    (['--env', 'JacoReachMT5-v1'], "argument --env: invalid choice: 'JacoReachMT5-v1'"),
     (['--n_epochs', 'x'], "invalid int value: 'x'"),
 ])
 def test_bad_input_is_one_line_and_exit_code_2(args, message, tmp_path):

@@ -1,13 +1,14 @@
 """The main job: Separated vs Separated + QMP on the illustrative env, in a few minutes.
 
-Trains Separated (``dnc_sac``) and Separated + QMP (``qmp_dnc``) on ``PointWallMT-v0`` (the
-default env; see ``environments/point_wall.py``) through ``run.py``, with the same flags for
+Trains Separated (``dnc_sac``) and Separated + QMP (``qmp_dnc``) on ``PointSparseGoalMT-v0``
+(the default env; see ``environments/point_sparse_goal.py``), or with ``--env PointWallMT-v0``
+on the wall layout, through ``run.py``, with the same flags for
 both methods, one ``run.py`` process per (method, seed), ``--jobs`` at a time. Then it draws,
 under ``--out_dir``:
 
-* ``learning_curves.png``: evaluation success of the task policies vs env steps, for the task
-  behind the wall and for all tasks (mean over seeds, thin lines per seed);
-* ``trajectories.png``: episodes collected on the task behind the wall by each method's
+* ``learning_curves.png``: evaluation success of the task policies vs env steps, for the stuck
+  task 0 and for all tasks (mean over seeds, thin lines per seed);
+* ``trajectories.png``: episodes collected on the stuck task 0 by each method's
   data-collection policy of its first seed's last snapshot (``params.pkl``): Separated's own
   policy, and QMP's Q-switch mixture with every step coloured by the policy it selected
   (the agent info ``selected_policy``), the project page's picture;
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import importlib
 import math
 import os
 import pickle
@@ -42,7 +44,11 @@ sys.path.insert(0, str(REPO_ROOT))
 
 from environments.registry import ENVS  # noqa: E402  (light: imports no simulator or torch)
 
-ENV_ID = 'PointWallMT-v0'
+# The illustrative point worlds the demo can draw, and the module that describes each layout
+# (GOALS, GOAL_RADII, WALLS, TASK_NAMES, STUCK_TASK). ``--env`` picks one; the default env first.
+LAYOUTS = {'PointSparseGoalMT-v0': 'environments.point_sparse_goal',
+           'PointWallMT-v0': 'environments.point_wall'}
+ENV_ID = 'PointSparseGoalMT-v0'  # set from --env by main()
 METHODS = (('dnc_sac', 'Separated'), ('qmp_dnc', 'Separated + QMP'))
 # One-epoch settings under which the whole pipeline runs in seconds (a smoke test, no learning).
 QUICK_FLAGS = ('--n_epochs', '1', '--batch_size', '200', '--min_buffer_size', '50',
@@ -50,8 +56,13 @@ QUICK_FLAGS = ('--n_epochs', '1', '--batch_size', '200', '--min_buffer_size', '5
                '--steps_per_epoch', '1', '--num_evaluation_episodes', '4',
                '--hidden_sizes', '16', '16')
 POLICY_COLORS = ('tab:red', 'tab:blue', 'tab:orange', 'tab:gray')
-N_TASKS = ENVS[ENV_ID].n_tasks
-STUCK_TASK = 0  # environments.STUCK_TASK (checked in main)
+N_TASKS = 4  # every layout's (checked in main)
+STUCK_TASK = 0  # every layout's STUCK_TASK (checked in main)
+
+
+def _layout() -> Any:
+    """The module describing ``ENV_ID``'s layout (imported on use: parsing stays fast)."""
+    return importlib.import_module(LAYOUTS[ENV_ID])
 
 
 class _OneLineParser(argparse.ArgumentParser):
@@ -63,6 +74,8 @@ class _OneLineParser(argparse.ArgumentParser):
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = _OneLineParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--env', default=ENV_ID, choices=tuple(LAYOUTS),
+                        help=f'the illustrative env (default {ENV_ID})')
     parser.add_argument('--seeds', type=int, nargs='+', default=[1], help='seeds (default 1)')
     parser.add_argument('--n_epochs', type=int, default=None,
                         help="epochs per run (default: the env preset's)")
@@ -127,12 +140,12 @@ def _pyplot() -> Any:
 
 
 def plot_learning_curves(runs: dict[str, list[dict[str, np.ndarray]]], path: Path) -> None:
-    """Evaluation success of the task policies: the task behind the wall, and all tasks."""
-    from environments import point_wall
+    """Evaluation success of the task policies: the stuck task 0, and all tasks."""
+    layout = _layout()
     plt = _pyplot()
     figure, axes = plt.subplots(1, 2, figsize=(11, 4))
     panels = ((f'Evaluation/Task{STUCK_TASK}/SuccessRate',
-               f'task {STUCK_TASK}: {point_wall.TASK_NAMES[STUCK_TASK]}'),
+               f'task {STUCK_TASK}: {layout.TASK_NAMES[STUCK_TASK]}'),
               ('Evaluation/SuccessRate', f'all {N_TASKS} tasks'))
     for axis, (key, title) in zip(axes, panels, strict=True):
         for (method, label), color in zip(METHODS, ('tab:gray', 'tab:red'), strict=True):
@@ -187,12 +200,13 @@ def collect_episodes(run_dir: Path, method: str, n_episodes: int,
 def _draw_world(axis: Any) -> None:
     from matplotlib.patches import Circle, Rectangle
 
-    from environments import point_wall
+    layout = _layout()
     from environments.point_reach import START
-    for x_min, y_min, x_max, y_max in point_wall.WALLS:
+    for x_min, y_min, x_max, y_max in layout.WALLS:
         axis.add_patch(Rectangle((x_min, y_min), x_max - x_min, y_max - y_min, color='black'))
-    for task, goal in enumerate(point_wall.GOALS):
-        axis.add_patch(Circle(goal, 0.1, color=POLICY_COLORS[task], alpha=0.35))
+    radii = getattr(layout, 'GOAL_RADII', (0.1,) * N_TASKS)
+    for task, (goal, radius) in enumerate(zip(layout.GOALS, radii, strict=True)):
+        axis.add_patch(Circle(goal, radius, color=POLICY_COLORS[task], alpha=0.35))
         axis.annotate(f'goal {task}', goal, textcoords='offset points', ha='center',
                       xytext=(0, 11 if goal[1] < 0.9 else -16), fontsize=8)
     axis.plot(*START, marker='s', color='black', markersize=7)
@@ -208,7 +222,7 @@ def plot_trajectories(episodes: dict[str, list[tuple[np.ndarray, np.ndarray, boo
     for the policy that acted."""
     from matplotlib.collections import LineCollection
 
-    from environments import point_wall
+    layout = _layout()
     plt = _pyplot()
     figure, axes = plt.subplots(1, 2, figsize=(11, 5.6))
     for axis, (method, label) in zip(axes, METHODS, strict=True):
@@ -224,10 +238,10 @@ def plot_trajectories(episodes: dict[str, list[tuple[np.ndarray, np.ndarray, boo
         axis.set_title(f'{label}: {successes}/{n} episodes reach goal '
                        f'{STUCK_TASK}')
     handles = [plt.Line2D([], [], color=color, linewidth=3,
-                          label=f'policy {j} ({point_wall.TASK_NAMES[j]}) acted')
+                          label=f'policy {j} ({layout.TASK_NAMES[j]}) acted')
                for j, color in enumerate(POLICY_COLORS)]
     figure.legend(handles=handles, loc='lower center', ncol=2, fontsize=9)
-    figure.suptitle(f'Task {STUCK_TASK} ({point_wall.TASK_NAMES[STUCK_TASK]})'
+    figure.suptitle(f'Task {STUCK_TASK} ({layout.TASK_NAMES[STUCK_TASK]})'
                     ': episodes collected by each method\'s data-collection policy '
                     '(last snapshot, first seed)', fontsize=10)
     figure.tight_layout(rect=(0, 0.1, 1, 0.95))
@@ -243,7 +257,7 @@ def selection_frequencies(runs: list[dict[str, np.ndarray]]) -> np.ndarray:
 
 
 def plot_selection_frequencies(frequencies: np.ndarray, n_runs: int, path: Path) -> None:
-    from environments import point_wall
+    layout = _layout()
     plt = _pyplot()
     figure, axis = plt.subplots(figsize=(6.4, 5))
     image = axis.imshow(frequencies, cmap='viridis', vmin=0, vmax=1)
@@ -251,7 +265,7 @@ def plot_selection_frequencies(frequencies: np.ndarray, n_runs: int, path: Path)
         for j in range(N_TASKS):
             axis.text(j, i, f'{frequencies[i, j]:.2f}', ha='center', va='center',
                       color='black' if frequencies[i, j] > 0.6 else 'white')
-    names = [f'{k}: {name}' for k, name in enumerate(point_wall.TASK_NAMES)]
+    names = [f'{k}: {name}' for k, name in enumerate(layout.TASK_NAMES)]
     axis.set_xticks(range(N_TASKS), [f'π{k}' for k in range(N_TASKS)])
     axis.set_yticks(range(N_TASKS), names)
     axis.set_xlabel('policy selected by the Q-switch')
@@ -282,9 +296,12 @@ def summarise(runs: dict[str, list[dict[str, np.ndarray]]]) -> list[str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    from environments import point_wall
+    global ENV_ID  # one demo run draws one env
+    ENV_ID = args.env
+    layout = _layout()
     from learning import garage_compat  # noqa: F401  (must precede any garage import)
-    assert point_wall.STUCK_TASK == STUCK_TASK and len(point_wall.TASK_NAMES) == N_TASKS
+    assert layout.STUCK_TASK == STUCK_TASK and len(layout.TASK_NAMES) == N_TASKS
+    assert ENVS[ENV_ID].n_tasks == N_TASKS
     out_dir = Path(args.out_dir).resolve()
     log_root = out_dir / 'runs'
     flags = list(QUICK_FLAGS) if args.quick else []
