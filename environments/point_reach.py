@@ -43,7 +43,7 @@ class PointReachTaskEnv(gymnasium.Env):
 
     metadata = {'render_modes': ['rgb_array']}
 
-    def __init__(self, goal: Sequence[float], sparse: bool = False,
+    def __init__(self, goal: Sequence[float] | np.ndarray, sparse: bool = False,
                  render_mode: str | None = 'rgb_array', success_radius: float = SUCCESS_RADIUS,
                  terminate_on_success: bool = True) -> None:
         self.goal = np.asarray(goal, dtype=np.float32)

@@ -1,4 +1,5 @@
-"""``PointSparseGoalMT-v0``: a sparse goal on the paths of other tasks, the default environment.
+"""``PointSparseGoalMT-v0``: a sparse goal on the paths of other tasks (a second attempt at the
+illustrative example; the default env is still ``PointWallMT-v0``).
 
 The QMP project page illustrates the method with 2-D point reaching from the bottom-left
 towards the top-right, where plain SAC "converges to a suboptimal policy that cannot reach the
@@ -41,7 +42,11 @@ of an episode, the point crosses G0's region, task 0's critic sees reward and fr
 rates those policies' proposals highest, and task 0's own policy learns from that data. What
 limits it (measured, see the README): task 0's own policy climbs its own critic, so the
 uninformed critic often ends up preferring the own proposal (or the retreat's), and then
-nothing reaches G0 either.
+nothing reaches G0 either. And a flaw the measurements showed: G0 lies on the diagonal from the
+start to the top-right corner, and an untrained policy with no reward drifts into a corner of
+the square; when task 0's own policy happens to pick that corner it crosses G0 without any
+sharing (the README's main-job section reports the run where this happened). The next layout
+should move G0 off that diagonal.
 """
 from __future__ import annotations
 

@@ -80,7 +80,7 @@ ENVS: dict[str, EnvInfo] = {
     )
 }
 
-DEFAULT_ENV = 'PointSparseGoalMT-v0'
+DEFAULT_ENV = 'PointWallMT-v0'
 
 
 def select_tasks(task_name: str | None, n_tasks: int) -> tuple[int, ...]:

@@ -26,7 +26,7 @@ def test_quick_demo_trains_both_methods_and_writes_the_three_figures(tmp_path):
     for name in ('learning_curves', 'trajectories', 'selection_frequencies'):
         assert (tmp_path / f'{name}.png').stat().st_size > 10_000, name
     runs = sorted(p.name for p in (tmp_path / 'runs').iterdir() if p.is_dir())
-    assert runs == [f'{method}_PointSparseGoalMT-v0_None_1' for method in ('dnc_sac', 'qmp_dnc')]
+    assert runs == [f'{method}_PointWallMT-v0_None_1' for method in ('dnc_sac', 'qmp_dnc')]
     assert 'Separated + QMP  task 0' in result.stdout
     assert 'QMP selection frequencies' in result.stdout
 

@@ -12,7 +12,7 @@ from garage import StepType
 from gymnasium.utils.env_checker import check_env
 
 from environments.point_sparse_goal import GOAL_RADII, GOALS, PointSparseGoalMT
-from environments.registry import DEFAULT_ENV, ENVS, make_env
+from environments.registry import ENVS, make_env
 from experiment_utils import ENV_PRESETS
 
 torch.set_num_threads(1)
@@ -43,10 +43,9 @@ def run_episode(task_env, controller):
             return np.array(positions), steps
 
 
-def test_registry_row_preset_and_default():
+def test_registry_row_and_preset():
     info = ENVS[ENV_ID]
     assert (info.n_tasks, info.max_episode_length) == (4, 50)
-    assert DEFAULT_ENV == ENV_ID
     preset = ENV_PRESETS[ENV_ID]
     assert preset['reward_scale'] == 10.0 and preset['n_epochs'] == 30
     env = make_env(ENV_ID)

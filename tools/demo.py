@@ -1,10 +1,10 @@
 """The main job: Separated vs Separated + QMP on the illustrative env, in a few minutes.
 
-Trains Separated (``dnc_sac``) and Separated + QMP (``qmp_dnc``) on ``PointSparseGoalMT-v0``
-(the default env; see ``environments/point_sparse_goal.py``), or with ``--env PointWallMT-v0``
-on the wall layout, through ``run.py``, with the same flags for
-both methods, one ``run.py`` process per (method, seed), ``--jobs`` at a time. Then it draws,
-under ``--out_dir``:
+Trains Separated (``dnc_sac``) and Separated + QMP (``qmp_dnc``) on ``PointWallMT-v0`` (the
+default env; see ``environments/point_wall.py``), or with ``--env PointSparseGoalMT-v0`` on the
+sparse-goal layout (``environments/point_sparse_goal.py``), through ``run.py``, with the same
+flags for both methods, one ``run.py`` process per (method, seed), ``--jobs`` at a time. Then
+it draws, under ``--out_dir``:
 
 * ``learning_curves.png``: evaluation success of the task policies vs env steps, for the stuck
   task 0 and for all tasks (mean over seeds, thin lines per seed);
@@ -46,9 +46,9 @@ from environments.registry import ENVS  # noqa: E402  (light: imports no simulat
 
 # The illustrative point worlds the demo can draw, and the module that describes each layout
 # (GOALS, GOAL_RADII, WALLS, TASK_NAMES, STUCK_TASK). ``--env`` picks one; the default env first.
-LAYOUTS = {'PointSparseGoalMT-v0': 'environments.point_sparse_goal',
-           'PointWallMT-v0': 'environments.point_wall'}
-ENV_ID = 'PointSparseGoalMT-v0'  # set from --env by main()
+LAYOUTS = {'PointWallMT-v0': 'environments.point_wall',
+           'PointSparseGoalMT-v0': 'environments.point_sparse_goal'}
+ENV_ID = 'PointWallMT-v0'  # set from --env by main()
 METHODS = (('dnc_sac', 'Separated'), ('qmp_dnc', 'Separated + QMP'))
 # One-epoch settings under which the whole pipeline runs in seconds (a smoke test, no learning).
 QUICK_FLAGS = ('--n_epochs', '1', '--batch_size', '200', '--min_buffer_size', '50',
@@ -183,25 +183,25 @@ def collect_episodes(run_dir: Path, method: str, n_episodes: int,
     for _ in range(n_episodes):
         policy.reset()
         observation, _ = task_env.reset()
-        positions, selected = [observation[:2]], []
+        positions, selected, success = [observation[:2]], [], False
         while True:
             action, agent_info = policy.get_action(observation)
             env_step = task_env.step(action)
             observation = env_step.observation
             positions.append(observation[:2])
             selected.append(int(agent_info['selected_policy']))
+            success |= bool(env_step.env_info['success'])  # at any step, as evaluation counts
             if env_step.last:
                 break
-        episodes.append((np.array(positions), np.array(selected),
-                         bool(env_step.env_info['success'])))
+        episodes.append((np.array(positions), np.array(selected), success))
     return episodes
 
 
 def _draw_world(axis: Any) -> None:
     from matplotlib.patches import Circle, Rectangle
 
-    layout = _layout()
     from environments.point_reach import START
+    layout = _layout()
     for x_min, y_min, x_max, y_max in layout.WALLS:
         axis.add_patch(Rectangle((x_min, y_min), x_max - x_min, y_max - y_min, color='black'))
     radii = getattr(layout, 'GOAL_RADII', (0.1,) * N_TASKS)
