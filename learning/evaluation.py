@@ -1,4 +1,4 @@
-"""Deterministic evaluation on the separately constructed test environments (spec §3.10).
+"""Deterministic evaluation on the separately constructed test environments.
 
 Each evaluation runs ``episodes_per_task`` episodes on every task's test env with the policy's
 ``mean`` action (tanh(μ) of the acting policy), stepped by the collection's lockstep loop

@@ -3,7 +3,7 @@
 garage's ``RaySampler`` gives the batch to whichever workers return first and relaunches them,
 so with one worker per task and fewer cores than tasks (or tasks of different episode lengths)
 some tasks collect nothing in a round. The release's round-robin guarantee (``batch_size >=
-n_tasks x horizon`` gives every task an episode per round, spec §1.5) then fails. This sampler
+n_tasks x horizon`` gives every task an episode per round) then fails. This sampler
 runs one episode on every worker in parallel per cycle and consumes them in worker (task) order
 until the batch is full, exactly the episodes ``LocalSampler`` would have collected.
 """

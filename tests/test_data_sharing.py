@@ -1,4 +1,4 @@
-"""UDS (spec §3.6): the quantile threshold, which transitions are kept, relabelling, and
+"""UDS: the quantile threshold, which transitions are kept, relabelling, and
 per-task statistics that are not aliased across tasks."""
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""DECAF critics (spec §3.8): the mixture value, who learns from whose loss, and targets that
+"""DECAF critics: the mixture value, who learns from whose loss, and targets that
 follow every task's critic (the release's stale targets, §10 item 14, fixed)."""
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""DnC regularisation (spec §3.4): coefficient order, the closed-form KL, the states each
+"""DnC regularisation: coefficient order, the closed-form KL, the states each
 sampling type uses, and that a zero coefficient leaves separated SAC unchanged."""
 from __future__ import annotations
 

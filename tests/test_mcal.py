@@ -1,4 +1,4 @@
-"""MCAL (spec §3.9): one multihead actor, per-task critics, one temperature, and QMP over the
+"""MCAL: one multihead actor, per-task critics, one temperature, and QMP over the
 actor's heads scored by the task's own critic."""
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The Q-switch mixture (paper Eq. 3; spec §4.1): hand-computed choices with mock networks,
+"""The Q-switch mixture (paper Eq. 3): hand-computed choices with mock networks,
 the same rule on real networks, the single == batched path, and every variant flag."""
 from __future__ import annotations
 

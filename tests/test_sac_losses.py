@@ -1,4 +1,4 @@
-"""SAC losses of N task learners (spec §3.1) against the formulas, computed by hand."""
+"""SAC losses of N task learners against the formulas, computed by hand."""
 from __future__ import annotations
 
 import math

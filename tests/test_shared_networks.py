@@ -1,5 +1,5 @@
-"""Parameter-sharing networks (spec §4.5, §4.6): shapes, head independence, single tanh, and
-the Q-switch over heads."""
+"""Parameter-sharing networks: shapes, head independence, single tanh, and the Q-switch over
+heads."""
 from __future__ import annotations
 
 import numpy as np
