@@ -11,8 +11,8 @@ a suboptimality gap:
 
     +--------------------------+
     |                 G2       |   G0 (0.35, 0.35), radius 0.2, sparse: the stuck task
-    |                          |   G1 (0.9, 0.6), G2 (0.6, 0.9): dense, their straight
-    |                       G1 |       paths from the start cross G0's region
+    |                          |   G1 (0.9, 0.6), G2 (0.6, 0.9): dense, their paths
+    |                       G1 |       from the start cross G0's region
     |          (G0)            |   G3 (-0.95, -0.95): dense, retreat into the start corner
     |                          |
     | S                        |
@@ -25,8 +25,10 @@ a suboptimality gap:
    so separated SAC sees no reward within the preset budget and its policy stays where its
    critic's noise puts it.
 1. ``reach-far-right`` and 2. ``reach-far-top``: dense ``exp(-d) - 1`` reaches of goals beyond
-   G0, learned in a few epochs; their straight paths from the start pass through G0's region,
-   so their behaviour is task 0's first part (the shareable behaviour of the paper).
+   G0, learned in a few epochs; their paths from the start pass through G0's region, so their
+   behaviour is task 0's first part (the shareable behaviour of the paper). Full-speed actions
+   in the box [-1, 1]^2 make those paths diagonal first (the corner (1, 1) of the action box
+   gains distance fastest), then straight at the goal: G0 sits on that 45-degree diagonal.
 3. ``retreat-to-corner``: dense reach of the start corner, the opposite of the others (the
    conflicting task, as the stay task of the paper's multistage reacher).
 

@@ -1,6 +1,6 @@
 """Tests of ``PointSparseGoalMT-v0`` (``environments/point_sparse_goal.py``): rewards, success
 without termination, the horizon, the registry row and preset, and the property that makes it a
-test of behaviour sharing (the dense tasks' straight paths cross the sparse goal's region, the
+test of behaviour sharing (the dense tasks' full-speed paths cross the sparse goal's region, the
 conflicting task's does not, and untrained-SAC-like random actions almost never get there)."""
 import math
 import pickle
@@ -88,7 +88,7 @@ def test_horizon_ends_with_a_timeout_even_after_success():
 
 
 @pytest.mark.parametrize('task', [1, 2])
-def test_the_dense_tasks_straight_paths_cross_the_sparse_goal(task):
+def test_the_dense_tasks_full_speed_paths_cross_the_sparse_goal(task):
     """What the Q-switch can share: following task 1's (or 2's) policy from the start, the
     point is within task 0's region for several steps, well inside the horizon."""
     task_env = make_env(ENV_ID).get_train_envs()[0]
