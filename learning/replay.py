@@ -594,9 +594,11 @@ class SharedReplayBuffer:
         return 0 if self._rings is None else self._rings.nbytes
 
     def sizes(self) -> np.ndarray:
-        """(N,) transitions stored per task."""
+        """(N,) transitions stored per task (counted from the stored task ids, so a store
+        unpickled without its chunks refuses rather than report zeros)."""
         if self.size == 0:
             return np.zeros(self.n_tasks, dtype=np.int64)
+        self._rings._require_rows()
         return np.bincount(self._rings.task_ids[0, :self.size],
                            minlength=self.n_tasks).astype(np.int64)
 

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 import learning.snapshot_info as snapshot_info
-from learning.replay import ReplaySnapshotError, TransitionRings
+from environments.multitask import ObservationSplitter
+from learning.replay import ReplaySnapshotError, SharedReplayBuffer, TransitionRings
 from learning.snapshots import AtomicSnapshotter, remove_stray_temporaries
 
 CAPACITY = 5
@@ -148,3 +149,22 @@ def test_params_pkl_alone_unpickles_a_detached_store(tmp_path):
     assert detached.states.shape[1] == 0  # the rows stay in the chunks
     with pytest.raises(ReplaySnapshotError, match='without its chunks'):
         detached.draw_rows(np.array([1]), 2)
+
+
+def test_a_detached_shared_buffer_refuses_to_count_its_tasks(tmp_path):
+    """The shared buffer counts each task's rows from the stored task ids, which stay in the
+    chunks: unpickled from params.pkl alone it refuses instead of reporting zeros."""
+    buffer = SharedReplayBuffer(2, CAPACITY, ObservationSplitter(2, 'slice', False))
+    buffer._rings = TransitionRings(1, CAPACITY, 1, 1, with_task_ids=True)
+    values = np.arange(3, dtype=np.float32)
+    buffer._rings.add(0, values[:, None], values[:, None], values, np.zeros(3, np.uint8),
+                      np.array([-3.0], np.float32), np.array([1, 1, 0], np.int16))
+    np.testing.assert_array_equal(buffer.sizes(), [1, 2])
+    AtomicSnapshotter(str(tmp_path), 'last', 1).save_itr_params(0, {'buffer': buffer})
+    with open(tmp_path / 'params.pkl', 'rb') as file:
+        detached = pickle.load(file)['buffer']
+    assert detached.size == 3
+    with pytest.raises(ReplaySnapshotError, match='without its chunks'):
+        detached.sizes()
+    loaded = AtomicSnapshotter(str(tmp_path), 'last', 1).load(str(tmp_path))['buffer']
+    np.testing.assert_array_equal(loaded.sizes(), [1, 2])
