@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 import os
 import uuid
 from collections.abc import Iterator
@@ -136,16 +137,19 @@ class TransitionRings:
     # ------------------------------------------------------------------ storage
     def _allocate_rows(self, rows: int) -> None:
         r = self.n_rings
-        self.states = np.zeros((r, rows, self.state_dim), np.float32)
-        self.actions = np.zeros((r, rows, self.action_dim), np.float32)
-        self.rewards = np.zeros((r, rows), np.float32)
-        self.terminals = np.zeros((r, rows), np.uint8)
-        self.final_ids = np.full((r, rows), -1, np.int32)  # -1: not an episode's last step
-        self.task_ids = np.zeros((r, rows), np.int16) if self.with_task_ids else None
+        self.states: np.ndarray = np.zeros((r, rows, self.state_dim), np.float32)
+        self.actions: np.ndarray = np.zeros((r, rows, self.action_dim), np.float32)
+        self.rewards: np.ndarray = np.zeros((r, rows), np.float32)
+        self.terminals: np.ndarray = np.zeros((r, rows), np.uint8)
+        # -1: not an episode's last step
+        self.final_ids: np.ndarray = np.full((r, rows), -1, np.int32)
+        self.task_ids: np.ndarray | None = (np.zeros((r, rows), np.int16)
+                                            if self.with_task_ids else None)
 
     def _row_arrays(self) -> dict[str, np.ndarray]:
-        arrays = {'states': self.states, 'actions': self.actions, 'rewards': self.rewards,
-                  'terminals': self.terminals, 'final_ids': self.final_ids}
+        arrays: dict[str, np.ndarray] = {
+            'states': self.states, 'actions': self.actions, 'rewards': self.rewards,
+            'terminals': self.terminals, 'final_ids': self.final_ids}
         if self.task_ids is not None:
             arrays['task_ids'] = self.task_ids
         return arrays
@@ -203,6 +207,8 @@ class TransitionRings:
         if length > self.capacity:
             raise ValueError(f'an episode of {length} steps does not fit in a replay buffer of '
                              f'{self.capacity} transitions')
+        if self.task_ids is not None and task_ids is None:
+            raise ValueError('this replay store keeps a task id per row; add() needs task_ids')
         if length == 0:
             return
         start_global = int(self.added[ring])
@@ -213,7 +219,7 @@ class TransitionRings:
         values = {'states': states, 'actions': actions, 'rewards': rewards,
                   'terminals': terminals, 'final_ids': np.full(length, -1, np.int32)}
         values['final_ids'][-1] = final_id
-        if self.task_ids is not None:
+        if task_ids is not None and self.task_ids is not None:
             values['task_ids'] = task_ids
         start = start_global % self.capacity
         first = min(length, self.capacity - start)
@@ -326,7 +332,7 @@ class TransitionRings:
                                        for ring, (start, end) in enumerate(new)])
                 atomic_write(os.path.join(directory,
                                           chunk_file_name(self.store_id, self.next_chunk, key)),
-                             lambda file, rows=rows: np.save(file, rows, allow_pickle=False))
+                             functools.partial(np.save, arr=rows, allow_pickle=False))
             chunks.append({'sequence': self.next_chunk, 'ranges': new.tolist()})
             self.next_chunk += 1
         self.chunks = chunks
@@ -412,7 +418,8 @@ def _check_one_hot(observations: np.ndarray, n_tasks: int, task_id: int) -> None
 
 def _with_one_hot(states: np.ndarray, task_ids: np.ndarray, n_tasks: int) -> np.ndarray:
     """The raw observations ``[states, one_hot(task_ids)]``."""
-    out = np.zeros(states.shape[:-1] + (states.shape[-1] + n_tasks,), np.float32)
+    # Annotated: numpy's stubs give np.zeros of a tuple[Any, ...] shape a 0-d type.
+    out: np.ndarray = np.zeros(states.shape[:-1] + (states.shape[-1] + n_tasks,), np.float32)
     out[..., :states.shape[-1]] = states
     flat = out.reshape(-1, out.shape[-1])
     flat[np.arange(len(flat)), states.shape[-1] + task_ids.reshape(-1)] = 1.0
@@ -517,6 +524,8 @@ class PerTaskReplayBuffer:
 
     def _batch(self, rings: np.ndarray, rows: np.ndarray) -> dict[str, np.ndarray]:
         """The transitions at (rings, rows) in the layout ``sample`` returns, (k, B, dim)."""
+        if self._rings is None:
+            raise ValueError('cannot sample from an empty replay buffer')
         gathered = self._rings.gather(rings, rows)
         task_ids = np.broadcast_to(rings[:, None], rows.shape)
         batch = {'observations': _network_input(self._split, gathered['states'], task_ids),
@@ -596,9 +605,10 @@ class SharedReplayBuffer:
     def sizes(self) -> np.ndarray:
         """(N,) transitions stored per task (counted from the stored task ids, so a store
         unpickled without its chunks refuses rather than report zeros)."""
-        if self.size == 0:
+        if self._rings is None or self.size == 0:
             return np.zeros(self.n_tasks, dtype=np.int64)
         self._rings._require_rows()
+        assert self._rings.task_ids is not None  # a shared store is built with_task_ids
         return np.bincount(self._rings.task_ids[0, :self.size],
                            minlength=self.n_tasks).astype(np.int64)
 
@@ -616,6 +626,8 @@ class SharedReplayBuffer:
         return added
 
     def _batch(self, rows: np.ndarray) -> dict[str, np.ndarray]:
+        if self._rings is None:
+            raise ValueError('cannot sample from an empty replay buffer')
         gathered = self._rings.gather(np.array([0]), rows[None])
         task_ids = gathered['task_ids'][0]
         return {'observations': _with_one_hot(gathered['states'][0], task_ids, self.n_tasks),

@@ -409,6 +409,15 @@ def test_hand_computed_ring_eviction_and_final_states():
         add(list(range(6)), 6)
 
 
+def test_store_with_task_ids_refuses_an_episode_without_them_and_stays_unchanged():
+    rings = TransitionRings(1, capacity=5, state_dim=1, action_dim=1, with_task_ids=True)
+    with pytest.raises(ValueError, match='needs task_ids'):
+        rings.add(0, np.zeros((2, 1), np.float32), np.zeros((2, 1), np.float32),
+                  np.zeros(2, np.float32), np.zeros(2, np.uint8), np.zeros(1, np.float32))
+    np.testing.assert_array_equal(rings.added, [0])
+    np.testing.assert_array_equal(rings.finals_added, [0])
+
+
 def test_bytes_per_transition_are_close_to_the_minimum(env, timeout_batch):
     capacity = 1000
     for keep_raw in (False, True):
