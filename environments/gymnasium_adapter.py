@@ -20,7 +20,7 @@ cannot digest from modern environments:
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol, cast
 
 import akro
 import gymnasium
@@ -33,15 +33,30 @@ def to_akro_box(space: gymnasium.spaces.Box, dtype: type = np.float32) -> akro.B
     return akro.Box(low=space.low.astype(dtype), high=space.high.astype(dtype), dtype=dtype)
 
 
+def _box(space: gymnasium.spaces.Space, name: str) -> gymnasium.spaces.Box:
+    """``space`` as a Box: garage's buffers and policies take only continuous boxes."""
+    if not isinstance(space, gymnasium.spaces.Box):
+        raise TypeError(f'the {name} space must be a gymnasium Box, got {type(space).__name__}')
+    return space
+
+
 def numeric_infos(info: dict[str, Any]) -> dict[str, Any]:
     """Keeps the entries garage can stack across steps: numbers and numeric arrays."""
-    kept = {}
+    kept: dict[str, Any] = {}
     for key, value in info.items():
         if isinstance(value, (bool, int, float, np.number, np.bool_)):
             kept[key] = value
         elif isinstance(value, np.ndarray) and value.dtype.kind in 'biuf':
             kept[key] = value.copy()
     return kept
+
+
+class _RandomStateLayer(Protocol):
+    """A wrapper layer whose random state the pickle keeps (see the module docstring)."""
+
+    def get_random_state(self) -> Any: ...
+
+    def set_random_state(self, state: Any) -> None: ...
 
 
 class GymnasiumEnv(Environment):
@@ -59,8 +74,10 @@ class GymnasiumEnv(Environment):
         self._max_episode_length = max_episode_length
         self._seed = seed
         self._env = make_env()
-        self._spec = EnvSpec(observation_space=to_akro_box(self._env.observation_space),
-                             action_space=to_akro_box(self._env.action_space),
+        observation_space = _box(self._env.observation_space, 'observation')
+        action_space = _box(self._env.action_space, 'action')
+        self._spec = EnvSpec(observation_space=to_akro_box(observation_space),
+                             action_space=to_akro_box(action_space),
                              max_episode_length=max_episode_length)
         self._step_count = 0
         self._needs_reset = True
@@ -137,14 +154,15 @@ class GymnasiumEnv(Environment):
                                  else None for layer in layers]}
 
     def __setstate__(self, state: dict) -> None:
-        self.__init__(state['make_env'], state['max_episode_length'], state['seed'])
+        GymnasiumEnv.__init__(self, state['make_env'], state['max_episode_length'],
+                              state['seed'])
         if state.get('np_random') is not None:
             self._env.unwrapped._np_random = state['np_random']  # pylint: disable=W0212
         # A state without 'layer_states' restores no layer, hence no strict zip.
         layer_states = state.get('layer_states', ())
         for layer, layer_state in zip(_layers(self._env), layer_states, strict=False):
-            if layer_state is not None:
-                layer.set_random_state(layer_state)
+            if layer_state is not None:  # saved only by layers with get_random_state
+                cast(_RandomStateLayer, layer).set_random_state(layer_state)
 
 
 def _layers(env: gymnasium.Env) -> list[gymnasium.Env]:

@@ -246,6 +246,16 @@ def test_adapter_infos_observations_and_reset():
     assert step.reward == 1.0 and isinstance(step.reward, float)
 
 
+def test_adapter_refuses_a_non_box_space():
+    class DiscreteActionEnv(CountingEnv):
+        def __init__(self):
+            super().__init__()
+            self.action_space = gymnasium.spaces.Discrete(3)
+
+    with pytest.raises(TypeError, match='action space must be a gymnasium Box, got Discrete'):
+        GymnasiumEnv(DiscreteActionEnv, max_episode_length=5)
+
+
 def test_numeric_infos_directly():
     info = {'s': 'x', 'l': [1.0], 't': (1, 2), 'd': {'a': 1}, 'n': None, 'i': 1,
             'u8': np.uint8(3), 'b': np.bool_(True), 'a': np.arange(3),
