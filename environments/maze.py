@@ -162,8 +162,8 @@ def shortest_path(start: Cell, goal: Cell) -> list[Cell]:
         cell = queue.popleft()
         if cell == goal:
             path = [cell]
-            while parents[path[-1]] is not None:
-                path.append(parents[path[-1]])
+            while (parent := parents[path[-1]]) is not None:
+                path.append(parent)
             return path[::-1]
         for d_row, d_col in ((1, 0), (-1, 0), (0, 1), (0, -1)):
             neighbour = (cell[0] + d_row, cell[1] + d_col)
@@ -238,7 +238,8 @@ class MazeTaskEnv(gymnasium.Env):
         velocity = np.array([-vy / scaling, vx / scaling])
         return position, velocity
 
-    def set_state(self, position: Sequence[float], velocity: Sequence[float]) -> None:
+    def set_state(self, position: Sequence[float] | np.ndarray,
+                  velocity: Sequence[float] | np.ndarray) -> None:
         """Puts the point at ``position`` with ``velocity`` (row, column coordinates).
 
         Used by ``reset`` for the release's start noise, and by tests to set exact states.
