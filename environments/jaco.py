@@ -252,9 +252,10 @@ class JacoReachTaskEnv(MujocoEnv):
         low = -bound
         low[STAGE], bound[STAGE] = 0.0, 1.0
         observation_space = gymnasium.spaces.Box(low, bound, dtype=np.float32)
+        # gymnasium annotates the camera config as float values; its renderer takes arrays too.
         super().__init__(MODEL_PATH, FRAME_SKIP, observation_space, render_mode=render_mode,
                          width=width, height=height,
-                         default_camera_config=DEFAULT_CAMERA_CONFIG)
+                         default_camera_config=DEFAULT_CAMERA_CONFIG)  # type: ignore[arg-type]
         self._hand = self.model.body(HAND_BODY).id
         self._target_mocap = int(self.model.body_mocapid[self.model.body(TARGET_BODY).id])
         if self.task.subgoals is None:
@@ -311,7 +312,9 @@ class JacoReachTaskEnv(MujocoEnv):
                      - VELOCITY_PENALTY * np.abs(self.data.qvel).mean()
                      - ACCELERATION_PENALTY * np.abs(self.data.qacc).mean())
 
-    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+    # gymnasium's MujocoEnv.step annotation (np.float64 reward and infos) is narrower than Env's.
+    def step(  # type: ignore[override]
+            self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         task = self.task
         action = np.asarray(action, dtype=np.float64)
         previous_observation = self._get_obs()
