@@ -180,6 +180,8 @@ def walker_xml(ceiling: bool) -> str:
         motor.set('ctrlrange', '-1 1')
     if ceiling:
         worldbody = root.find('worldbody')
+        if worldbody is None:
+            raise ValueError(f'{GYMNASIUM_WALKER_XML} has no worldbody')
         centre = (CEILING_X + CEILING_HALF_SIZE[0], 0.0, CEILING_HEIGHT)
         _add_box(worldbody, 'ceiling_long', centre, CEILING_HALF_SIZE, '0.3 0.3 0.9 1')
         for name, pos, size in PARKED_OBSTACLES:
@@ -244,7 +246,9 @@ class Walker2dTaskEnv(MujocoEnv):
         contact = self.data.contact
         return bool(self._is_ceiling[contact.geom1].any() or self._is_ceiling[contact.geom2].any())
 
-    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+    # gymnasium's MujocoEnv.step annotation (np.float64 reward and infos) is narrower than Env's.
+    def step(  # type: ignore[override]
+            self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         task = self.task
         action = np.asarray(action, dtype=np.float64)
         x_before = float(self.data.qpos[0])
