@@ -263,7 +263,13 @@ def object_noise_amplitudes() -> np.ndarray:
     """
     root = ElementTree.parse(FRANKA_CONFIG).getroot()
     n_joints = N_ROBOT_JOINTS + N_OBJECT_JOINTS
-    amplitudes = [float(root.find(f'qpos{i}').get('pos_noise_amp')) for i in range(n_joints)]
+    amplitudes = []
+    for i in range(n_joints):
+        joint = root.find(f'qpos{i}')
+        amplitude = None if joint is None else joint.get('pos_noise_amp')
+        if amplitude is None:
+            raise ValueError(f'{FRANKA_CONFIG} has no pos_noise_amp for qpos{i}')
+        amplitudes.append(float(amplitude))
     return np.array(amplitudes[N_ROBOT_JOINTS:])
 
 
@@ -338,11 +344,11 @@ class KitchenTaskEnv(gymnasium.Env):
             ValueError: for the kettle's free joint (qpos 23..29), whose qpos and qvel indices
                 differ.
         """
-        indices = np.asarray(indices, dtype=int)
-        if indices.min() < 0 or indices.max() >= OBS_ELEMENT_INDICES['kettle'][0]:
-            raise ValueError(f'set_qpos takes qpos indices 0..22, got {indices.tolist()}')
-        self.data.qpos[indices] = values
-        self.data.qvel[indices] = 0.0  # below the kettle, qpos index = dof index
+        qpos_indices = np.asarray(indices, dtype=int)
+        if qpos_indices.min() < 0 or qpos_indices.max() >= OBS_ELEMENT_INDICES['kettle'][0]:
+            raise ValueError(f'set_qpos takes qpos indices 0..22, got {qpos_indices.tolist()}')
+        self.data.qpos[qpos_indices] = values
+        self.data.qvel[qpos_indices] = 0.0  # below the kettle, qpos index = dof index
         mujoco.mj_forward(self.model, self.data)
 
     def get_random_state(self) -> Any:
