@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Final, cast
 
 import gymnasium
 import metaworld
@@ -57,9 +57,9 @@ from metaworld.types import Task
 from environments.family import GymnasiumTaskFamily
 from environments.multitask import TEST_SEED_OFFSET
 
-RENDER_MODE = 'rgb_array'
-BENCHMARKS: dict[str, type[metaworld.Benchmark]] = {'MT10': metaworld.MT10,
-                                                     'MT50': metaworld.MT50}
+RENDER_MODE: Final = 'rgb_array'
+BENCHMARKS: dict[str, type[metaworld.MT10] | type[metaworld.MT50]] = {
+    'MT10': metaworld.MT10, 'MT50': metaworld.MT50}
 # The benchmarks' class dictionaries (``-v3`` name -> class); reading them builds nothing.
 BENCHMARK_CLASSES: dict[str, dict[str, type[SawyerXYZEnv]]] = {
     'MT10': metaworld.env_dict.MT10_V3, 'MT50': metaworld.env_dict.MT50_V3}
@@ -177,7 +177,8 @@ class GoalVariationWrapper(gymnasium.Wrapper):
 
     def _set_goal(self, index: int) -> None:
         """``set_task`` plus the stale-observation-space fix (stack.md B11)."""
-        metaworld_env = self.env.unwrapped
+        # gymnasium's Wrapper types its env as a plain Env; ``__init__`` takes a SawyerXYZEnv.
+        metaworld_env = cast(SawyerXYZEnv, self.env.unwrapped)
         metaworld_env.set_task(self._tasks[index])
         metaworld_env.observation_space = metaworld_env.sawyer_observation_space
         self._goal_index = index
