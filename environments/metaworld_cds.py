@@ -105,7 +105,7 @@ import pickle
 import shutil
 import tempfile
 from functools import cached_property
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Final
 
 import mujoco
 import numpy as np
@@ -117,8 +117,8 @@ from metaworld.envs.sawyer_door_close_v3 import SawyerDoorCloseEnvV3
 from metaworld.envs.sawyer_door_v3 import SawyerDoorEnvV3
 from metaworld.envs.sawyer_drawer_close_v3 import SawyerDrawerCloseEnvV3
 from metaworld.envs.sawyer_drawer_open_v3 import SawyerDrawerOpenEnvV3
-from metaworld.sawyer_xyz_env import SawyerXYZEnv
-from metaworld.types import Task
+from metaworld.sawyer_xyz_env import RenderMode, SawyerXYZEnv
+from metaworld.types import InitConfigDict, Task
 from scipy.spatial.transform import Rotation
 
 from environments.family import GymnasiumTaskFamily
@@ -130,7 +130,7 @@ ENV_ID = 'MetaWorldCDS-v1'
 TASK_NAMES = ('door-open', 'door-close', 'drawer-open', 'drawer-close')
 MAX_EPISODE_LENGTH = ENVS[ENV_ID].max_episode_length
 N_GOAL_VARIATIONS = 50
-RENDER_MODE = 'rgb_array'
+RENDER_MODE: Final = 'rgb_array'
 SCENE_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'assets',
                           'door_drawer.xml')
 
@@ -219,20 +219,20 @@ class _DoorDrawerScene(SawyerXYZEnv):
     OBJECT_HIGH: ClassVar[npt.NDArray[np.float64]]
     GOAL_OFFSET: ClassVar[npt.NDArray[np.float64]]
 
-    def __init__(self, render_mode: str | None = None) -> None:
+    def __init__(self, render_mode: RenderMode | None = None) -> None:
         super().__init__(render_mode=render_mode)
         self.hand_init_pos = self.HAND_INIT.copy()
-        self.init_config = {'obj_init_angle': self.init_config['obj_init_angle'],
+        self.init_config: InitConfigDict = {'obj_init_angle': self.init_config['obj_init_angle'],
                             'obj_init_pos': self.OBJECT_INIT.copy(),
                             'hand_init_pos': self.HAND_INIT.copy()}
         self.obj_init_pos = self.init_config['obj_init_pos']
         self._random_reset_space = Box(self.OBJECT_LOW, self.OBJECT_HIGH, dtype=np.float64)
         self.goal_space = _goal_box(self.OBJECT_LOW + self.GOAL_OFFSET,
                                     self.OBJECT_HIGH + self.GOAL_OFFSET)
-        self.drawer_qpos_adr = self.model.joint('goal_slidey').qposadr.item()
-        self.drawer_qvel_adr = self.model.joint('goal_slidey').dofadr.item()
-        self.door_qpos_adr = self.model.joint('doorjoint').qposadr.item()
-        self.door_qvel_adr = self.model.joint('doorjoint').dofadr.item()
+        self.drawer_qpos_adr: int = self.model.joint('goal_slidey').qposadr.item()
+        self.drawer_qvel_adr: int = self.model.joint('goal_slidey').dofadr.item()
+        self.door_qpos_adr: int = self.model.joint('doorjoint').qposadr.item()
+        self.door_qvel_adr: int = self.model.joint('doorjoint').dofadr.item()
 
     @property
     def model_name(self) -> str:
@@ -275,6 +275,8 @@ class _DoorDrawerScene(SawyerXYZEnv):
         A cached property as in Meta-World, whose ``set_task`` deletes it when the goal's
         visibility changes.
         """
+        goal_low: np.ndarray
+        goal_high: np.ndarray
         if self._partially_observable:
             goal_low, goal_high = np.zeros(3), np.zeros(3)
         else:
@@ -350,28 +352,31 @@ class _DrawerTask(_DoorDrawerScene):
         self.set_state(qpos, qvel)
 
 
-class CDSDoorOpenEnv(_DoorTask, SawyerDoorEnvV3):
+# The ignores on the four task classes: Meta-World's SawyerXYZEnv inherits the
+# incompatible __getstate__/__setstate__ annotations of SawyerMocapBase and EzPickle,
+# which mypy reports on every class that combines two SawyerXYZEnv subclasses.
+class CDSDoorOpenEnv(_DoorTask, SawyerDoorEnvV3):  # type: ignore[misc]
     """``door-open``: Meta-World's door-open in the shared scene."""
 
     HAND_INIT = np.array([0.0, 0.6, 0.2])
     GOAL_OFFSET = np.array([-0.3, -0.45, 0.0])
 
 
-class CDSDoorCloseEnv(_DoorTask, SawyerDoorCloseEnvV3):
+class CDSDoorCloseEnv(_DoorTask, SawyerDoorCloseEnvV3):  # type: ignore[misc]
     """``door-close``: Meta-World's door-close in the shared scene (door starts open)."""
 
     HAND_INIT = np.array([-0.6, 0.6, 0.2])
     GOAL_OFFSET = np.array([0.2, -0.2, 0.0])
 
 
-class CDSDrawerOpenEnv(_DrawerTask, SawyerDrawerOpenEnvV3):
+class CDSDrawerOpenEnv(_DrawerTask, SawyerDrawerOpenEnvV3):  # type: ignore[misc]
     """``drawer-open``: Meta-World's drawer-open in the shared scene."""
 
     HAND_INIT = np.array([0.0, 0.6, 0.2])
     GOAL_OFFSET = np.array([0.0, -0.36, 0.09])
 
 
-class CDSDrawerCloseEnv(_DrawerTask, SawyerDrawerCloseEnvV3):
+class CDSDrawerCloseEnv(_DrawerTask, SawyerDrawerCloseEnvV3):  # type: ignore[misc]
     """``drawer-close``: Meta-World's drawer-close in the shared scene (drawer starts open)."""
 
     HAND_INIT = np.array([0.0, 0.6, 0.2])
