@@ -20,6 +20,17 @@ def test_collection_speed_quick_mode_runs():
         assert line in result.stdout, line
 
 
+def test_row_groups_quick_mode_runs_and_both_paths_agree():
+    result = subprocess.run([sys.executable, 'benchmarks/row_groups.py', '--quick'],
+                            cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
+                            check=False)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = [line for line in result.stdout.splitlines() if ' ms ' in line]
+    assert len(rows) == 4
+    for row in rows:
+        assert float(row.split()[-1]) < 1e-5, row  # max |diff| of the two paths' outputs
+
+
 def _end_to_end():
     sys.path.insert(0, str(REPO_ROOT / 'benchmarks'))
     import end_to_end  # noqa: PLC0415  (a script, not a package)

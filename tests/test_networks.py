@@ -94,12 +94,21 @@ def test_layer_norm_precedes_each_hidden_linear():
                                                            (N_TASKS, 1, HIDDEN[0])]
 
 
+# Row task ids that take each of ``RowGroups``' three layer paths (N_TASKS = 3), all unordered.
+ROW_TASK_IDS = {
+    'one matmul per task': [2, 0, 2, 1, 0, 2],
+    'every task evenly, one baddbmm': [2, 0, 1, 1, 0, 2],
+    'about one row per task, per-row gather': [1, 1, 0, 2],
+}
+
+
+@pytest.mark.parametrize('rows', ROW_TASK_IDS)
 @pytest.mark.parametrize('layer_norm', [False, True])
-def test_forward_selected_matches_forward_on_the_row_task(layer_norm):
+def test_forward_selected_matches_forward_on_the_row_task(layer_norm, rows):
     torch.manual_seed(2)
     mlp = TaskMLP(N_TASKS, IN, HIDDEN, OUT, 'xavier_normal', layer_norm=layer_norm)
     _randomize(mlp)
-    task_ids = torch.tensor([2, 0, 2, 1, 0, 2])  # repeated, unordered
+    task_ids = torch.tensor(ROW_TASK_IDS[rows])
     x = torch.randn(len(task_ids), 3, IN)
     out = mlp.forward_selected(task_ids, x)
     assert out.shape == (len(task_ids), 3, OUT)
@@ -111,12 +120,13 @@ def test_forward_selected_matches_forward_on_the_row_task(layer_norm):
                                    atol=1e-5, rtol=1e-5)
 
 
-def test_task_linear_forward_selected():
+@pytest.mark.parametrize('rows', ROW_TASK_IDS)
+def test_task_linear_forward_selected(rows):
     torch.manual_seed(3)
     layer = TaskLinear(N_TASKS, IN, OUT)
     _randomize(layer)
-    task_ids = torch.tensor([1, 1, 0, 2])
-    x = torch.randn(4, 2, IN)
+    task_ids = torch.tensor(ROW_TASK_IDS[rows])
+    x = torch.randn(len(task_ids), 2, IN)
     out = layer.forward_selected(task_ids, x)
     for row, task in enumerate(task_ids.tolist()):
         expected = x[row] @ layer.weight[task] + layer.bias[task, 0]
@@ -259,12 +269,13 @@ def test_log_std_is_clamped(bias, expected_log_std):
                                                    math.exp(expected_log_std)))
 
 
-def test_policies_forward_selected():
+@pytest.mark.parametrize('rows', ROW_TASK_IDS)
+def test_policies_forward_selected(rows):
     torch.manual_seed(11)
     actors = TaskTanhGaussianPolicies(N_TASKS, IN, OUT, HIDDEN)
     _randomize(actors)
-    task_ids = torch.tensor([1, 2, 1, 0])
-    states = torch.randn(4, 3, IN)
+    task_ids = torch.tensor(ROW_TASK_IDS[rows])
+    states = torch.randn(len(task_ids), 3, IN)
     distribution = actors.for_rows(task_ids, states)
     for row, task in enumerate(task_ids.tolist()):
         mu, log_std = _actor_heads(actors, task, states[row])
@@ -302,18 +313,20 @@ def _critic_reference(mlp: TaskMLP, task: int, state: torch.Tensor,
     return _reference_forward(mlp, task, torch.cat([state, action])[None])[0, 0]
 
 
+@pytest.mark.parametrize('rows', ROW_TASK_IDS)
 @pytest.mark.parametrize('layer_norm', [False, True])
-def test_critics_score(layer_norm):
+def test_critics_score(layer_norm, rows):
     torch.manual_seed(13)
     state_dim, action_dim, n_candidates = 4, 2, 3
     critics = TaskTwinCritics(N_TASKS, state_dim, action_dim, (8, 8), layer_norm=layer_norm)
     _randomize(critics)
-    task_ids = torch.tensor([2, 0, 2, 1, 1])
-    states = torch.randn(5, state_dim)
-    candidates = torch.rand(n_candidates, 5, action_dim) * 2 - 1
+    task_ids = torch.tensor(ROW_TASK_IDS[rows])
+    n_rows = len(task_ids)
+    states = torch.randn(n_rows, state_dim)
+    candidates = torch.rand(n_candidates, n_rows, action_dim) * 2 - 1
     q1_scores = critics.score(task_ids, states, candidates, 'q1')
     min_scores = critics.score(task_ids, states, candidates, 'min')
-    assert q1_scores.shape == min_scores.shape == (n_candidates, 5)
+    assert q1_scores.shape == min_scores.shape == (n_candidates, n_rows)
     n_q2_lower = 0
     for p in range(n_candidates):
         for b, task in enumerate(task_ids.tolist()):
@@ -323,7 +336,7 @@ def test_critics_score(layer_norm):
             torch.testing.assert_close(min_scores[p, b], torch.minimum(q1, q2), atol=1e-5,
                                        rtol=1e-5)
             n_q2_lower += int(q2 < q1)
-    assert 0 < n_q2_lower < n_candidates * 5  # both branches of the min are exercised
+    assert 0 < n_q2_lower < n_candidates * n_rows  # both branches of the min are exercised
 
 
 def test_critics_forward_matches_score():
@@ -391,17 +404,19 @@ def test_target_update_of_active_tasks_is_the_masked_polyak_formula():
     learner._update_targets(np.zeros(4, bool))  # no task: nothing moves
 
 
-def test_critics_for_rows_matches_each_row_task_and_each_task_is_forward():
+@pytest.mark.parametrize('rows', ROW_TASK_IDS)
+def test_critics_for_rows_matches_each_row_task_and_each_task_is_forward(rows):
     """``for_rows`` with task ids evaluates row b by task ``task_ids[b]``'s critics (any inner
     batch shape); with ``EACH_TASK`` it is ``forward`` (row i by task i)."""
     torch.manual_seed(15)
     critics = TaskTwinCritics(N_TASKS, IN, OUT, (8,), layer_norm=True)
     _randomize(critics)
-    task_ids = torch.tensor([2, 0, 2, 1])
-    states, actions = torch.randn(4, 3, IN), torch.rand(4, 3, OUT)
+    task_ids = torch.tensor(ROW_TASK_IDS[rows])
+    n_rows = len(task_ids)
+    states, actions = torch.randn(n_rows, 3, IN), torch.rand(n_rows, 3, OUT)
     q1, q2 = critics.for_rows(task_ids, states, actions)
     flat_q1, _ = critics.for_rows(task_ids, states[:, 0], actions[:, 0])
-    assert q1.shape == q2.shape == (4, 3) and flat_q1.shape == (4,)
+    assert q1.shape == q2.shape == (n_rows, 3) and flat_q1.shape == (n_rows,)
     for row, task in enumerate(task_ids.tolist()):
         for k in range(3):
             torch.testing.assert_close(

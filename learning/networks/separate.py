@@ -34,6 +34,51 @@ def _as_rows(x: torch.Tensor) -> torch.Tensor:
     return x.reshape(x.shape[0], -1, x.shape[-1])
 
 
+class RowGroups:
+    """The rows of a batch grouped by task, so that a layer applies each task's weights to its
+    rows without copying a weight matrix per row.
+
+    Acting calls the networks on rows of mixed tasks (the routing policy's and the Q-switch's
+    batches of all running envs). Gathering ``weight[task_ids]`` there copies one ``(in, out)``
+    matrix per row, which dominated a lockstep evaluation. After one sort of the (B,) ids the
+    layer picks, by measurement (``benchmarks/row_groups.py``):
+
+    * every task present with the same number of rows (lockstep collection and evaluation):
+      the rows are the ``(N, c, in)`` batch of ``TaskLinear.forward``, one ``baddbmm`` with
+      the weights as they are;
+    * several rows per task otherwise: one matmul per task;
+    * about one row per task: the per-row gather, the cheapest then.
+
+    Rows keep their order within a task, and ``ungroup`` restores the caller's order.
+    """
+
+    def __init__(self, task_ids: torch.Tensor | int, n_rows: int) -> None:
+        self.order: torch.Tensor | None = None
+        self.inverse: torch.Tensor | None = None
+        if isinstance(task_ids, int):
+            self.sorted_ids: torch.Tensor | int = task_ids
+            self.tasks, self.sizes = [task_ids], [n_rows]
+            return
+        self.order = torch.argsort(task_ids, stable=True)
+        self.inverse = torch.empty_like(self.order)
+        self.inverse[self.order] = torch.arange(n_rows, device=self.order.device)
+        self.sorted_ids = task_ids[self.order]
+        tasks, sizes = torch.unique_consecutive(self.sorted_ids, return_counts=True)
+        self.tasks, self.sizes = tasks.tolist(), sizes.tolist()
+
+    def group(self, x: torch.Tensor) -> torch.Tensor:
+        """Rows in the caller's order -> rows sorted by task."""
+        return x if self.order is None else x.index_select(0, self.order)
+
+    def ungroup(self, y: torch.Tensor) -> torch.Tensor:
+        """Rows sorted by task -> rows in the caller's order."""
+        return y if self.inverse is None else y.index_select(0, self.inverse)
+
+    def covers_evenly(self, n_tasks: int) -> bool:
+        """Whether the rows are ``c`` rows of each of the ``n_tasks`` tasks."""
+        return len(self.tasks) == n_tasks and len(set(self.sizes)) == 1
+
+
 class TaskLinear(nn.Module):
     """N independent affine maps: ``y[i] = x[i] @ W[i] + b[i]``."""
 
@@ -49,14 +94,24 @@ class TaskLinear(nn.Module):
         return torch.baddbmm(self.bias, x, self.weight)
 
     def forward_selected(self, task_ids: torch.Tensor | int, x: torch.Tensor) -> torch.Tensor:
-        """(B, K, in) -> (B, K, out), row b mapped by task ``task_ids[b]``.
+        """(B, K, in) -> (B, K, out), row b mapped by task ``task_ids[b]`` (an int: every row
+        by that task)."""
+        rows = RowGroups(task_ids, len(x))
+        return rows.ungroup(self.forward_grouped(rows, rows.group(x)))
 
-        ``task_ids`` may be a single int when every row has the same task (one env per sampler
-        worker); the task's weights are then used in place instead of gathered per row.
-        """
-        if isinstance(task_ids, int):
-            return torch.matmul(x, self.weight[task_ids]) + self.bias[task_ids]
-        return torch.baddbmm(self.bias[task_ids], x, self.weight[task_ids])
+    def forward_grouped(self, rows: RowGroups, x: torch.Tensor) -> torch.Tensor:
+        """(B, K, in) -> (B, K, out) for rows already in ``rows``' task order."""
+        n_tasks = self.weight.shape[0]
+        if len(rows.tasks) == 1:
+            return torch.matmul(x, self.weight[rows.tasks[0]]) + self.bias[rows.tasks[0]]
+        if rows.covers_evenly(n_tasks):
+            per_task = x.reshape(n_tasks, -1, x.shape[-1])
+            return self(per_task).view(*x.shape[:-1], -1)
+        if len(x) < 2 * len(rows.tasks):
+            ids = rows.sorted_ids
+            return torch.baddbmm(self.bias[ids], x, self.weight[ids])
+        return torch.cat([torch.matmul(chunk, self.weight[task]) + self.bias[task]
+                          for task, chunk in zip(rows.tasks, x.split(rows.sizes), strict=True)])
 
 
 class TaskLayerNorm(nn.Module):
@@ -102,11 +157,16 @@ class TaskMLP(nn.Module):
     def forward_selected(self, task_ids: torch.Tensor | int, x: torch.Tensor) -> torch.Tensor:
         """(B, K, in) -> (B, K, out), row b through task ``task_ids[b]``'s MLP (an int: all
         rows through that task's MLP)."""
+        rows = RowGroups(task_ids, len(x))
+        return rows.ungroup(self.forward_grouped(rows, rows.group(x)))
+
+    def forward_grouped(self, rows: RowGroups, x: torch.Tensor) -> torch.Tensor:
+        """(B, K, in) -> (B, K, out) for rows already in ``rows``' task order."""
         for index, layer in enumerate(self.hidden):
             if self.norms is not None:
-                x = self.norms[index](x, task_ids)
-            x = torch.relu(cast(TaskLinear, layer).forward_selected(task_ids, x))
-        return self.output.forward_selected(task_ids, x) if self.output is not None else x
+                x = self.norms[index](x, rows.sorted_ids)
+            x = torch.relu(cast(TaskLinear, layer).forward_grouped(rows, x))
+        return self.output.forward_grouped(rows, x) if self.output is not None else x
 
 
 class TaskTanhGaussianPolicies(nn.Module):
@@ -145,11 +205,12 @@ class TaskTanhGaussianPolicies(nn.Module):
         """Row b's own task actor: states (B, *, S) -> events (B, *, A)."""
         if isinstance(task_ids, str):
             return self(states)
-        tasks = single_task(task_ids)
-        features = self.trunk.forward_selected(tasks, _as_rows(states))
+        rows = RowGroups(single_task(task_ids), len(states))
+        features = self.trunk.forward_grouped(rows, rows.group(_as_rows(states)))
         shape = states.shape[:-1] + (self.action_dim,)
-        return tanh_gaussian(self.mean_head.forward_selected(tasks, features).view(shape),
-                             self.log_std_head.forward_selected(tasks, features).view(shape))
+        mean = rows.ungroup(self.mean_head.forward_grouped(rows, features))
+        log_std = rows.ungroup(self.log_std_head.forward_grouped(rows, features))
+        return tanh_gaussian(mean.view(shape), log_std.view(shape))
 
     def propose(self, states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Every policy's proposal for every state: states (B, S) -> sampled and mean actions,
@@ -182,22 +243,22 @@ class TaskTwinCritics(nn.Module):
         """Row b's task Q1 and Q2: (B, *, S), (B, *, A) -> two (B, *)."""
         if isinstance(task_ids, str):
             return self(states, actions)
-        tasks = single_task(task_ids)
-        inputs = _as_rows(torch.cat([states, actions], dim=-1))
+        rows = RowGroups(single_task(task_ids), len(states))
+        inputs = rows.group(_as_rows(torch.cat([states, actions], dim=-1)))
         shape = states.shape[:-1]
-        return (self.q1.forward_selected(tasks, inputs).view(shape),
-                self.q2.forward_selected(tasks, inputs).view(shape))
+        return (rows.ungroup(self.q1.forward_grouped(rows, inputs)).view(shape),
+                rows.ungroup(self.q2.forward_grouped(rows, inputs)).view(shape))
 
     def score(self, task_ids: torch.Tensor, states: torch.Tensor, candidates: torch.Tensor,
               critic: ScoreCritic) -> torch.Tensor:
         """(P, B) scores of P candidate actions per state by that state's task critic (see
         ``contract.ScoringCritics``)."""
         n_candidates = candidates.shape[0]
-        tasks = single_task(task_ids)
+        rows = RowGroups(single_task(task_ids), len(states))
         per_row = candidates.transpose(0, 1)  # (B, P, A)
         repeated = states.unsqueeze(1).expand(-1, n_candidates, -1)  # (B, P, S)
-        inputs = torch.cat([repeated, per_row], dim=-1)
-        scores = self.q1.forward_selected(tasks, inputs).squeeze(-1)  # (B, P)
+        inputs = rows.group(torch.cat([repeated, per_row], dim=-1))
+        scores = self.q1.forward_grouped(rows, inputs).squeeze(-1)  # (B, P), task order
         if critic == 'min':
-            scores = torch.minimum(scores, self.q2.forward_selected(tasks, inputs).squeeze(-1))
-        return scores.transpose(0, 1)
+            scores = torch.minimum(scores, self.q2.forward_grouped(rows, inputs).squeeze(-1))
+        return rows.ungroup(scores).transpose(0, 1)
