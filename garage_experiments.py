@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import learning.garage_compat as garage_compat  # must precede any garage import
+import infrastructure.garage_compat as garage_compat  # must precede any garage import
 
 import torch
 from dowel import logger
@@ -34,14 +34,7 @@ from experiment_utils import (
     env_kwargs,
     run_name,
 )
-from learning.algorithms import DnCSAC, MultiCriticActorLearning, MultiTaskSAC
-from learning.algorithms.base import MultiTaskLearner
-from learning.algorithms.sac_base import SACSettings
-from learning.architectures import make_critics, make_policies
-from learning.data_sharing import DataSharing
-from learning.distillation import Distillation, distillation_sample_size
-from learning.dnc_regularization import DnCPenalty
-from learning.logging_utils import (
+from infrastructure.logging_utils import (
     ConsoleLine,
     ConsoleOutput,
     FlushingTextOutput,
@@ -49,21 +42,28 @@ from learning.logging_utils import (
     PurgingTensorBoardOutput,
     truncate_progress,
 )
+from infrastructure.plotting import plot_learning_curve
+from infrastructure.run_lifecycle import ExactTrainer, protect_stdout, run_guard
+from infrastructure.samplers import RoundRobinRaySampler
+from infrastructure.snapshots import remove_stray_temporaries
+from infrastructure.vectorized_sampler import VectorizedSampler
+from infrastructure.videos import TrainingVideos, VideoSettings
+from learning.algorithms import DnCSAC, MultiCriticActorLearning, MultiTaskSAC
+from learning.algorithms.base import MultiTaskLearner
+from learning.algorithms.sac_base import SACSettings
+from learning.architectures import make_critics, make_policies
+from learning.data_sharing import DataSharing
+from learning.distillation import Distillation, distillation_sample_size
+from learning.dnc_regularization import DnCPenalty
 from learning.networks import DecafTwinCritics
-from learning.plotting import plot_learning_curve
 from learning.policies import QSwitchMixturePolicy, RandomPartitionPolicy, TaskRoutingPolicy
 from learning.replay import PerTaskReplayBuffer, SharedReplayBuffer
-from learning.run_lifecycle import ExactTrainer, protect_stdout, run_guard
-from learning.samplers import RoundRobinRaySampler
-from learning.snapshots import remove_stray_temporaries
-from learning.vectorized_sampler import VectorizedSampler
-from learning.videos import TrainingVideos, VideoSettings
 
 
 def make_sampler(config: ExperimentConfig, agent: Any, env: MultiTaskEnv) -> Sampler:
     """The release's collection (one episode per task env, tasks in turn from task 0) by the
     sampler ``--sampler_type`` names: in lockstep (``vec``, see
-    ``learning/vectorized_sampler.py``) or one worker per task env (``local``, ``ray``)."""
+    ``infrastructure/vectorized_sampler.py``) or one worker per task env (``local``, ``ray``)."""
     if config.sampler_type == 'vec':
         return VectorizedSampler(agent, env.get_train_envs(),
                                  max_episode_length=env.max_episode_length,
@@ -194,7 +194,7 @@ def _device(config: ExperimentConfig) -> torch.device:
 
 def _install_outputs(snapshot_dir: str, console: ConsoleOutput, resuming: bool = False,
                      purge_step: int | None = None) -> None:
-    """The run's dowel outputs (``learning/logging_utils.py``): ``debug.log`` flushed per
+    """The run's dowel outputs (``infrastructure/logging_utils.py``): ``debug.log`` flushed per
     message, ``progress.csv`` with a fixed column order (continued on resume), TensorBoard
     events (x-axis ``TotalEnvSteps``) and the console. Replaces what ``wrap_experiment`` added."""
     for output in logger._outputs:  # pylint: disable=protected-access
@@ -217,7 +217,7 @@ def _train(ctxt: Any, config: dict[str, Any]) -> str:
         torch.set_num_threads(cfg.torch_threads)
         set_seed(cfg.seed)
         if cfg.wandb:
-            from learning.wandb_output import start_wandb  # pylint: disable=C0415
+            from infrastructure.wandb_output import start_wandb  # pylint: disable=C0415
             logger.add_output(start_wandb(config, run_name(cfg), ctxt.snapshot_dir))
         env = make_env(cfg.env, seed=cfg.seed, **env_kwargs(cfg))
         logger.log(f'Environment: {describe(env)}')
@@ -244,7 +244,7 @@ def _train(ctxt: Any, config: dict[str, Any]) -> str:
 def run_experiment(config: ExperimentConfig) -> str:
     """Trains ``config`` in ``<log_root>/<run name>`` (``_1``, ``_2``... if that exists, so a
     rerun never overwrites a finished run); returns the log directory. Ctrl-C exits with code
-    130 and one line saying how to resume (``learning/run_lifecycle.py``).
+    130 and one line saying how to resume (``infrastructure/run_lifecycle.py``).
 
     Raises:
         ConfigError: before anything is created, when no directory can be made under
@@ -263,7 +263,7 @@ def resume_experiment(snapshot_dir: str, n_epochs: int | None = None) -> str:
 
     The run continues exactly after the snapshot's epoch: rows of later epochs (written before a
     kill) are dropped from ``progress.csv`` and hidden in TensorBoard, and the random generators
-    continue from the snapshot (``learning/run_lifecycle.py``). garage's restore unpickles the
+    continue from the snapshot (``infrastructure/run_lifecycle.py``). garage's restore unpickles the
     learner, buffers, sampler and envs; ``to()`` then keeps the learned temperatures (the
     release lost them, docs/deviations.md). ``n_epochs`` is the total to reach (default: the
     run's own ``--n_epochs``).

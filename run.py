@@ -91,7 +91,7 @@ def parse_resume(argv: Sequence[str]) -> tuple[str, int | None]:
                         help='total epochs to reach (default: the run\'s own --n_epochs)')
     args = parser.parse_args(argv)
     planned = check_run_dir(args.snapshot_dir).n_epochs
-    from learning.snapshot_info import snapshot_epochs  # pylint: disable=C0415
+    from infrastructure.snapshot_info import snapshot_epochs  # pylint: disable=C0415
     epochs_done = snapshot_epochs(args.snapshot_dir)  # the snapshot's, not progress.csv's rows
     if (args.n_epochs or planned) <= epochs_done:
         raise ConfigError(f'the run\'s snapshot already has {epochs_done} epochs; pass '

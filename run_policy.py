@@ -57,7 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ReplayError as error:
         print(f'run_policy.py: error: {error}', file=sys.stderr)
         return 2
-    from learning.videos import write_video  # pylint: disable=C0415
+    from infrastructure.videos import write_video  # pylint: disable=C0415
     from workflow.replay import replay, result_table  # pylint: disable=C0415
     results, frames = replay(learner, task_ids, args.episodes, args.mixture,
                              record=bool(args.save_video))

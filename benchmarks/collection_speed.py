@@ -29,7 +29,7 @@ from collections.abc import Callable
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import learning.garage_compat  # noqa: F401  (must precede any garage import)
+import infrastructure.garage_compat  # noqa: F401  (must precede any garage import)
 
 import numpy as np
 import torch
@@ -40,10 +40,10 @@ from garage.sampler import DefaultWorker
 from environments.registry import make_env
 from experiment_utils import resolve_config
 from garage_experiments import METHODS as METHOD_TABLE
+from infrastructure.evaluation import LockstepEvaluator, evaluate
+from infrastructure.vectorized_sampler import VectorizedSampler
 from learning.architectures import make_critics, make_policies
-from learning.evaluation import LockstepEvaluator, evaluate
 from learning.policies import QSwitchMixturePolicy, TaskRoutingPolicy
-from learning.vectorized_sampler import VectorizedSampler
 
 METHODS = ('dnc_sac', 'qmp_dnc')
 

@@ -306,7 +306,7 @@ def check_run_dir(run_dir: str, files: Sequence[str] = RUN_DIR_FILES,
     config = _read_variant(run_dir, f'{where}: variant.json')
     if check_snapshot:
         _check_snapshot(os.path.join(run_dir, 'params.pkl'), f'{where}: params.pkl')
-        from learning.snapshot_info import missing_replay_chunks  # resume only: imports torch
+        from infrastructure.snapshot_info import missing_replay_chunks  # resume only: imports torch
         missing = missing_replay_chunks(run_dir)
         if missing:
             raise ConfigError(f'{where}: replay/ lacks {len(missing)} chunk file(s) of the '
@@ -391,7 +391,7 @@ class _SnapshotReader(pickle.Unpickler):
 def _check_snapshot(path: str, where: str) -> None:
     """Refuses an empty, truncated or garbled ``params.pkl``, or one that names code which no
     longer exists, without unpickling it for real (resume does that, once)."""
-    import learning.garage_compat  # noqa: F401  pylint: disable=C0415,W0611  (before garage)
+    import infrastructure.garage_compat  # noqa: F401  pylint: disable=C0415,W0611  (before garage)
     if os.path.getsize(path) == 0:
         raise ConfigError(f'{where} is empty (the run was interrupted before its first '
                           'snapshot?)')

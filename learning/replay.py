@@ -25,21 +25,19 @@ from numpy's global generator, so the same seed selects the same transitions as 
 """
 from __future__ import annotations
 
-import contextlib
-import contextvars
 import functools
 import os
 import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from garage import EpisodeBatch, StepType
 
 from environments.multitask import ObservationSplitter
+from infrastructure.replay_chunks import ChunkWriteSession, active_read_dir, active_write_session
+from infrastructure.snapshot_info import REPLAY_DIR, atomic_write
 from learning.batches import TransitionBatch, as_batch
-from learning.snapshot_info import REPLAY_DIR, atomic_write
 
 KEYS = ('observations', 'actions', 'rewards', 'next_observations', 'terminals')
 
@@ -52,47 +50,6 @@ ROW_FIELDS = ('states', 'actions', 'rewards', 'terminals', 'final_ids', 'task_id
 
 class ReplaySnapshotError(ValueError):
     """A snapshot's replay chunks are missing, unreadable or do not cover the stored rows."""
-
-
-@dataclass
-class ChunkWriteSession:
-    """One snapshot's chunk writing: the directory and the chunk files its manifest names."""
-
-    directory: str
-    referenced: set[str] = field(default_factory=set)
-    store_ids: set[str] = field(default_factory=set)
-
-
-# Set while a snapshot pickles (``write_replay_chunks``) or loads (``read_replay_chunks``).
-_WRITE_SESSION: contextvars.ContextVar[ChunkWriteSession | None] = contextvars.ContextVar(
-    'replay_chunk_write_session', default=None)
-_READ_DIR: contextvars.ContextVar[str | None] = contextvars.ContextVar(
-    'replay_chunk_read_dir', default=None)
-
-
-@contextlib.contextmanager
-def write_replay_chunks(directory: str) -> Iterator[ChunkWriteSession]:
-    """While active, a ring store that is pickled writes its rows added since the previous
-    snapshot as ``.npy`` chunks under ``directory/replay`` and pickles only its small state
-    and its chunk manifest (see ``TransitionRings.__getstate__``)."""
-    session = ChunkWriteSession(directory)
-    token = _WRITE_SESSION.set(session)
-    try:
-        yield session
-    finally:
-        _WRITE_SESSION.reset(token)
-
-
-@contextlib.contextmanager
-def read_replay_chunks(directory: str) -> Iterator[None]:
-    """While active, a ring store unpickled from a chunked snapshot reads its rows from the
-    chunks under ``directory/replay``. Unpickled outside it, the store is *detached*: its
-    counters are there, its rows are not (enough to replay a policy, not to train)."""
-    token = _READ_DIR.set(directory)
-    try:
-        yield
-    finally:
-        _READ_DIR.reset(token)
 
 
 def chunk_file_name(store_id: str, sequence: int, field_name: str) -> str:
@@ -282,12 +239,12 @@ class TransitionRings:
         if not self.rows_loaded:
             raise ReplaySnapshotError(
                 'this replay store was unpickled without its chunks; load the snapshot with '
-                'learning.snapshots.AtomicSnapshotter.load to train on it')
+                'infrastructure.snapshots.AtomicSnapshotter.load to train on it')
 
     def __getstate__(self) -> dict:
         """Only the rows that hold transitions (the ring's allocated tail is zeros); inside
         ``write_replay_chunks``, none: the new rows go to chunk files instead."""
-        session = _WRITE_SESSION.get()
+        session = active_write_session()
         if session is not None:
             return self._chunked_state(session)
         state = self.__dict__.copy()
@@ -355,7 +312,7 @@ class TransitionRings:
         self.__dict__.update(state)
         if self.rows_loaded:
             return
-        directory = _READ_DIR.get()
+        directory = active_read_dir()
         if directory is None:  # detached: counters without rows (read_replay_chunks)
             self._allocate_rows(0)
             return

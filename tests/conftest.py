@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-import learning.garage_compat  # noqa: F401  (must precede any garage import)
+import infrastructure.garage_compat  # noqa: F401  (must precede any garage import)
 
 import akro
 import numpy as np

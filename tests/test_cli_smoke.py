@@ -13,7 +13,7 @@ import torch
 
 from conftest import REPO_ROOT, TINY_TOY_FLAGS
 from experiment_utils import METHODS
-from learning.replay import read_replay_chunks
+from infrastructure.replay_chunks import read_replay_chunks
 
 QMP_ONLY = ('Evaluation/Mixture/SuccessRate', 'Train/OwnPolicyFreq', 'Train/Task0/Policy3Freq')
 

@@ -8,7 +8,7 @@ import torch
 from environments.registry import make_env
 from experiment_utils import resolve_config
 from garage_experiments import build_algorithm
-from learning.decaf import DecafTwinCritics
+from learning.networks.decaf import DecafTwinCritics
 
 
 def test_value_is_the_weighted_sum_of_all_task_critics():

@@ -1,4 +1,4 @@
-"""``learning/evaluation.py``: deterministic (mean) actions, any-step success, the episode
+"""``infrastructure/evaluation.py``: deterministic (mean) actions, any-step success, the episode
 count per task, and hand-computed returns on scripted envs."""
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from conftest import FakeBoxEnv
 from environments.registry import make_env
 from experiment_utils import resolve_config
 from garage_experiments import build_algorithm
-from learning.evaluation import evaluate
+from infrastructure.evaluation import evaluate
 
 HORIZON = 4
 

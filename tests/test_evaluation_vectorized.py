@@ -13,8 +13,8 @@ import torch
 
 import environments.point_reach as point_reach
 from environments.registry import make_env
+from infrastructure.evaluation import LockstepEvaluator, evaluate
 from learning.architectures import make_policies
-from learning.evaluation import LockstepEvaluator, evaluate
 from learning.policies import TaskRoutingPolicy
 
 N_TASKS, HORIZON, EPISODES = 4, 50, 5

@@ -11,7 +11,7 @@ import pickle
 import warnings
 from collections.abc import Iterator
 
-import learning.garage_compat  # noqa: F401  (must precede any garage import)
+import infrastructure.garage_compat  # noqa: F401  (must precede any garage import)
 
 import numpy as np
 import pytest

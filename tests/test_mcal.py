@@ -9,7 +9,7 @@ from environments.registry import make_env
 from experiment_utils import resolve_config
 from garage_experiments import build_algorithm
 from learning.networks import TaskTwinCritics
-from learning.shared_networks import MultiheadTanhGaussianPolicy
+from learning.networks.multihead import MultiheadTanhGaussianPolicy
 
 
 def filled(method: str):

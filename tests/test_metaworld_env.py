@@ -14,7 +14,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 
-import learning.garage_compat  # noqa: F401  (must precede any garage import)
+import infrastructure.garage_compat  # noqa: F401  (must precede any garage import)
 
 import metaworld.env_dict
 import numpy as np

@@ -12,7 +12,7 @@ from conftest import REPO_ROOT
 from environments.registry import make_env
 from experiment_utils import METHOD_PRESETS, ConfigError, resolve_config
 from garage_experiments import build_algorithm
-from learning.decaf import DecafTwinCritics
+from learning.networks.decaf import DecafTwinCritics
 from learning.policies import QSwitchMixturePolicy
 
 QSWITCH_FLAGS = {'qmp_score_action', 'qmp_score_critic', 'qmp_selection', 'policy_sampling_freq'}

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import learning.garage_compat  # noqa: F401  (must precede any garage import)
+import infrastructure.garage_compat  # noqa: F401  (must precede any garage import)
 
 import akro
 import numpy as np
@@ -15,9 +15,9 @@ import pytest
 from dowel import LogOutput, logger, tabular
 from garage import EnvSpec, EnvStep, EpisodeBatch, StepType
 
+from infrastructure.evaluation import evaluate
+from infrastructure.metrics import batch_episode_stats, info_episode_stats, summarize
 from learning.algorithms.base import MultiTaskLearner
-from learning.evaluation import evaluate
-from learning.metrics import batch_episode_stats, info_episode_stats, summarize
 
 SPEC = EnvSpec(akro.Box(-np.ones(2, np.float32), np.ones(2, np.float32)),
                akro.Box(-np.ones(1, np.float32), np.ones(1, np.float32)), max_episode_length=10)

@@ -6,7 +6,7 @@ import re
 from conftest import REPO_ROOT
 
 # Folders whose every module the layout names; learning/ and benchmarks/ are named as a whole.
-LISTED_MODULES = ('configuration', 'environments', 'workflow')
+LISTED_MODULES = ('configuration', 'environments', 'infrastructure', 'workflow')
 
 
 def layout_block() -> str:

@@ -13,10 +13,10 @@ import pickle
 import numpy as np
 import pytest
 
-import learning.snapshot_info as snapshot_info
+import infrastructure.snapshot_info as snapshot_info
 from environments.multitask import ObservationSplitter
+from infrastructure.snapshots import AtomicSnapshotter, remove_stray_temporaries
 from learning.replay import ReplaySnapshotError, SharedReplayBuffer, TransitionRings
-from learning.snapshots import AtomicSnapshotter, remove_stray_temporaries
 
 CAPACITY = 5
 

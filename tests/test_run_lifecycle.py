@@ -20,8 +20,8 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from conftest import REPO_ROOT, TINY_TOY_FLAGS
 from environments.registry import make_env
-from learning import logging_utils
-from learning.logging_utils import (
+from infrastructure import logging_utils
+from infrastructure.logging_utils import (
     ConsoleOutput,
     FlushingTextOutput,
     PurgingTensorBoardOutput,
@@ -29,9 +29,9 @@ from learning.logging_utils import (
     is_wall_time_column,
     truncate_progress,
 )
-from learning.run_lifecycle import ExactTrainer, run_guard
-from learning.snapshot_info import snapshot_epochs
-from learning.snapshots import AtomicSnapshotter, atomic_pickle
+from infrastructure.run_lifecycle import ExactTrainer, run_guard
+from infrastructure.snapshot_info import snapshot_epochs
+from infrastructure.snapshots import AtomicSnapshotter, atomic_pickle
 
 RUN_NAME = 'qmp_dnc_PointReachMT-v0_None_0'
 EPOCH_LINE = re.compile(r'^epoch (\d+)/(\d+) \| ([\d,]+) env steps \| eval success (\S+) '

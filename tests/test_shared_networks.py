@@ -8,8 +8,8 @@ import torch
 
 from environments.multitask import ObservationSplitter
 from learning.architectures import make_critics, make_policies
+from learning.networks.multihead import MultiheadTanhGaussianPolicy, MultiheadTwinCritics
 from learning.policies import QSwitchMixturePolicy, TaskRoutingPolicy
-from learning.shared_networks import MultiheadTanhGaussianPolicy, MultiheadTwinCritics
 
 N, S, A, B = 3, 5, 2, 4
 

@@ -89,7 +89,7 @@ def _fake_run(log_root: str, argv: list[str], epochs_done: int, snapshot: bool) 
 
 
 def _write_snapshot_info(run_dir: str, epochs_done: int, stale: bool = False) -> None:
-    """``snapshot.json`` as ``learning/snapshots.py`` writes it beside ``params.pkl``."""
+    """``snapshot.json`` as ``infrastructure/snapshots.py`` writes it beside ``params.pkl``."""
     inode = os.stat(os.path.join(run_dir, 'params.pkl')).st_ino + (1 if stale else 0)
     with open(os.path.join(run_dir, 'snapshot.json'), 'w') as file:
         json.dump({'epochs_done': epochs_done, 'params_inode': inode}, file)

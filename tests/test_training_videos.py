@@ -13,8 +13,8 @@ from conftest import TINY_TOY_FLAGS
 from environments.registry import make_env
 from experiment_utils import ConfigError, resolve_config
 from garage_experiments import build_algorithm, video_settings
-from learning.logging_utils import PurgingTensorBoardOutput
-from learning.videos import TrainingVideos, VideoRecord, VideoSettings, resize
+from infrastructure.logging_utils import PurgingTensorBoardOutput
+from infrastructure.videos import TrainingVideos, VideoRecord, VideoSettings, resize
 
 
 def test_due_epochs_and_episodes_per_task_follow_the_release():

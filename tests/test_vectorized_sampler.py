@@ -16,10 +16,10 @@ from garage.sampler import DefaultWorker, LocalSampler
 
 from environments.point_reach import GOALS, START
 from environments.registry import make_env
+from infrastructure.vectorized_sampler import VectorizedSampler, plan_group, run_lockstep
 from learning.architectures import make_critics, make_policies
 from learning.networks import LOG_STD_MIN
 from learning.policies import QSwitchMixturePolicy, TaskRoutingPolicy
-from learning.vectorized_sampler import VectorizedSampler, plan_group, run_lockstep
 
 N_TASKS, HORIZON = 4, 50
 

@@ -11,7 +11,7 @@ import os
 import pickle
 from collections.abc import Iterator
 
-import learning.garage_compat  # noqa: F401  (must precede any garage import)
+import infrastructure.garage_compat  # noqa: F401  (must precede any garage import)
 
 import mujoco
 import numpy as np

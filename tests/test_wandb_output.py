@@ -9,8 +9,8 @@ import pytest
 from dowel import TabularInput
 
 import run
-from learning.videos import VideoRecord
-from learning.wandb_output import WandbOutput, start_wandb
+from infrastructure.videos import VideoRecord
+from infrastructure.wandb_output import WandbOutput, start_wandb
 
 
 class FakeRun:

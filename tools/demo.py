@@ -173,8 +173,9 @@ def collect_episodes(run_dir: Path, method: str, n_episodes: int,
                      seed: int = 1000) -> list[tuple[np.ndarray, np.ndarray, bool]]:
     """Episodes of the stuck task from the run's last snapshot, by its data-collection policy
     (sampled actions, as in training): (positions (T+1, 2), selected policy (T,), success)."""
+    import infrastructure.garage_compat  # noqa: F401  (must precede unpickling garage objects)
+
     from environments.registry import make_env
-    from learning import garage_compat  # noqa: F401  (must precede unpickling garage objects)
     with open(run_dir / 'params.pkl', 'rb') as file:
         algorithm = pickle.load(file)['algo']
     policy = algorithm.exploration_policy if method.startswith('qmp') else algorithm.policy
@@ -299,7 +300,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     global ENV_ID  # one demo run draws one env
     ENV_ID = args.env
     layout = _layout()
-    from learning import garage_compat  # noqa: F401  (must precede any garage import)
+    import infrastructure.garage_compat  # noqa: F401  (must precede any garage import)
     assert layout.STUCK_TASK == STUCK_TASK and len(layout.TASK_NAMES) == N_TASKS
     assert ENVS[ENV_ID].n_tasks == N_TASKS
     out_dir = Path(args.out_dir).resolve()

@@ -1,6 +1,6 @@
 """Replaying a trained run: its snapshot's policies on its test envs, optionally on video.
 
-The episodes are exactly those of training-time evaluation (``learning.evaluation.evaluate``:
+The episodes are exactly those of training-time evaluation (``infrastructure.evaluation.evaluate``:
 deterministic, tanh of the acting policy's mean); a video is the frames each env renders after
 every reset and step, recorded by a thin wrapper around the env.
 """
@@ -55,7 +55,7 @@ def check_run_dir(run_dir: str, mixture: bool) -> dict[str, Any]:
 
 def load_learner(run_dir: str, config: dict[str, Any]) -> Any:
     """The learner pickled in the run's ``params.pkl``, on the CPU."""
-    import learning.garage_compat as garage_compat  # pylint: disable=C0415  (before garage and cloudpickle)
+    import infrastructure.garage_compat as garage_compat  # pylint: disable=C0415  (before garage and cloudpickle)
     if config.get('sampler_type') == 'ray':
         garage_compat.init_ray()  # the snapshot holds a Ray sampler
     path = os.path.join(run_dir, 'params.pkl')
@@ -74,9 +74,9 @@ def replay(learner: Any, task_ids: Sequence[int], episodes: int, mixture: bool,
            record: bool) -> tuple[list[TaskResult], dict[int, list[np.ndarray]]]:
     """``episodes`` deterministic episodes of each task in ``task_ids`` with the task policies
     (or the Q-switch mixture); returns per-task results and, with ``record``, their frames."""
-    from learning.evaluation import evaluate  # pylint: disable=import-outside-toplevel
-    from learning.metrics import split_by_task  # pylint: disable=import-outside-toplevel
-    from learning.videos import FrameRecorder  # pylint: disable=import-outside-toplevel
+    from infrastructure.evaluation import evaluate  # pylint: disable=import-outside-toplevel
+    from infrastructure.metrics import split_by_task  # pylint: disable=import-outside-toplevel
+    from infrastructure.videos import FrameRecorder  # pylint: disable=import-outside-toplevel
     policy = learner.exploration_policy if mixture else learner.policy
     test_envs = learner._test_envs  # pylint: disable=protected-access
     envs = [test_envs[task_id] for task_id in task_ids]

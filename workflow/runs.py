@@ -61,12 +61,12 @@ def read_config(run_dir: str) -> dict[str, Any]:
 
 def count_epochs(run_dir: str) -> int:
     """Epochs the run's snapshot has completed, the epochs a resume keeps: ``snapshot.json``'s
-    count (``learning/snapshot_info.py``). A run without ``snapshot.json`` (written before it
+    count (``infrastructure/snapshot_info.py``). A run without ``snapshot.json`` (written before it
     existed), or whose snapshot cannot be read, counts the data rows of ``progress.csv`` (one
     per finished epoch); 0 when neither file exists."""
     if os.path.isfile(os.path.join(run_dir, 'snapshot.json')):
         # Imported here: the learning package brings garage, which nothing else here needs.
-        from learning.snapshot_info import snapshot_epochs  # pylint: disable=C0415
+        from infrastructure.snapshot_info import snapshot_epochs  # pylint: disable=C0415
         try:
             return snapshot_epochs(run_dir)
         except (OSError, EOFError, pickle.UnpicklingError, AttributeError, ImportError,

@@ -20,16 +20,16 @@ from garage.np.algos import RLAlgorithm
 from garage.np.policies import Policy
 from garage.sampler import Sampler
 
-from learning.evaluation import LockstepEvaluator
-from learning.logging_utils import nanmean, record, record_per_task
-from learning.metrics import (
+from infrastructure.evaluation import LockstepEvaluator
+from infrastructure.logging_utils import nanmean, record, record_per_task
+from infrastructure.metrics import (
     batch_episode_stats,
     episode_task_ids,
     selection_frequencies,
     split_by_task,
     summarize,
 )
-from learning.videos import TrainingVideos
+from infrastructure.videos import TrainingVideos
 
 # Per-task SAC diagnostics of each task's last gradient step of the epoch.
 SAC_STAT_KEYS = ('PolicyLoss', 'Qf1Loss', 'Qf2Loss', 'AlphaLoss', 'AlphaTemperature', 'QTarget',

@@ -1,6 +1,6 @@
 """Learning-curve PNG from a run's ``progress.csv``: success rate and return vs env steps.
 
-Run as ``python -m learning.plotting LOG_DIR`` to redraw a run's ``learning_curve.png``.
+Run as ``python -m infrastructure.plotting LOG_DIR`` to redraw a run's ``learning_curve.png``.
 """
 from __future__ import annotations
 
@@ -58,5 +58,5 @@ def plot_learning_curve(log_dir: str) -> str:
 
 if __name__ == '__main__':
     if len(sys.argv) != 2:
-        sys.exit('usage: python -m learning.plotting LOG_DIR')
+        sys.exit('usage: python -m infrastructure.plotting LOG_DIR')
     print(plot_learning_curve(sys.argv[1]))

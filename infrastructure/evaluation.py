@@ -2,7 +2,8 @@
 
 Each evaluation runs ``episodes_per_task`` episodes on every task's test env with the policy's
 ``mean`` action (tanh(μ) of the acting policy), stepped by the collection's lockstep loop
-(``learning.vectorized_sampler.run_lockstep_episodes``). Two paths compute the same statistics:
+(``infrastructure.vectorized_sampler.run_lockstep_episodes``). Two paths compute the same
+statistics:
 
 * ``evaluate``: the N test envs stepped in lockstep, the episodes of a task one after another;
 * ``LockstepEvaluator``: ``episodes_per_task`` envs per task (the test env and seeded copies of
@@ -17,8 +18,8 @@ import numpy as np
 from garage import Environment
 from garage.np.policies import Policy
 
-from learning.metrics import info_episode_stats, per_episode_stats
-from learning.vectorized_sampler import LockstepEpisode, run_lockstep_episodes, seeded_copy
+from infrastructure.metrics import info_episode_stats, per_episode_stats
+from infrastructure.vectorized_sampler import LockstepEpisode, run_lockstep_episodes, seeded_copy
 
 # Evaluation copies of task j's test env: copy e resets with the test seed + e times this.
 EVALUATION_COPY_SEED_STRIDE = 10_000

@@ -20,8 +20,8 @@ from dowel import logger
 from garage import Environment
 from garage.np.policies import Policy
 
-from learning.evaluation import evaluate
-from learning.vectorized_sampler import seeded_copy
+from infrastructure.evaluation import evaluate
+from infrastructure.vectorized_sampler import seeded_copy
 
 VIDEO_FORMATS = ('mp4', 'gif')
 
@@ -80,8 +80,8 @@ def write_video(frames: Sequence[np.ndarray], path: str, fps: int,
 @dataclass(frozen=True)
 class VideoRecord:
     """One recorded video, handed to dowel's outputs with ``logger.log``: TensorBoard shows it
-    as an animated image, wandb as a video (``learning/logging_utils.py``,
-    ``learning/wandb_output.py``); the text and CSV outputs do not take it.
+    as an animated image, wandb as a video (``infrastructure/logging_utils.py``,
+    ``infrastructure/wandb_output.py``); the text and CSV outputs do not take it.
 
     Attributes:
         tag: the release's key, ``<prefix>Task{i}/Video`` (e.g. ``Evaluation/Task0/Video``).

@@ -8,7 +8,8 @@ directory (``.params-*.tmp``), is flushed to disk, and replaces the old file wit
 The replay stores are not pickled into ``params.pkl``: while it is written, every store writes
 the rows added since the previous snapshot as uncompressed ``.npy`` chunks under ``replay/``
 (each chunk file atomic as well) and pickles only its counters and its *manifest*, the list of
-chunks that hold its live rows (``learning/replay.py``, ``TransitionRings``). The new
+chunks that hold its live rows (``learning/replay.py``, ``TransitionRings``; the chunk context
+is ``infrastructure/replay_chunks.py``). The new
 ``params.pkl`` is moved into place after all its chunks exist, and only then are the chunks
 that no manifest names any more deleted, so a kill at any moment leaves the previous snapshot
 and every chunk it names intact. A snapshot writes the networks, optimizers, temperatures,
@@ -17,7 +18,7 @@ epoch adds 50,000 rows (a few MB) to a replay of up to 10 million (GBs).
 
 Beside ``params.pkl`` a small ``snapshot.json`` records how many epochs the snapshot has
 completed, so ``run.py resume`` can check a request without unpickling the learner
-(``learning/snapshot_info.py`` reads it), and the chunk files the snapshot needs.
+(``infrastructure/snapshot_info.py`` reads it), and the chunk files the snapshot needs.
 """
 from __future__ import annotations
 
@@ -26,13 +27,13 @@ import json
 import os
 from typing import Any
 
-import learning.garage_compat  # noqa: F401  (must precede any garage import)
+import infrastructure.garage_compat  # noqa: F401  (must precede any garage import)
 
 import cloudpickle
 from garage.experiment import Snapshotter
 
-from learning.replay import read_replay_chunks, write_replay_chunks
-from learning.snapshot_info import (
+from infrastructure.replay_chunks import read_replay_chunks, write_replay_chunks
+from infrastructure.snapshot_info import (
     INFO_FILE,
     PARAMS_FILE,
     REPLAY_DIR,

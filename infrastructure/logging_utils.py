@@ -30,7 +30,7 @@ from dowel import (
 from dowel.simple_outputs import FileOutput
 from tensorboardX.proto.summary_pb2 import Summary
 
-from learning.videos import VideoRecord, gif_bytes
+from infrastructure.videos import VideoRecord, gif_bytes
 
 
 def record(prefix: str, values: Mapping[str, float]) -> None:

@@ -1,9 +1,9 @@
 """Adapts garage 2021.3.0 to the maintained stack (Python 3.11, numpy 2, torch 2, no TensorFlow).
 
 garage's last release predates numpy 2 and assumes TensorFlow is installed. This module is
-imported before any garage module (``learning/__init__.py`` and ``environments/__init__.py``
-import it first), and each adaptation below is the smallest change that keeps garage's own code
-paths working. ``tests/test_garage_compat.py`` covers every item.
+imported before any garage module (``infrastructure/__init__.py``, ``learning/__init__.py`` and
+``environments/__init__.py`` import it first), and each adaptation below is the smallest change
+that keeps garage's own code paths working. ``tests/test_garage_compat.py`` covers every item.
 
 1. ``import garage`` reaches ``garage.tf.samplers`` through its worker factory, which imports
    TensorFlow. We register stand-in modules for ``garage.tf`` and ``garage.tf.samplers`` whose
@@ -30,7 +30,7 @@ class _TFWorkerClassWrapperUnavailable:
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         raise RuntimeError('garage TensorFlow workers are not available: this project runs '
-                           'garage without TensorFlow (see learning/garage_compat.py)')
+                           'garage without TensorFlow (see infrastructure/garage_compat.py)')
 
 
 def _install_tensorflow_stub() -> None:
@@ -73,7 +73,7 @@ def init_ray(num_cpus: int | None = None) -> None:
              include_dashboard=False,
              log_to_driver=True,
              runtime_env={
-                 'worker_process_setup_hook': 'learning.garage_compat.ray_setup_hook',
+                 'worker_process_setup_hook': 'infrastructure.garage_compat.ray_setup_hook',
                  'env_vars': {'PYTHONPATH': python_path},
              })
 

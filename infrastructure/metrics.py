@@ -1,7 +1,7 @@
 """Episode statistics and Q-switch selection frequencies, as pure functions of episodes.
 
 Metric names are documented in the README ("Logged metrics"); these functions compute the
-values, ``learning/logging_utils.py`` records them.
+values, ``infrastructure/logging_utils.py`` records them.
 """
 from __future__ import annotations
 

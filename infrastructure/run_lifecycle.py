@@ -34,7 +34,7 @@ from garage.experiment.deterministic import set_seed
 from garage.experiment.experiment import ExperimentContext
 from garage.trainer import Trainer
 
-from learning.snapshots import AtomicSnapshotter, remove_stray_temporaries
+from infrastructure.snapshots import AtomicSnapshotter, remove_stray_temporaries
 
 INTERRUPTED_EXIT_CODE = 130  # 128 + SIGINT, what a shell reports for Ctrl-C
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from dowel import LogOutput, TabularInput
 
-from learning.videos import VideoRecord
+from infrastructure.videos import VideoRecord
 
 
 class WandbOutput(LogOutput):

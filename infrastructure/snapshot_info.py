@@ -1,6 +1,6 @@
 """Which epoch a run's snapshot holds, read without importing garage (for ``run.py resume``).
 
-``learning/snapshots.py`` writes ``snapshot.json`` beside ``params.pkl``: the number of epochs
+``infrastructure/snapshots.py`` writes ``snapshot.json`` beside ``params.pkl``: the number of epochs
 the snapshot completed and the inode of the ``params.pkl`` it describes (a kill between the two
 writes leaves a ``snapshot.json`` that no longer matches; the snapshot itself is then read).
 """
@@ -75,7 +75,7 @@ def snapshot_epochs(snapshot_dir: str) -> int:
             return int(info['epochs_done'])
     except (OSError, ValueError, KeyError, TypeError):
         pass
-    import learning.garage_compat  # noqa: F401  pylint: disable=C0415,W0611
+    import infrastructure.garage_compat  # noqa: F401  pylint: disable=C0415,W0611
     with open(params_path, 'rb') as file:
         saved = pickle.load(file)
     if 'epochs_done' in saved:
