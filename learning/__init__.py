@@ -6,3 +6,7 @@ The garage compatibility layer is applied first, so that every ``learning.*`` im
 garage on the maintained stack.
 """
 import infrastructure.garage_compat  # noqa: F401  (must precede any garage import)
+
+from learning import moved_modules
+
+moved_modules.install()
