@@ -7,6 +7,7 @@ live in ``ENV_PRESETS`` and are validated at import, so a preset key that is not
 release's ``num_epochs`` typo, docs/deviations.md) fails at once. Precedence: dataclass
 defaults < env preset < method preset < flags the user typed.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -32,9 +33,24 @@ from configuration.validation import (
 from environments.registry import DEFAULT_ENV, ENVS, selected_task_count
 
 __all__ = [
-    'ENV_PRESETS', 'FIELDS', 'MAX_SEED', 'METHODS', 'METHOD_PRESETS', 'NO_EFFECT', 'ConfigError',
-    'ExperimentConfig', 'MethodSpec', 'as_dict', 'check_log_root', 'check_run_dir', 'env_kwargs',
-    'flags_for', 'network_memory_lower_bound', 'resolve_config', 'resolve_device', 'run_name',
+    'ENV_PRESETS',
+    'FIELDS',
+    'MAX_SEED',
+    'METHODS',
+    'METHOD_PRESETS',
+    'NO_EFFECT',
+    'ConfigError',
+    'ExperimentConfig',
+    'MethodSpec',
+    'as_dict',
+    'check_log_root',
+    'check_run_dir',
+    'env_kwargs',
+    'flags_for',
+    'network_memory_lower_bound',
+    'resolve_config',
+    'resolve_device',
+    'run_name',
     'validate',
 ]
 
@@ -42,38 +58,103 @@ __all__ = [
 ENV_PRESETS: dict[str, dict[str, Any]] = {
     # reward_scale 10: the dense tasks become competent in the first epochs (the module
     # docstring of environments/point_sparse_goal.py says why that matters).
-    'PointSparseGoalMT-v0': dict(n_policies=4, batch_size=400, gradient_steps_per_itr=400,
-                                 min_buffer_size=200, buffer_batch_size=64, steps_per_epoch=2,
-                                 n_epochs=30, num_evaluation_episodes=20,
-                                 hidden_sizes=[64, 64], lr=1e-3, reward_scale=10.0),
-    'PointWallMT-v0': dict(n_policies=4, batch_size=400, gradient_steps_per_itr=400,
-                           min_buffer_size=200, buffer_batch_size=64, steps_per_epoch=2,
-                           n_epochs=30, num_evaluation_episodes=20, hidden_sizes=[64, 64],
-                           lr=1e-3),
-    'PointReachMT-v0': dict(n_policies=4, batch_size=400, gradient_steps_per_itr=400,
-                            min_buffer_size=200, buffer_batch_size=64, steps_per_epoch=2,
-                            n_epochs=30, num_evaluation_episodes=20, hidden_sizes=[64, 64],
-                            lr=1e-3),
+    'PointSparseGoalMT-v0': dict(
+        n_policies=4,
+        batch_size=400,
+        gradient_steps_per_itr=400,
+        min_buffer_size=200,
+        buffer_batch_size=64,
+        steps_per_epoch=2,
+        n_epochs=30,
+        num_evaluation_episodes=20,
+        hidden_sizes=[64, 64],
+        lr=1e-3,
+        reward_scale=10.0,
+    ),
+    'PointWallMT-v0': dict(
+        n_policies=4,
+        batch_size=400,
+        gradient_steps_per_itr=400,
+        min_buffer_size=200,
+        buffer_batch_size=64,
+        steps_per_epoch=2,
+        n_epochs=30,
+        num_evaluation_episodes=20,
+        hidden_sizes=[64, 64],
+        lr=1e-3,
+    ),
+    'PointReachMT-v0': dict(
+        n_policies=4,
+        batch_size=400,
+        gradient_steps_per_itr=400,
+        min_buffer_size=200,
+        buffer_batch_size=64,
+        steps_per_epoch=2,
+        n_epochs=30,
+        num_evaluation_episodes=20,
+        hidden_sizes=[64, 64],
+        lr=1e-3,
+    ),
     'JacoReachMT5-v1': dict(n_policies=5, n_epochs=2000, num_evaluation_episodes=50),
-    'MazeLarge-10-v0': dict(n_policies=10, batch_size=6000, gradient_steps_per_itr=1000,
-                            min_buffer_size=3000, buffer_batch_size=256, steps_per_epoch=1,
-                            n_epochs=2000, num_evaluation_episodes=100),
-    'Walker2dMT4-v0': dict(n_policies=4, batch_size=4000, gradient_steps_per_itr=6000,
-                           n_epochs=2000, num_evaluation_episodes=40),
+    'MazeLarge-10-v0': dict(
+        n_policies=10,
+        batch_size=6000,
+        gradient_steps_per_itr=1000,
+        min_buffer_size=3000,
+        buffer_batch_size=256,
+        steps_per_epoch=1,
+        n_epochs=2000,
+        num_evaluation_episodes=100,
+    ),
+    'Walker2dMT4-v0': dict(
+        n_policies=4,
+        batch_size=4000,
+        gradient_steps_per_itr=6000,
+        n_epochs=2000,
+        num_evaluation_episodes=40,
+    ),
     # The release also set ``num_epochs=500`` here, a typo with no effect (n_epochs stays 1000).
-    'KitchenMTEasy-v0': dict(n_policies=10, batch_size=2000, gradient_steps_per_itr=500,
-                             min_buffer_size=2000, buffer_batch_size=1280, steps_per_epoch=5,
-                             num_evaluation_episodes=50),
-    'MetaWorldCDS-v1': dict(n_policies=4, batch_size=2000, gradient_steps_per_itr=200,
-                            min_buffer_size=5000, buffer_batch_size=256, steps_per_epoch=10,
-                            lr=0.0015, n_epochs=500, num_evaluation_episodes=40),
-    'MetaWorldMT10-v2': dict(n_policies=10, batch_size=5000, gradient_steps_per_itr=500,
-                             min_buffer_size=5000, buffer_batch_size=2560, steps_per_epoch=10,
-                             lr=0.0015, num_evaluation_episodes=100),
-    'MetaWorldMT50-v2': dict(n_policies=50, batch_size=25000, gradient_steps_per_itr=2500,
-                             min_buffer_size=1500, buffer_batch_size=1280, steps_per_epoch=8,
-                             n_epochs=1000, num_evaluation_episodes=250,
-                             hidden_sizes=[400, 400]),
+    'KitchenMTEasy-v0': dict(
+        n_policies=10,
+        batch_size=2000,
+        gradient_steps_per_itr=500,
+        min_buffer_size=2000,
+        buffer_batch_size=1280,
+        steps_per_epoch=5,
+        num_evaluation_episodes=50,
+    ),
+    'MetaWorldCDS-v1': dict(
+        n_policies=4,
+        batch_size=2000,
+        gradient_steps_per_itr=200,
+        min_buffer_size=5000,
+        buffer_batch_size=256,
+        steps_per_epoch=10,
+        lr=0.0015,
+        n_epochs=500,
+        num_evaluation_episodes=40,
+    ),
+    'MetaWorldMT10-v2': dict(
+        n_policies=10,
+        batch_size=5000,
+        gradient_steps_per_itr=500,
+        min_buffer_size=5000,
+        buffer_batch_size=2560,
+        steps_per_epoch=10,
+        lr=0.0015,
+        num_evaluation_episodes=100,
+    ),
+    'MetaWorldMT50-v2': dict(
+        n_policies=50,
+        batch_size=25000,
+        gradient_steps_per_itr=2500,
+        min_buffer_size=1500,
+        buffer_batch_size=1280,
+        steps_per_epoch=8,
+        n_epochs=1000,
+        num_evaluation_episodes=250,
+        hidden_sizes=[400, 400],
+    ),
 }
 
 
@@ -94,7 +175,8 @@ def _check_presets() -> None:
 # Per-method overrides, applied after the env preset (``MethodSpec.preset``: the architectures
 # of the method's learner family).
 METHOD_PRESETS: dict[str, dict[str, Any]] = {
-    name: spec.preset for name, spec in METHODS.items() if spec.preset}
+    name: spec.preset for name, spec in METHODS.items() if spec.preset
+}
 
 _check_presets()
 
@@ -104,8 +186,12 @@ def resolve_config(method: str, typed: dict[str, Any]) -> ExperimentConfig:
     env_id = typed.get('env', DEFAULT_ENV)
     if env_id not in ENVS:
         raise ConfigError(f'unknown env {env_id!r}; available: {", ".join(ENVS)}')
-    values = {**ENV_PRESETS.get(env_id, {}), **METHOD_PRESETS.get(method, {}), **typed,
-              'method': method}
+    values = {
+        **ENV_PRESETS.get(env_id, {}),
+        **METHOD_PRESETS.get(method, {}),
+        **typed,
+        'method': method,
+    }
     if 'n_policies' not in typed and typed.get('task_name') is not None:
         # A task subset changes the task count; follow it unless the user set n_policies.
         with contextlib.suppress(ValueError):  # validate() reports a malformed --task_name
@@ -124,8 +210,12 @@ def run_name(config: ExperimentConfig) -> str:
 
 def env_kwargs(config: ExperimentConfig) -> dict[str, Any]:
     """Constructor keyword arguments of the env family, from the flags it accepts."""
-    kwargs = {'include_task_id': config.include_task_id, 'sparse_tasks': config.sparse_tasks,
-              'task_name': config.task_name, 'norm_obs': config.norm_obs}
+    kwargs = {
+        'include_task_id': config.include_task_id,
+        'sparse_tasks': config.sparse_tasks,
+        'task_name': config.task_name,
+        'norm_obs': config.norm_obs,
+    }
     return {key: value for key, value in kwargs.items() if key in ENVS[config.env].env_kwargs}
 
 
@@ -141,10 +231,14 @@ def resolve_device(config: ExperimentConfig) -> tuple[ExperimentConfig, str | No
     if config.gpu is None:
         return config, None
     import torch  # pylint: disable=import-outside-toplevel  (only --gpu needs torch here)
+
     if not torch.cuda.is_available():
-        return (dataclasses.replace(config, gpu=None),
-                f'--gpu {config.gpu} ignored: CUDA is not available, training on the CPU')
+        return (
+            dataclasses.replace(config, gpu=None),
+            f'--gpu {config.gpu} ignored: CUDA is not available, training on the CPU',
+        )
     if config.gpu >= torch.cuda.device_count():
-        raise ConfigError(f'--gpu {config.gpu}: this machine has CUDA devices '
-                          f'0..{torch.cuda.device_count() - 1}')
+        raise ConfigError(
+            f'--gpu {config.gpu}: this machine has CUDA devices 0..{torch.cuda.device_count() - 1}'
+        )
     return config, None

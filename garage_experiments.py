@@ -5,6 +5,7 @@ learner family plus, optionally, the Q-switch mixture as its data-collection pol
 sharing or DECAF critics. ``LEARNER_BUILDERS`` maps each learner family to the function that
 builds its learner from the parts a row names.
 """
+
 from __future__ import annotations
 
 import json
@@ -65,12 +66,20 @@ def make_sampler(config: ExperimentConfig, agent: Any, env: MultiTaskEnv) -> Sam
     sampler ``--sampler_type`` names: in lockstep (``vec``, see
     ``infrastructure/vectorized_sampler.py``) or one worker per task env (``local``, ``ray``)."""
     if config.sampler_type == 'vec':
-        return VectorizedSampler(agent, env.get_train_envs(),
-                                 max_episode_length=env.max_episode_length,
-                                 envs_per_task=config.envs_per_task, n_workers=config.n_workers)
-    kwargs = dict(agents=agent, envs=env.get_train_envs(),
-                  max_episode_length=env.max_episode_length, n_workers=env.n_tasks,
-                  worker_class=DefaultWorker)
+        return VectorizedSampler(
+            agent,
+            env.get_train_envs(),
+            max_episode_length=env.max_episode_length,
+            envs_per_task=config.envs_per_task,
+            n_workers=config.n_workers,
+        )
+    kwargs = dict(
+        agents=agent,
+        envs=env.get_train_envs(),
+        max_episode_length=env.max_episode_length,
+        n_workers=env.n_tasks,
+        worker_class=DefaultWorker,
+    )
     if config.sampler_type == 'ray':
         garage_compat.init_ray()
         return RoundRobinRaySampler(**kwargs)
@@ -79,44 +88,72 @@ def make_sampler(config: ExperimentConfig, agent: Any, env: MultiTaskEnv) -> Sam
 
 def video_settings(config: ExperimentConfig) -> VideoSettings:
     """The ``--vis_*`` flags of ``config``."""
-    return VideoSettings(freq=config.vis_freq, num=config.vis_num, width=config.vis_width,
-                         height=config.vis_height, fps=config.vis_fps,
-                         video_format=config.vis_format)
+    return VideoSettings(
+        freq=config.vis_freq,
+        num=config.vis_num,
+        width=config.vis_width,
+        height=config.vis_height,
+        fps=config.vis_fps,
+        video_format=config.vis_format,
+    )
 
 
 def build_algorithm(config: ExperimentConfig, env: MultiTaskEnv) -> MultiTaskLearner:
     """Networks, buffer, the sampling policy, the sampler and the learner of ``config``."""
     method = METHODS[config.method]
     hidden_sizes = tuple(config.hidden_sizes)
-    policies = make_policies(config.policy_architecture, env.n_tasks, env.network_input_dim,
-                             env.action_dim, hidden_sizes)
+    policies = make_policies(
+        config.policy_architecture, env.n_tasks, env.network_input_dim, env.action_dim, hidden_sizes
+    )
     if method.decaf_critics:
-        critics = DecafTwinCritics(env.n_tasks, env.network_input_dim, env.action_dim,
-                                   hidden_sizes, config.layer_norm)
+        critics = DecafTwinCritics(
+            env.n_tasks, env.network_input_dim, env.action_dim, hidden_sizes, config.layer_norm
+        )
     else:
-        critics = make_critics(config.Q_architecture, env.n_tasks, env.network_input_dim,
-                               env.action_dim, hidden_sizes, config.layer_norm)
+        critics = make_critics(
+            config.Q_architecture,
+            env.n_tasks,
+            env.network_input_dim,
+            env.action_dim,
+            hidden_sizes,
+            config.layer_norm,
+        )
     split = env.split_observation
     exploration_policy = None
     if method.uses_qswitch:
         exploration_policy = QSwitchMixturePolicy(
-            env.spec, policies, critics, split, score_action=config.qmp_score_action,
-            score_critic=config.qmp_score_critic, selection=config.qmp_selection,
-            sampling_freq=config.policy_sampling_freq)
+            env.spec,
+            policies,
+            critics,
+            split,
+            score_action=config.qmp_score_action,
+            score_critic=config.qmp_score_critic,
+            selection=config.qmp_selection,
+            sampling_freq=config.policy_sampling_freq,
+        )
     partition_policy = RandomPartitionPolicy if config.partition == 'random' else TaskRoutingPolicy
     task_policy = partition_policy(env.spec, policies, split)
     sampler = make_sampler(config, exploration_policy or task_policy, env)
     settings = SACSettings(
         max_episode_length=env.max_episode_length,
         gradient_steps_per_itr=config.gradient_steps_per_itr,
-        min_buffer_size=config.min_buffer_size, buffer_batch_size=config.buffer_batch_size,
-        steps_per_epoch=config.steps_per_epoch, discount=config.discount,
-        target_update_tau=config.target_update_tau, reward_scale=config.reward_scale,
-        lr=config.lr, target_entropy=config.target_entropy,
+        min_buffer_size=config.min_buffer_size,
+        buffer_batch_size=config.buffer_batch_size,
+        steps_per_epoch=config.steps_per_epoch,
+        discount=config.discount,
+        target_update_tau=config.target_update_tau,
+        reward_scale=config.reward_scale,
+        lr=config.lr,
+        target_entropy=config.target_entropy,
         num_evaluation_episodes=config.num_evaluation_episodes,
-        evaluation_frequency=config.evaluation_frequency)
-    return LEARNER_BUILDERS[method.learner](config, method, env, _LearnerParts(
-        policies, critics, sampler, task_policy, exploration_policy, settings))
+        evaluation_frequency=config.evaluation_frequency,
+    )
+    return LEARNER_BUILDERS[method.learner](
+        config,
+        method,
+        env,
+        _LearnerParts(policies, critics, sampler, task_policy, exploration_policy, settings),
+    )
 
 
 @dataclass(frozen=True)
@@ -132,31 +169,53 @@ class _LearnerParts:
 
 
 def _per_task_buffer(config: ExperimentConfig, env: MultiTaskEnv) -> PerTaskReplayBuffer:
-    return PerTaskReplayBuffer(env.n_tasks, config.replay_capacity, env.split_observation,
-                               keep_raw_observations=not config.unsupervised)
+    return PerTaskReplayBuffer(
+        env.n_tasks,
+        config.replay_capacity,
+        env.split_observation,
+        keep_raw_observations=not config.unsupervised,
+    )
 
 
-def _build_shared(config: ExperimentConfig, method: MethodSpec, env: MultiTaskEnv,
-                  parts: _LearnerParts) -> MultiTaskLearner:
+def _build_shared(
+    config: ExperimentConfig, method: MethodSpec, env: MultiTaskEnv, parts: _LearnerParts
+) -> MultiTaskLearner:
     buffer = SharedReplayBuffer(env.n_tasks, config.replay_capacity, env.split_observation)
-    return MultiTaskSAC(env.spec, parts.policies, parts.critics, buffer, parts.sampler,
-                        parts.task_policy, env.get_test_envs(), parts.settings,
-                        per_task_temperature=method.per_task_temperature,
-                        exploration_policy=parts.exploration_policy,
-                        use_pc_grad=config.use_pc_grad,
-                        skip_alpha_pc_grad=config.skip_alpha_pc_grad)
+    return MultiTaskSAC(
+        env.spec,
+        parts.policies,
+        parts.critics,
+        buffer,
+        parts.sampler,
+        parts.task_policy,
+        env.get_test_envs(),
+        parts.settings,
+        per_task_temperature=method.per_task_temperature,
+        exploration_policy=parts.exploration_policy,
+        use_pc_grad=config.use_pc_grad,
+        skip_alpha_pc_grad=config.skip_alpha_pc_grad,
+    )
 
 
-def _build_mcal(config: ExperimentConfig, method: MethodSpec, env: MultiTaskEnv,
-                parts: _LearnerParts) -> MultiTaskLearner:
-    return MultiCriticActorLearning(env.spec, parts.policies, parts.critics,
-                                    _per_task_buffer(config, env), parts.sampler,
-                                    parts.task_policy, env.get_test_envs(), parts.settings,
-                                    exploration_policy=parts.exploration_policy)
+def _build_mcal(
+    config: ExperimentConfig, method: MethodSpec, env: MultiTaskEnv, parts: _LearnerParts
+) -> MultiTaskLearner:
+    return MultiCriticActorLearning(
+        env.spec,
+        parts.policies,
+        parts.critics,
+        _per_task_buffer(config, env),
+        parts.sampler,
+        parts.task_policy,
+        env.get_test_envs(),
+        parts.settings,
+        exploration_policy=parts.exploration_policy,
+    )
 
 
-def _build_separated(config: ExperimentConfig, method: MethodSpec, env: MultiTaskEnv,
-                     parts: _LearnerParts) -> MultiTaskLearner:
+def _build_separated(
+    config: ExperimentConfig, method: MethodSpec, env: MultiTaskEnv, parts: _LearnerParts
+) -> MultiTaskLearner:
     data_sharing = None
     if method.shares_data:
         reward_fns = None if config.unsupervised else tuple(env.reward_fns())
@@ -164,20 +223,36 @@ def _build_separated(config: ExperimentConfig, method: MethodSpec, env: MultiTas
     distillation = None
     if config.distillation_period:
         distillation = Distillation(
-            parts.policies, config.distillation_period, config.distillation_n_epochs,
-            distillation_sample_size(config.sampling_type, config.buffer_batch_size,
-                                     env.n_tasks), config.lr)
-    penalty = DnCPenalty.from_flags(config.kl_coeff, env.n_tasks, config.sampling_type,
-                                    config.regularize_representation)
-    return DnCSAC(env.spec, parts.policies, parts.critics, _per_task_buffer(config, env),
-                  parts.sampler, parts.task_policy, env.get_test_envs(), parts.settings,
-                  exploration_policy=parts.exploration_policy, data_sharing=data_sharing,
-                  penalty=penalty, distillation=distillation)
+            parts.policies,
+            config.distillation_period,
+            config.distillation_n_epochs,
+            distillation_sample_size(config.sampling_type, config.buffer_batch_size, env.n_tasks),
+            config.lr,
+        )
+    penalty = DnCPenalty.from_flags(
+        config.kl_coeff, env.n_tasks, config.sampling_type, config.regularize_representation
+    )
+    return DnCSAC(
+        env.spec,
+        parts.policies,
+        parts.critics,
+        _per_task_buffer(config, env),
+        parts.sampler,
+        parts.task_policy,
+        env.get_test_envs(),
+        parts.settings,
+        exploration_policy=parts.exploration_policy,
+        data_sharing=data_sharing,
+        penalty=penalty,
+        distillation=distillation,
+    )
 
 
 # How each learner family of the method table (configuration/methods.py) is built.
-LEARNER_BUILDERS: dict[LearnerFamily, Callable[
-    [ExperimentConfig, MethodSpec, MultiTaskEnv, _LearnerParts], MultiTaskLearner]] = {
+LEARNER_BUILDERS: dict[
+    LearnerFamily,
+    Callable[[ExperimentConfig, MethodSpec, MultiTaskEnv, _LearnerParts], MultiTaskLearner],
+] = {
     'separated': _build_separated,
     'shared': _build_shared,
     'mcal': _build_mcal,
@@ -192,8 +267,9 @@ def _device(config: ExperimentConfig) -> torch.device:
     return torch.device('cpu')
 
 
-def _install_outputs(snapshot_dir: str, console: ConsoleOutput, resuming: bool = False,
-                     purge_step: int | None = None) -> None:
+def _install_outputs(
+    snapshot_dir: str, console: ConsoleOutput, resuming: bool = False, purge_step: int | None = None
+) -> None:
     """The run's dowel outputs (``infrastructure/logging_utils.py``): ``debug.log`` flushed per
     message, ``progress.csv`` with a fixed column order (continued on resume), TensorBoard
     events (x-axis ``TotalEnvSteps``) and the console. Replaces what ``wrap_experiment`` added."""
@@ -201,10 +277,10 @@ def _install_outputs(snapshot_dir: str, console: ConsoleOutput, resuming: bool =
         output.close()
     logger.remove_all()
     logger.add_output(FlushingTextOutput(os.path.join(snapshot_dir, 'debug.log')))
-    logger.add_output(OrderedCsvOutput(os.path.join(snapshot_dir, 'progress.csv'),
-                                       append=resuming))
-    logger.add_output(PurgingTensorBoardOutput(snapshot_dir, x_axis='TotalEnvSteps',
-                                               purge_step=purge_step))
+    logger.add_output(OrderedCsvOutput(os.path.join(snapshot_dir, 'progress.csv'), append=resuming))
+    logger.add_output(
+        PurgingTensorBoardOutput(snapshot_dir, x_axis='TotalEnvSteps', purge_step=purge_step)
+    )
     logger.add_output(console)
 
 
@@ -218,15 +294,21 @@ def _train(ctxt: Any, config: dict[str, Any]) -> str:
         set_seed(cfg.seed)
         if cfg.wandb:
             from infrastructure.wandb_output import start_wandb  # pylint: disable=C0415
+
             logger.add_output(start_wandb(config, run_name(cfg), ctxt.snapshot_dir))
         env = make_env(cfg.env, seed=cfg.seed, **env_kwargs(cfg))
         logger.log(f'Environment: {describe(env)}')
-        logger.log(ConsoleLine(f'{cfg.method} on {cfg.env} ({env.n_tasks} tasks), '
-                               f'{cfg.n_epochs} epochs; logs in {ctxt.snapshot_dir}'))
+        logger.log(
+            ConsoleLine(
+                f'{cfg.method} on {cfg.env} ({env.n_tasks} tasks), '
+                f'{cfg.n_epochs} epochs; logs in {ctxt.snapshot_dir}'
+            )
+        )
         algo = build_algorithm(cfg, env).to(_device(cfg))
         if cfg.vis_freq > 0:
-            algo.videos = TrainingVideos(video_settings(cfg),
-                                         os.path.join(ctxt.snapshot_dir, 'videos'))
+            algo.videos = TrainingVideos(
+                video_settings(cfg), os.path.join(ctxt.snapshot_dir, 'videos')
+            )
         trainer.setup(algo=algo, env=env.get_train_envs())
         try:
             trainer.train(n_epochs=cfg.n_epochs, batch_size=cfg.batch_size)
@@ -252,9 +334,15 @@ def run_experiment(config: ExperimentConfig) -> str:
     """
     check_log_root(config.log_root)
     protect_stdout()
-    experiment = wrap_experiment(_train, log_dir=os.path.join(config.log_root, run_name(config)),
-                                 name=run_name(config), snapshot_mode='last', snapshot_gap=1,
-                                 archive_launch_repo=False, use_existing_dir=False)
+    experiment = wrap_experiment(
+        _train,
+        log_dir=os.path.join(config.log_root, run_name(config)),
+        name=run_name(config),
+        snapshot_mode='last',
+        snapshot_gap=1,
+        archive_launch_repo=False,
+        use_existing_dir=False,
+    )
     return experiment(config=as_dict(config))
 
 
@@ -287,17 +375,21 @@ def resume_experiment(snapshot_dir: str, n_epochs: int | None = None) -> str:
             done, env_steps = trainer.epochs_done, trainer.total_env_steps
             if target <= done:
                 trainer._algo._sampler.shutdown_worker()  # pylint: disable=protected-access
-                print(f'run.py: error: the run already has {done} epochs; pass --n_epochs '
-                      'larger than that to continue it', file=sys.stderr)
+                print(
+                    f'run.py: error: the run already has {done} epochs; pass --n_epochs '
+                    'larger than that to continue it',
+                    file=sys.stderr,
+                )
                 raise SystemExit(2)
             dropped = truncate_progress(os.path.join(snapshot_dir, 'progress.csv'), done)
-            logger.log(f'Resuming after epoch {done}; dropped {dropped} later rows of '
-                       'progress.csv')
-            _install_outputs(snapshot_dir, ConsoleOutput(target, cfg.console_table, done,
-                                                         env_steps),
-                             resuming=True, purge_step=env_steps + 1)
-            logger.log(ConsoleLine(f'Resuming after epoch {done}/{target}; logs in '
-                                   f'{snapshot_dir}'))
+            logger.log(f'Resuming after epoch {done}; dropped {dropped} later rows of progress.csv')
+            _install_outputs(
+                snapshot_dir,
+                ConsoleOutput(target, cfg.console_table, done, env_steps),
+                resuming=True,
+                purge_step=env_steps + 1,
+            )
+            logger.log(ConsoleLine(f'Resuming after epoch {done}/{target}; logs in {snapshot_dir}'))
             algo = trainer._algo.to(_device(cfg))  # pylint: disable=protected-access
             if getattr(algo, 'videos', None) is not None:  # the run directory may have moved
                 algo.videos.video_dir = os.path.join(snapshot_dir, 'videos')

@@ -5,6 +5,7 @@ Writes paper-style learning curves (``curves.png``), a final-performance table
 (``selection_*.png``) for every run directory found under the given paths
 (``workflow/figures.py``). Method, env and seed come from each run's ``variant.json``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,19 +27,35 @@ class _OneLineParser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _OneLineParser(prog='plot.py', description=(
-        'Paper-style figures over run directories (or log roots holding them).'))
+    parser = _OneLineParser(
+        prog='plot.py',
+        description=('Paper-style figures over run directories (or log roots holding them).'),
+    )
     parser.add_argument('paths', nargs='+', help='run directories or folders holding them')
     parser.add_argument('--out', default='figures', help='output folder (default: figures)')
-    parser.add_argument('--metric', choices=('auto', 'success', 'return'), default='auto',
-                        help='y axis: auto = success rate, average return on Walker')
-    parser.add_argument('--heatmap_epochs', type=int, nargs='*', default=[0, -1],
-                        help='epochs of the selection heatmaps (-1 = last; default: 0 -1), '
-                             'besides the mean over training')
-    parser.add_argument('--reps', type=int, default=2000,
-                        help='bootstrap resamples of the IQM interval (default: 2000)')
-    parser.add_argument('--points', type=int, default=100,
-                        help='points of the common step grid (default: 100)')
+    parser.add_argument(
+        '--metric',
+        choices=('auto', 'success', 'return'),
+        default='auto',
+        help='y axis: auto = success rate, average return on Walker',
+    )
+    parser.add_argument(
+        '--heatmap_epochs',
+        type=int,
+        nargs='*',
+        default=[0, -1],
+        help='epochs of the selection heatmaps (-1 = last; default: 0 -1), '
+        'besides the mean over training',
+    )
+    parser.add_argument(
+        '--reps',
+        type=int,
+        default=2000,
+        help='bootstrap resamples of the IQM interval (default: 2000)',
+    )
+    parser.add_argument(
+        '--points', type=int, default=100, help='points of the common step grid (default: 100)'
+    )
     return parser
 
 
@@ -54,14 +71,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         run_dirs = find_run_dirs(args.paths)
         runs = [run for run in map(load_run, run_dirs) if run.n_rows]
         if not runs:
-            raise _UsageError(f'no run directories with logged epochs (variant.json and '
-                              f'progress.csv) under {", ".join(args.paths)}')
+            raise _UsageError(
+                f'no run directories with logged epochs (variant.json and '
+                f'progress.csv) under {", ".join(args.paths)}'
+            )
     except _UsageError as error:
         print(f'plot.py: error: {error}', file=sys.stderr)
         return 2
     from workflow.figures import write_report  # pylint: disable=C0415  (matplotlib, scipy)
-    written = write_report(runs, args.out, args.metric, args.heatmap_epochs, args.reps,
-                           args.points)
+
+    written = write_report(runs, args.out, args.metric, args.heatmap_epochs, args.reps, args.points)
     with open(written[1]) as file:
         print(file.read(), end='')
     print(f'plot.py: {len(runs)} runs; wrote {", ".join(written)}')

@@ -5,6 +5,7 @@ working (e.g. ``python run.py qmp_dnc --env=MetaWorldMT10-v2``). Bad input (an u
 env or flag, a malformed value, a configuration that cannot run) prints one line and exits
 with code 2 before anything is written.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,9 +39,15 @@ def parse_bool(text: str) -> bool:
 
 
 _TYPES: dict[str, Callable[[str], Any]] = {
-    'int': int, 'float': float, 'str': str, 'bool': parse_bool,
-    'int | None': int, 'float | None': float, 'str | None': str,
-    'list[int]': int, 'list[float]': float,
+    'int': int,
+    'float': float,
+    'str': str,
+    'bool': parse_bool,
+    'int | None': int,
+    'float | None': float,
+    'str | None': str,
+    'list[int]': int,
+    'list[float]': float,
 }
 
 
@@ -53,15 +60,19 @@ class _OneLineParser(argparse.ArgumentParser):
 
 def build_parser(method: str) -> argparse.ArgumentParser:
     """The parser of ``method``'s flags; unset flags stay absent (to apply presets first)."""
-    parser = _OneLineParser(prog=f'run.py {method}', argument_default=argparse.SUPPRESS,
-                            allow_abbrev=False,
-                            description=f'Train {method} ({METHODS[method].paper_label}). '
-                            'Defaults < env preset < method preset < your flags.')
+    parser = _OneLineParser(
+        prog=f'run.py {method}',
+        argument_default=argparse.SUPPRESS,
+        allow_abbrev=False,
+        description=f'Train {method} ({METHODS[method].paper_label}). '
+        'Defaults < env preset < method preset < your flags.',
+    )
     for field in flags_for(method):
-        default = (field.default_factory() if field.default_factory is not MISSING
-                   else field.default)
-        kwargs: dict[str, Any] = {'type': _TYPES[str(field.type)],
-                                  'help': f'{field.metadata["help"]} (default: {default})'}
+        default = field.default_factory() if field.default_factory is not MISSING else field.default
+        kwargs: dict[str, Any] = {
+            'type': _TYPES[str(field.type)],
+            'help': f'{field.metadata["help"]} (default: {default})',
+        }
         if 'nargs' in field.metadata:
             kwargs['nargs'] = field.metadata['nargs']
         if field.type == 'bool':
@@ -73,9 +84,12 @@ def build_parser(method: str) -> argparse.ArgumentParser:
 
 
 def _top_level_help() -> str:
-    lines = ['usage: python run.py METHOD [--flag value ...]   (python run.py METHOD --help)',
-             '       python run.py resume --snapshot_dir RUN_DIR [--n_epochs N]', '',
-             'methods:']
+    lines = [
+        'usage: python run.py METHOD [--flag value ...]   (python run.py METHOD --help)',
+        '       python run.py resume --snapshot_dir RUN_DIR [--n_epochs N]',
+        '',
+        'methods:',
+    ]
     lines += [f'  {name:11s} {spec.description}' for name, spec in METHODS.items()]
     lines.append(f'  {"resume":11s} continue a run from its last snapshot')
     return '\n'.join(lines)
@@ -83,19 +97,32 @@ def _top_level_help() -> str:
 
 def parse_resume(argv: Sequence[str]) -> tuple[str, int | None]:
     """``resume`` flags -> (run directory, total epochs or None); checks the run can resume."""
-    parser = _OneLineParser(prog='run.py resume', allow_abbrev=False,
-                            description='Continue a run from its last snapshot.')
-    parser.add_argument('--snapshot_dir', required=True,
-                        help='the run directory (holds params.pkl and variant.json)')
-    parser.add_argument('--n_epochs', type=int, default=None,
-                        help='total epochs to reach (default: the run\'s own --n_epochs)')
+    parser = _OneLineParser(
+        prog='run.py resume',
+        allow_abbrev=False,
+        description='Continue a run from its last snapshot.',
+    )
+    parser.add_argument(
+        '--snapshot_dir',
+        required=True,
+        help='the run directory (holds params.pkl and variant.json)',
+    )
+    parser.add_argument(
+        '--n_epochs',
+        type=int,
+        default=None,
+        help="total epochs to reach (default: the run's own --n_epochs)",
+    )
     args = parser.parse_args(argv)
     planned = check_run_dir(args.snapshot_dir).n_epochs
     from infrastructure.snapshot_info import snapshot_epochs  # pylint: disable=C0415
+
     epochs_done = snapshot_epochs(args.snapshot_dir)  # the snapshot's, not progress.csv's rows
     if (args.n_epochs or planned) <= epochs_done:
-        raise ConfigError(f'the run\'s snapshot already has {epochs_done} epochs; pass '
-                          '--n_epochs larger than that to continue it')
+        raise ConfigError(
+            f"the run's snapshot already has {epochs_done} epochs; pass "
+            '--n_epochs larger than that to continue it'
+        )
     return args.snapshot_dir, args.n_epochs
 
 
@@ -105,8 +132,7 @@ def parse(argv: Sequence[str]) -> ExperimentConfig:
         raise ConfigError(f'missing method; available: {", ".join(METHODS)}, resume')
     method, rest = argv[0], argv[1:]
     if method not in METHODS:
-        raise ConfigError(f'unknown method {method!r}; available: {", ".join(METHODS)}, '
-                          'resume')
+        raise ConfigError(f'unknown method {method!r}; available: {", ".join(METHODS)}, resume')
     typed = vars(build_parser(method).parse_args(rest))
     return resolve_config(method, typed)
 
@@ -132,12 +158,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if argv[0] == 'resume':
         from garage_experiments import resume_experiment  # pylint: disable=C0415
+
         print(f'run.py: resumed; logs and snapshot in {resume_experiment(snapshot_dir, n_epochs)}')
         return 0
     if config.dry_run:
         print(json.dumps(as_dict(config), indent=2))
         return 0
     from garage_experiments import run_experiment  # pylint: disable=import-outside-toplevel
+
     log_dir = run_experiment(config)
     print(f'run.py: finished; logs, snapshot and learning_curve.png in {log_dir}')
     return 0

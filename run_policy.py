@@ -8,6 +8,7 @@ writes one MP4 per task, rendered off-screen (MuJoCo envs use ``MUJOCO_GL=egl`` 
 Unlike the release's ``run_policy.py`` it replays every task, deterministically (see
 docs/deviations.md). A bad run directory or snapshot: one line, exit code 2.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,16 +26,21 @@ class _OneLineParser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _OneLineParser(prog='run_policy.py', description=(
-        'Replay a trained run: deterministic episodes per task on its test envs.'))
+    parser = _OneLineParser(
+        prog='run_policy.py',
+        description=('Replay a trained run: deterministic episodes per task on its test envs.'),
+    )
     parser.add_argument('run_dir', help='the run directory (holds params.pkl, variant.json)')
     parser.add_argument('--episodes', type=int, default=5, help='episodes per task (default 5)')
     parser.add_argument('--task', type=int, nargs='+', help='task ids to replay (default: all)')
-    parser.add_argument('--mixture', action='store_true',
-                        help='replay the Q-switch mixture of a QMP run instead of the task '
-                             'policies')
-    parser.add_argument('--save_video', metavar='DIR',
-                        help='write one MP4 per task (all its episodes) into DIR')
+    parser.add_argument(
+        '--mixture',
+        action='store_true',
+        help='replay the Q-switch mixture of a QMP run instead of the task policies',
+    )
+    parser.add_argument(
+        '--save_video', metavar='DIR', help='write one MP4 per task (all its episodes) into DIR'
+    )
     parser.add_argument('--video_fps', type=int, default=40, help='frames per second (40)')
     return parser
 
@@ -49,6 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.save_video:
             os.environ.setdefault('MUJOCO_GL', 'egl')  # before any MuJoCo import
         from workflow.replay import load_learner  # pylint: disable=import-outside-toplevel
+
         learner = load_learner(args.run_dir, config)
         task_ids = args.task if args.task is not None else list(range(learner.n_tasks))
         bad = [task for task in task_ids if not 0 <= task < learner.n_tasks]
@@ -59,18 +66,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     from infrastructure.videos import write_video  # pylint: disable=C0415
     from workflow.replay import replay, result_table  # pylint: disable=C0415
-    results, frames = replay(learner, task_ids, args.episodes, args.mixture,
-                             record=bool(args.save_video))
+
+    results, frames = replay(
+        learner, task_ids, args.episodes, args.mixture, record=bool(args.save_video)
+    )
     mode = 'Q-switch mixture' if args.mixture else 'task policies'
-    print(f'{os.path.basename(os.path.normpath(args.run_dir))}: {mode}, {args.episodes} '
-          f'deterministic episode(s) per task on the test envs')
+    print(
+        f'{os.path.basename(os.path.normpath(args.run_dir))}: {mode}, {args.episodes} '
+        f'deterministic episode(s) per task on the test envs'
+    )
     print(result_table(results))
     if args.save_video:
         os.makedirs(args.save_video, exist_ok=True)
         suffix = '_mixture' if args.mixture else ''
         for task_id, task_frames in frames.items():
-            path = write_video(task_frames, os.path.join(
-                args.save_video, f'task{task_id}{suffix}.mp4'), args.video_fps)
+            path = write_video(
+                task_frames,
+                os.path.join(args.save_video, f'task{task_id}{suffix}.mp4'),
+                args.video_fps,
+            )
             print(f'run_policy.py: wrote {path} ({len(task_frames)} frames)')
     return 0
 

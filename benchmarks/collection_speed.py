@@ -17,6 +17,7 @@ same machine load):
 Timings on a shared machine are noisy: the worker comparison in particular shows its gain only
 when two cores are free.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -55,8 +56,9 @@ class OneEnvAtATime:
     def __init__(self, policy, envs, max_episode_length: int) -> None:
         self.workers = []
         for index, env in enumerate(envs):
-            worker = DefaultWorker(seed=None, max_episode_length=max_episode_length,
-                                   worker_number=index)
+            worker = DefaultWorker(
+                seed=None, max_episode_length=max_episode_length, worker_number=index
+            )
             worker.update_agent(policy)
             worker.update_env(env)
             self.workers.append(worker)
@@ -93,17 +95,25 @@ def sampling_policy(method: str, env) -> Policy:
     config = resolve_config(method, {'env': env.env_id})
     torch.manual_seed(0)
     hidden_sizes = tuple(config.hidden_sizes)
-    policies = make_policies(config.policy_architecture, env.n_tasks, env.network_input_dim,
-                             env.action_dim, hidden_sizes)
+    policies = make_policies(
+        config.policy_architecture, env.n_tasks, env.network_input_dim, env.action_dim, hidden_sizes
+    )
     if not METHOD_TABLE[method].uses_qswitch:
         return TaskRoutingPolicy(env.spec, policies, env.split_observation)
-    critics = make_critics(config.Q_architecture, env.n_tasks, env.network_input_dim,
-                           env.action_dim, hidden_sizes, config.layer_norm)
+    critics = make_critics(
+        config.Q_architecture,
+        env.n_tasks,
+        env.network_input_dim,
+        env.action_dim,
+        hidden_sizes,
+        config.layer_norm,
+    )
     return QSwitchMixturePolicy(env.spec, policies, critics, env.split_observation)
 
 
-def benchmark_collection(env_id: str, trials: int, horizon: int | None,
-                         workers: bool) -> dict[str, float]:
+def benchmark_collection(
+    env_id: str, trials: int, horizon: int | None, workers: bool
+) -> dict[str, float]:
     """Median env steps/s of every (method, sampler) pair on ``env_id``."""
     env = make_env(env_id)
     horizon = horizon or env.max_episode_length
@@ -118,15 +128,18 @@ def benchmark_collection(env_id: str, trials: int, horizon: int | None,
         samplers.append(vec)
         params = policy.get_param_values()
         variants[f'{method} one-at-a-time'] = lambda one=one: _rate(
-            lambda: one.obtain_samples(n_steps))
+            lambda: one.obtain_samples(n_steps)
+        )
         variants[f'{method} vec'] = lambda vec=vec, params=params: _rate(
-            lambda: vec.obtain_samples(0, n_steps, params))
+            lambda: vec.obtain_samples(0, n_steps, params)
+        )
         if workers and method == 'dnc_sac':
             two = VectorizedSampler(policy, envs, max_episode_length=horizon, n_workers=2)
             samplers.append(two)
             two.obtain_samples(0, horizon, params)  # start the processes outside the timing
             variants[f'{method} vec 2 workers'] = lambda two=two, params=params: _rate(
-                lambda: two.obtain_samples(0, n_steps, params))
+                lambda: two.obtain_samples(0, n_steps, params)
+            )
     for name, measure in variants.items():  # warm-up: first resets (of the shared envs too)
         if 'vec' in name:
             measure()
@@ -153,6 +166,7 @@ def benchmark_evaluation(env_id: str, trials: int, horizon: int | None) -> dict[
             start = time.perf_counter()
             run()
             return time.perf_counter() - start
+
         return measure
 
     def one_at_a_time() -> None:
@@ -162,8 +176,9 @@ def benchmark_evaluation(env_id: str, trials: int, horizon: int | None) -> dict[
 
     variants = {
         'one-at-a-time': seconds(one_at_a_time),
-        'tasks in lockstep': seconds(lambda: evaluate(policy, sequential_envs, episodes,
-                                                      horizon, config.discount)),
+        'tasks in lockstep': seconds(
+            lambda: evaluate(policy, sequential_envs, episodes, horizon, config.discount)
+        ),
         'all in lockstep': seconds(lambda: evaluator.evaluate(policy, horizon, config.discount)),
     }
     variants['all in lockstep']()  # warm-up
@@ -180,17 +195,21 @@ def main() -> None:
     parser.add_argument('--envs', nargs='+', default=['PointReachMT-v0', 'MetaWorldMT10-v2'])
     parser.add_argument('--eval_env', default='JacoReachMT5-v1')
     parser.add_argument('--trials', type=int, default=3)
-    parser.add_argument('--quick', action='store_true',
-                        help='MuJoCo episodes cut at 100 steps (50 in evaluation), 2 trials: '
-                        '< 2 minutes')
+    parser.add_argument(
+        '--quick',
+        action='store_true',
+        help='MuJoCo episodes cut at 100 steps (50 in evaluation), 2 trials: < 2 minutes',
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
     trials = 2 if args.quick else args.trials
     horizon_cap = 100 if args.quick else None
     load = os.getloadavg()[0] if hasattr(os, 'getloadavg') else float('nan')
-    print(f'machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, '
-          f'load average {load:.1f}, torch {torch.__version__}, 1 torch thread, '
-          f'{trials} trials (medians)')
+    print(
+        f'machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, '
+        f'load average {load:.1f}, torch {torch.__version__}, 1 torch thread, '
+        f'{trials} trials (medians)'
+    )
     print(f'{"env":18s} {"method":8s} {"one-at-a-time":>14s} {"vec":>8s} {"vec/one":>8s}')
     for env_id in args.envs:
         cap = None if env_id == 'PointReachMT-v0' else horizon_cap
@@ -203,18 +222,24 @@ def main() -> None:
             print(f'{env_id:18s} qmp_dnc/dnc_sac steps/s, {sampler}: {ratio:.2f}')
         if 'dnc_sac vec 2 workers' in rates:
             ratio = rates['dnc_sac vec 2 workers'] / rates['dnc_sac vec']
-            print(f'{env_id:18s} dnc_sac vec, 2 workers / 1: {ratio:.2f} '
-                  f'({rates["dnc_sac vec 2 workers"]:.0f} steps/s)')
+            print(
+                f'{env_id:18s} dnc_sac vec, 2 workers / 1: {ratio:.2f} '
+                f'({rates["dnc_sac vec 2 workers"]:.0f} steps/s)'
+            )
     if args.eval_env:
-        times = benchmark_evaluation(args.eval_env, trials,
-                                     None if args.eval_env == 'PointReachMT-v0' or not args.quick
-                                     else 50)
-        print(f'evaluation on {args.eval_env}: {times["episodes"]} episodes '
-              f'({times["envs per task"]} envs per task), seconds: one-at-a-time '
-              f'{times["one-at-a-time"]:.2f}, tasks in lockstep {times["tasks in lockstep"]:.2f}, '
-              f'all in lockstep {times["all in lockstep"]:.2f}; speed-up over one-at-a-time '
-              f'{times["one-at-a-time"] / times["all in lockstep"]:.2f}, over tasks in '
-              f'lockstep {times["tasks in lockstep"] / times["all in lockstep"]:.2f}')
+        times = benchmark_evaluation(
+            args.eval_env,
+            trials,
+            None if args.eval_env == 'PointReachMT-v0' or not args.quick else 50,
+        )
+        print(
+            f'evaluation on {args.eval_env}: {times["episodes"]} episodes '
+            f'({times["envs per task"]} envs per task), seconds: one-at-a-time '
+            f'{times["one-at-a-time"]:.2f}, tasks in lockstep {times["tasks in lockstep"]:.2f}, '
+            f'all in lockstep {times["all in lockstep"]:.2f}; speed-up over one-at-a-time '
+            f'{times["one-at-a-time"] / times["all in lockstep"]:.2f}, over tasks in '
+            f'lockstep {times["tasks in lockstep"] / times["all in lockstep"]:.2f}'
+        )
 
 
 if __name__ == '__main__':

@@ -11,6 +11,7 @@ ratio, and the largest difference of their outputs (float rounding only).
     python benchmarks/row_groups.py            # 5 trials of 200 steps per shape
     python benchmarks/row_groups.py --quick    # a few seconds
 """
+
 from __future__ import annotations
 
 import argparse
@@ -59,11 +60,17 @@ def _gathered_mlp(mlp: TaskMLP, task_ids: torch.Tensor, x: torch.Tensor) -> torc
     return _gathered_linear(mlp.output, task_ids, x) if mlp.output is not None else x
 
 
-def _gathered_step(actors: TaskTanhGaussianPolicies, critics: TaskTwinCritics,
-                   task_ids: torch.Tensor, states: torch.Tensor) -> torch.Tensor:
+def _gathered_step(
+    actors: TaskTanhGaussianPolicies,
+    critics: TaskTwinCritics,
+    task_ids: torch.Tensor,
+    states: torch.Tensor,
+) -> torch.Tensor:
     features = _gathered_mlp(actors.trunk, task_ids, states[:, None])
-    own = tanh_gaussian(_gathered_linear(actors.mean_head, task_ids, features)[:, 0],
-                        _gathered_linear(actors.log_std_head, task_ids, features)[:, 0])
+    own = tanh_gaussian(
+        _gathered_linear(actors.mean_head, task_ids, features)[:, 0],
+        _gathered_linear(actors.log_std_head, task_ids, features)[:, 0],
+    )
     _, means = actors.propose(states)
     candidates = means.transpose(0, 1)
     inputs = torch.cat([states[:, None].expand(-1, len(means), -1), candidates], dim=-1)
@@ -71,8 +78,12 @@ def _gathered_step(actors: TaskTanhGaussianPolicies, critics: TaskTwinCritics,
     return torch.cat([own.mean.flatten(), scores.flatten()])
 
 
-def _grouped_step(actors: TaskTanhGaussianPolicies, critics: TaskTwinCritics,
-                  task_ids: torch.Tensor, states: torch.Tensor) -> torch.Tensor:
+def _grouped_step(
+    actors: TaskTanhGaussianPolicies,
+    critics: TaskTwinCritics,
+    task_ids: torch.Tensor,
+    states: torch.Tensor,
+) -> torch.Tensor:
     own = actors.for_rows(task_ids, states)
     _, means = actors.propose(states)
     scores = critics.score(task_ids, states, means, 'q1')
@@ -93,8 +104,10 @@ def main(argv: list[str] | None = None) -> int:
     trials, n_steps = (2, 20) if args.quick else (5, 200)
     torch.set_num_threads(1)
     torch.manual_seed(0)
-    print(f'{"shape":45s} {"per-row gather":>15s} {"RowGroups":>10s} {"speed-up":>9s} '
-          f'{"max |diff|":>10s}')
+    print(
+        f'{"shape":45s} {"per-row gather":>15s} {"RowGroups":>10s} {"speed-up":>9s} '
+        f'{"max |diff|":>10s}'
+    )
     for name, (n_tasks, state_dim, action_dim, per_task) in SHAPES.items():
         actors = TaskTanhGaussianPolicies(n_tasks, state_dim, action_dim, HIDDEN)
         critics = TaskTwinCritics(n_tasks, state_dim, action_dim, HIDDEN)
@@ -111,8 +124,10 @@ def main(argv: list[str] | None = None) -> int:
                     times[label].append(_ms_per_step(step, n_steps))
         gather_ms, grouped_ms = (statistics.median(times[k]) for k in ('gather', 'grouped'))
         speed_up = gather_ms / grouped_ms
-        print(f'{name:45s} {gather_ms:12.2f} ms {grouped_ms:7.2f} ms {speed_up:8.2f}x '
-              f'{difference:10.1e}')
+        print(
+            f'{name:45s} {gather_ms:12.2f} ms {grouped_ms:7.2f} ms {speed_up:8.2f}x '
+            f'{difference:10.1e}'
+        )
     return 0
 
 

@@ -18,6 +18,7 @@ capacity fits in 24 GB.
 
     OMP_NUM_THREADS=1 python benchmarks/update_step.py [--quick] [--baseline-ref REF]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -45,15 +46,17 @@ REPLAY_SHAPES = {  # state dim, action dim, tasks, capacity per task (garage_exp
     'MT10': dict(n_tasks=10, state_dim=39, action_dim=4, capacity=int(1e6)),
     'MT50': dict(n_tasks=50, state_dim=39, action_dim=4, capacity=int(1e6)),
 }
-GIB = 1024 ** 3
+GIB = 1024**3
 
 
 # ---------------------------------------------------------------------- worker side
-def _episodes(n_tasks: int, state_dim: int, action_dim: int, horizon: int, per_task: int,
-              seed: int) -> Any:
+def _episodes(
+    n_tasks: int, state_dim: int, action_dim: int, horizon: int, per_task: int, seed: int
+) -> Any:
     """Random episodes (``[state, one_hot]`` observations) of every task."""
     import akro  # pylint: disable=import-outside-toplevel
     from garage import EnvSpec, EpisodeBatch, StepType  # pylint: disable=import-outside-toplevel
+
     rng = np.random.default_rng(seed)
     n_episodes = max(per_task // horizon, 1)
     task_ids = np.repeat(np.arange(n_tasks), n_episodes)
@@ -68,16 +71,24 @@ def _episodes(n_tasks: int, state_dim: int, action_dim: int, horizon: int, per_t
     last[np.arange(len(task_ids)), state_dim + task_ids] = 1
     step_types = np.full(total, StepType.MID, dtype=StepType)
     step_types[::horizon] = StepType.FIRST
-    step_types[horizon - 1::horizon] = StepType.TIMEOUT
-    spec = EnvSpec(akro.Box(-np.inf, np.inf, (obs_dim,), np.float32),
-                   akro.Box(-1.0, 1.0, (action_dim,), np.float32), max_episode_length=horizon)
-    return EpisodeBatch(env_spec=spec, episode_infos={}, observations=observations,
-                        last_observations=last,
-                        actions=rng.uniform(-1, 1, (total, action_dim)).astype(np.float32),
-                        rewards=rng.standard_normal(total).astype(np.float32),
-                        env_infos={'task_id': step_task}, agent_infos={},
-                        step_types=step_types,
-                        lengths=np.full(len(task_ids), horizon, dtype=np.int64))
+    step_types[horizon - 1 :: horizon] = StepType.TIMEOUT
+    spec = EnvSpec(
+        akro.Box(-np.inf, np.inf, (obs_dim,), np.float32),
+        akro.Box(-1.0, 1.0, (action_dim,), np.float32),
+        max_episode_length=horizon,
+    )
+    return EpisodeBatch(
+        env_spec=spec,
+        episode_infos={},
+        observations=observations,
+        last_observations=last,
+        actions=rng.uniform(-1, 1, (total, action_dim)).astype(np.float32),
+        rewards=rng.standard_normal(total).astype(np.float32),
+        env_infos={'task_id': step_task},
+        agent_infos={},
+        step_types=step_types,
+        lengths=np.full(len(task_ids), horizon, dtype=np.int64),
+    )
 
 
 def _learner(shape: dict) -> Any:
@@ -88,6 +99,7 @@ def _learner(shape: dict) -> Any:
     from learning.algorithms.dnc_sac import DnCSAC  # pylint: disable=import-outside-toplevel
     from learning.networks import TaskTanhGaussianPolicies, TaskTwinCritics  # pylint: disable=import-outside-toplevel
     from learning.replay import PerTaskReplayBuffer  # pylint: disable=import-outside-toplevel
+
     n, hidden = shape['n_tasks'], (shape['hidden'], shape['hidden'])
     input_dim = shape['state_dim'] + n  # 'zero' split keeps the width
     learner = DnCSAC.__new__(DnCSAC)
@@ -100,21 +112,36 @@ def _learner(shape: dict) -> Any:
     learner.target_critics.requires_grad_(False)
     learner.log_alpha = torch.nn.Parameter(torch.zeros(n))
     learner.replay_buffer = PerTaskReplayBuffer(
-        n, 100_000, ObservationSplitter(n, 'zero', False), keep_raw_observations=True)
-    learner.replay_buffer.add_episodes(_episodes(n, shape['state_dim'], shape['action_dim'],
-                                                 shape['horizon'], 5000, seed=1))
+        n, 100_000, ObservationSplitter(n, 'zero', False), keep_raw_observations=True
+    )
+    learner.replay_buffer.add_episodes(
+        _episodes(n, shape['state_dim'], shape['action_dim'], shape['horizon'], 5000, seed=1)
+    )
     learner.buffer_batch_size = shape['batch']
     learner.tau, learner.discount, learner.reward_scale = 5e-3, 0.99, 1.0
     learner.target_entropy = -float(shape['action_dim'])
     learner.method_stats = {}
-    learner.last_stats = {key: np.full(n, np.nan) for key in (
-        'PolicyLoss', 'Qf1Loss', 'Qf2Loss', 'AlphaLoss', 'AlphaTemperature', 'QTarget', 'Qf1',
-        'Qf2', 'LogPi', 'Entropy')}
+    learner.last_stats = {
+        key: np.full(n, np.nan)
+        for key in (
+            'PolicyLoss',
+            'Qf1Loss',
+            'Qf2Loss',
+            'AlphaLoss',
+            'AlphaTemperature',
+            'QTarget',
+            'Qf1',
+            'Qf2',
+            'LogPi',
+            'Entropy',
+        )
+    }
     if hasattr(DnCSAC, '_build_optimizers'):  # a checkout before the learner took its parts
         learner.data_sharing, learner.regularize = None, False
         learner._build_optimizers(3e-4)  # pylint: disable=protected-access
         return learner
     from learning.optim import TaskAdam  # pylint: disable=import-outside-toplevel
+
     learner.data_sharing = learner.penalty = learner.distillation = None
     learner.policy_optimizer = TaskAdam(learner.policies.parameters(), n, 3e-4)
     learner.critic_optimizer = TaskAdam(learner.critics.parameters(), n, 3e-4)
@@ -129,6 +156,7 @@ def _plain_loop(shape: dict, learner: Any) -> Any:
 
     from learning.algorithms import sac_losses  # pylint: disable=import-outside-toplevel
     from learning.networks import TanhNormal  # pylint: disable=import-outside-toplevel
+
     n, width, action_dim = shape['n_tasks'], shape['hidden'], shape['action_dim']
     input_dim = shape['state_dim'] + n
 
@@ -144,8 +172,7 @@ def _plain_loop(shape: dict, learner: Any) -> Any:
 
         def forward(self, states: torch.Tensor) -> TanhNormal:
             features = self.trunk(states)
-            return TanhNormal(self.mean(features),
-                              self.log_std(features).clamp(-20.0, 2.0).exp())
+            return TanhNormal(self.mean(features), self.log_std(features).clamp(-20.0, 2.0).exp())
 
     class Critics(nn.Module):
         def __init__(self) -> None:
@@ -160,38 +187,50 @@ def _plain_loop(shape: dict, learner: Any) -> Any:
     critics = [Critics() for _ in range(n)]
     targets = [Critics().requires_grad_(False) for _ in range(n)]
     log_alphas = [nn.Parameter(torch.zeros(())) for _ in range(n)]
-    optimizers = [(torch.optim.Adam(p.parameters(), 3e-4), torch.optim.Adam(c.parameters(), 3e-4),
-                   torch.optim.Adam([a], 3e-4))
-                  for p, c, a in zip(policies, critics, log_alphas, strict=True)]
+    optimizers = [
+        (
+            torch.optim.Adam(p.parameters(), 3e-4),
+            torch.optim.Adam(c.parameters(), 3e-4),
+            torch.optim.Adam([a], 3e-4),
+        )
+        for p, c, a in zip(policies, critics, log_alphas, strict=True)
+    ]
     tasks = np.ones(n, bool)
 
     def step() -> None:
         full = learner._sample_batch(tasks, shape['batch'])  # pylint: disable=protected-access
         for task in range(n):
             batch = sac_losses.TransitionBatch(
-                full.states[task], full.actions[task], full.rewards[task],
-                full.next_states[task], full.terminals[task])
+                full.states[task],
+                full.actions[task],
+                full.rewards[task],
+                full.next_states[task],
+                full.terminals[task],
+            )
             policy_opt, critic_opt, alpha_opt = optimizers[task]
             alpha = log_alphas[task].detach().exp()
-            target = sac_losses.td_target(batch, policies[task], targets[task], alpha,
-                                          0.99, 1.0)
+            target = sac_losses.td_target(batch, policies[task], targets[task], alpha, 0.99, 1.0)
             qf1, qf2, _, _ = sac_losses.critic_errors(batch, critics[task], target)
             critic_opt.zero_grad()
             (qf1.mean() + qf2.mean()).backward()
             critic_opt.step()
-            objective, log_pi, _ = sac_losses.actor_objective(batch.states, policies[task],
-                                                              critics[task], alpha)
+            objective, log_pi, _ = sac_losses.actor_objective(
+                batch.states, policies[task], critics[task], alpha
+            )
             policy_opt.zero_grad()
             objective.mean().backward()
             policy_opt.step()
             alpha_opt.zero_grad()
-            sac_losses.temperature_objective(log_alphas[task], log_pi, -action_dim).mean() \
-                .backward()
+            sac_losses.temperature_objective(
+                log_alphas[task], log_pi, -action_dim
+            ).mean().backward()
             alpha_opt.step()
             with torch.no_grad():
-                for target_p, online in zip(targets[task].parameters(),
-                                            critics[task].parameters(), strict=True):
+                for target_p, online in zip(
+                    targets[task].parameters(), critics[task].parameters(), strict=True
+                ):
                     target_p.add_(5e-3 * (online - target_p))
+
     return step
 
 
@@ -199,6 +238,7 @@ def worker(root: str) -> None:
     """Answers ``{"shape", "impl", "steps"}`` lines on stdin with seconds per step."""
     sys.path.insert(0, root)
     import torch  # pylint: disable=import-outside-toplevel
+
     torch.set_num_threads(1)
     steps_by_key: dict[tuple[str, str], Any] = {}
     for line in sys.stdin:
@@ -211,9 +251,11 @@ def worker(root: str) -> None:
             if request['impl'] == 'loop':
                 steps_by_key[key] = _plain_loop(shape, learner)
             else:
+
                 def gradient_step(learner=learner, tasks=tasks) -> None:
                     learner._gradient_step(tasks)  # pylint: disable=protected-access
                     learner._update_targets(tasks)  # pylint: disable=protected-access
+
                 steps_by_key[key] = gradient_step
             steps_by_key[key]()  # warm-up
         step = steps_by_key[key]
@@ -231,11 +273,15 @@ class Worker:
         env = {**os.environ, 'OMP_NUM_THREADS': '1', 'PYTHONPATH': str(root)}
         self.process = subprocess.Popen(
             [sys.executable, str(Path(__file__).resolve()), '--worker', str(root)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env, cwd=root)
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env,
+            cwd=root,
+        )
 
     def time(self, shape: str, impl: str, steps: int) -> float:
-        self.process.stdin.write(json.dumps({'shape': shape, 'impl': impl, 'steps': steps})
-                                 + '\n')
+        self.process.stdin.write(json.dumps({'shape': shape, 'impl': impl, 'steps': steps}) + '\n')
         self.process.stdin.flush()
         answer = self.process.stdout.readline()
         if not answer:
@@ -250,9 +296,12 @@ class Worker:
 def baseline_worktree(ref: str) -> Path | None:
     """A temporary detached worktree of ``ref``; None (with a note) when git cannot make it."""
     directory = Path(tempfile.mkdtemp(prefix='update_step_baseline_'))
-    result = subprocess.run(['git', '-C', str(REPO), 'worktree', 'add', '--detach',
-                             str(directory / 'tree'), ref], capture_output=True, text=True,
-                            check=False)
+    result = subprocess.run(
+        ['git', '-C', str(REPO), 'worktree', 'add', '--detach', str(directory / 'tree'), ref],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if result.returncode != 0:
         print(f'no baseline: git worktree add {ref} failed: {result.stderr.strip()}')
         shutil.rmtree(directory, ignore_errors=True)
@@ -261,8 +310,11 @@ def baseline_worktree(ref: str) -> Path | None:
 
 
 def remove_worktree(tree: Path) -> None:
-    subprocess.run(['git', '-C', str(REPO), 'worktree', 'remove', '--force', str(tree)],
-                   capture_output=True, check=False)
+    subprocess.run(
+        ['git', '-C', str(REPO), 'worktree', 'remove', '--force', str(tree)],
+        capture_output=True,
+        check=False,
+    )
     shutil.rmtree(tree.parent, ignore_errors=True)
 
 
@@ -299,10 +351,12 @@ def replay_sizes(rows_per_task: int) -> None:
     sys.path.insert(0, str(REPO))
     from environments.multitask import ObservationSplitter  # pylint: disable=import-outside-toplevel
     from learning.replay import PerTaskReplayBuffer, minimal_bytes_per_transition  # pylint: disable=import-outside-toplevel
+
     for name, shape in REPLAY_SHAPES.items():
         n = shape['n_tasks']
-        buffer = PerTaskReplayBuffer(n, rows_per_task, ObservationSplitter(n, 'zero', False),
-                                     keep_raw_observations=True)
+        buffer = PerTaskReplayBuffer(
+            n, rows_per_task, ObservationSplitter(n, 'zero', False), keep_raw_observations=True
+        )
         episodes = _episodes(n, shape['state_dim'], shape['action_dim'], 500, rows_per_task, 2)
         for _ in range(2):  # fill, then wrap once
             buffer.add_episodes(episodes)
@@ -313,18 +367,21 @@ def replay_sizes(rows_per_task: int) -> None:
         # reward, terminal, all float32.
         old = 4 * (3 * obs_dim + shape['action_dim'] + 2)
         full = per_transition * n * shape['capacity'] / GIB
-        print(f'{name}: {per_transition:.1f} bytes/transition (minimum {minimal}, '
-              f'{per_transition / minimal:.3f}x; PathBuffer layout {old}); '
-              f'{n} x {shape["capacity"]:,} transitions = {full:.1f} GiB '
-              f'({"fits" if full * GIB <= 24e9 else "does not fit"} in 24 GB; '
-              f'PathBuffer layout {old * n * shape["capacity"] / GIB:.1f} GiB)')
+        print(
+            f'{name}: {per_transition:.1f} bytes/transition (minimum {minimal}, '
+            f'{per_transition / minimal:.3f}x; PathBuffer layout {old}); '
+            f'{n} x {shape["capacity"]:,} transitions = {full:.1f} GiB '
+            f'({"fits" if full * GIB <= 24e9 else "does not fit"} in 24 GB; '
+            f'PathBuffer layout {old * n * shape["capacity"] / GIB:.1f} GiB)'
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n', 1)[0])
     parser.add_argument('--quick', action='store_true', help='few trials (< 2 minutes)')
-    parser.add_argument('--baseline-ref', default=BASELINE_REF,
-                        help='git commit timed as the baseline')
+    parser.add_argument(
+        '--baseline-ref', default=BASELINE_REF, help='git commit timed as the baseline'
+    )
     parser.add_argument('--no-baseline', action='store_true', help='time this checkout only')
     parser.add_argument('--worker', help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -333,9 +390,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     trials = 3 if args.quick else 7
     steps = {'jaco': 10, 'mt10': 1} if args.quick else {'jaco': 50, 'mt10': 3}
-    print(f'machine: {os.cpu_count()} CPUs, OMP_NUM_THREADS=1; medians of {trials} '
-          f'alternating trials; seconds per gradient step (sample + SAC losses + 3 Adam '
-          f'steps + target update)')
+    print(
+        f'machine: {os.cpu_count()} CPUs, OMP_NUM_THREADS=1; medians of {trials} '
+        f'alternating trials; seconds per gradient step (sample + SAC losses + 3 Adam '
+        f'steps + target update)'
+    )
     baseline = None if args.no_baseline else baseline_worktree(args.baseline_ref)
     try:
         time_steps(trials, steps, baseline)

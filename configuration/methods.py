@@ -9,6 +9,7 @@ to its classes. A method that recombines existing parts, say DECAF critics with 
 is one more row here (and its line in the README's method table, which a test compares with
 this table).
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -106,26 +107,71 @@ class MethodSpec:
 
 
 _ROWS = (
-    MethodSpec('dnc_sac', 'Separated', 'Separated: one SAC learner per task, each collecting '
-               'its own data', 'separated'),
-    MethodSpec('qmp_dnc', 'Separated + QMP', 'Separated + QMP: per-task SAC, data collected by '
-               'the Q-switch mixture', 'separated', uses_qswitch=True),
-    MethodSpec('sac', 'Fully-Shared', 'one SAC learner for all tasks (multihead or shared '
-               'networks), one temperature', 'shared', per_task_temperature=False),
-    MethodSpec('mtsac', 'Parameters', 'Parameters: multi-task SAC, multihead or shared '
-               'networks, per-task temperature', 'shared'),
-    MethodSpec('qmp_sac', 'Parameters + QMP', 'Parameters + QMP: mtsac with the Q-switch over '
-               'the heads collecting data', 'shared', uses_qswitch=True),
-    MethodSpec('uds_dnc', 'Data', 'Data: per-task SAC with online unsupervised data sharing '
-               '(UDS)', 'separated', shares_data=True),
-    MethodSpec('qmp_uds_dnc', 'Data + QMP', 'Data + QMP: uds_dnc with data collected by the '
-               'Q-switch mixture', 'separated', uses_qswitch=True, shares_data=True),
-    MethodSpec('decaf', 'DECAF', "per-task SAC whose critics mix all tasks' critics with "
-               'learned weights (DECAF)', 'separated', decaf_critics=True),
-    MethodSpec('mcal', 'MCAL', 'one multihead actor trained against per-task critics (MCAL)',
-               'mcal'),
-    MethodSpec('qmp_mcal', 'MCAL + QMP', "MCAL with the Q-switch over the actor's heads "
-               'collecting data', 'mcal', uses_qswitch=True),
+    MethodSpec(
+        'dnc_sac',
+        'Separated',
+        'Separated: one SAC learner per task, each collecting its own data',
+        'separated',
+    ),
+    MethodSpec(
+        'qmp_dnc',
+        'Separated + QMP',
+        'Separated + QMP: per-task SAC, data collected by the Q-switch mixture',
+        'separated',
+        uses_qswitch=True,
+    ),
+    MethodSpec(
+        'sac',
+        'Fully-Shared',
+        'one SAC learner for all tasks (multihead or shared networks), one temperature',
+        'shared',
+        per_task_temperature=False,
+    ),
+    MethodSpec(
+        'mtsac',
+        'Parameters',
+        'Parameters: multi-task SAC, multihead or shared networks, per-task temperature',
+        'shared',
+    ),
+    MethodSpec(
+        'qmp_sac',
+        'Parameters + QMP',
+        'Parameters + QMP: mtsac with the Q-switch over the heads collecting data',
+        'shared',
+        uses_qswitch=True,
+    ),
+    MethodSpec(
+        'uds_dnc',
+        'Data',
+        'Data: per-task SAC with online unsupervised data sharing (UDS)',
+        'separated',
+        shares_data=True,
+    ),
+    MethodSpec(
+        'qmp_uds_dnc',
+        'Data + QMP',
+        'Data + QMP: uds_dnc with data collected by the Q-switch mixture',
+        'separated',
+        uses_qswitch=True,
+        shares_data=True,
+    ),
+    MethodSpec(
+        'decaf',
+        'DECAF',
+        "per-task SAC whose critics mix all tasks' critics with learned weights (DECAF)",
+        'separated',
+        decaf_critics=True,
+    ),
+    MethodSpec(
+        'mcal', 'MCAL', 'one multihead actor trained against per-task critics (MCAL)', 'mcal'
+    ),
+    MethodSpec(
+        'qmp_mcal',
+        'MCAL + QMP',
+        "MCAL with the Q-switch over the actor's heads collecting data",
+        'mcal',
+        uses_qswitch=True,
+    ),
 )
 
 METHODS: Mapping[str, MethodSpec] = {row.name: row for row in _ROWS}

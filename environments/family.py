@@ -6,6 +6,7 @@ A family's task ``i`` is one Gymnasium env, adapted to garage (``GymnasiumEnv``)
 ``environments/registry.py``; a family only names its tasks and says how to build the
 Gymnasium env of one (``task_factory``).
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
@@ -36,19 +37,29 @@ class GymnasiumTaskFamily(MultiTaskEnv):
     ENV_ID: ClassVar[str]
     SPLIT_MODE: ClassVar[SplitMode]
 
-    def __init__(self, task_names: Sequence[str], seed: int = 0, include_task_id: bool = False,
-                 min_reward: float = 0.0) -> None:
+    def __init__(
+        self,
+        task_names: Sequence[str],
+        seed: int = 0,
+        include_task_id: bool = False,
+        min_reward: float = 0.0,
+    ) -> None:
         self._seed = seed
-        super().__init__(self.ENV_ID, task_names, self._make, split_mode=self.SPLIT_MODE,
-                         include_task_id=include_task_id, min_reward=min_reward)
+        super().__init__(
+            self.ENV_ID,
+            task_names,
+            self._make,
+            split_mode=self.SPLIT_MODE,
+            include_task_id=include_task_id,
+            min_reward=min_reward,
+        )
 
     @classmethod
     def info(cls) -> EnvInfo:
         """The family's registry row: its id, task count and horizon."""
         return ENVS[cls.ENV_ID]
 
-    def task_factory(self, task_id: int, split: str,
-                     seed: int) -> Callable[[], gymnasium.Env]:
+    def task_factory(self, task_id: int, split: str, seed: int) -> Callable[[], gymnasium.Env]:
         """A picklable factory (a module-level function or a partial of one) of task
         ``task_id``'s Gymnasium env for ``split`` (``'train'`` or ``'test'``); ``seed`` is the
         env's ``task_seed``."""
@@ -56,6 +67,7 @@ class GymnasiumTaskFamily(MultiTaskEnv):
 
     def _make(self, task_id: int, split: str) -> TaskOneHotWrapper:
         seed = task_seed(self._seed, task_id, split)
-        env = GymnasiumEnv(self.task_factory(task_id, split, seed),
-                           self.info().max_episode_length, seed=seed)
+        env = GymnasiumEnv(
+            self.task_factory(task_id, split, seed), self.info().max_episode_length, seed=seed
+        )
         return TaskOneHotWrapper(env, task_id, self.n_tasks, self.task_names[task_id])

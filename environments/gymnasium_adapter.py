@@ -17,6 +17,7 @@ cannot digest from modern environments:
   resets continue the same random streams. Episodes in progress are not kept; every episode
   starts with a reset.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -68,17 +69,23 @@ class GymnasiumEnv(Environment):
         seed: passed to the first ``reset`` so that the env's own RNG is reproducible.
     """
 
-    def __init__(self, make_env: Callable[[], gymnasium.Env], max_episode_length: int,
-                 seed: int | None = None) -> None:
+    def __init__(
+        self,
+        make_env: Callable[[], gymnasium.Env],
+        max_episode_length: int,
+        seed: int | None = None,
+    ) -> None:
         self._make_env = make_env
         self._max_episode_length = max_episode_length
         self._seed = seed
         self._env = make_env()
         observation_space = _box(self._env.observation_space, 'observation')
         action_space = _box(self._env.action_space, 'action')
-        self._spec = EnvSpec(observation_space=to_akro_box(observation_space),
-                             action_space=to_akro_box(action_space),
-                             max_episode_length=max_episode_length)
+        self._spec = EnvSpec(
+            observation_space=to_akro_box(observation_space),
+            action_space=to_akro_box(action_space),
+            max_episode_length=max_episode_length,
+        )
         self._step_count = 0
         self._needs_reset = True
 
@@ -117,12 +124,14 @@ class GymnasiumEnv(Environment):
         self._step_count += 1
         step_type = self._step_type(bool(terminated), bool(truncated))
         self._needs_reset = step_type in (StepType.TERMINAL, StepType.TIMEOUT)
-        return EnvStep(env_spec=self._spec,
-                       action=action,
-                       reward=float(reward),
-                       observation=np.array(observation, dtype=np.float32),
-                       env_info=numeric_infos(info),
-                       step_type=step_type)
+        return EnvStep(
+            env_spec=self._spec,
+            action=action,
+            reward=float(reward),
+            observation=np.array(observation, dtype=np.float32),
+            env_info=numeric_infos(info),
+            step_type=step_type,
+        )
 
     def _step_type(self, terminated: bool, truncated: bool) -> StepType:
         """TERMINAL for a real termination (even on the horizon step), else TIMEOUT at the horizon.
@@ -147,15 +156,19 @@ class GymnasiumEnv(Environment):
 
     def __getstate__(self) -> dict:
         layers = _layers(self._env)
-        return {'make_env': self._make_env, 'max_episode_length': self._max_episode_length,
-                'seed': self._seed,
-                'np_random': self._env.unwrapped._np_random,  # pylint: disable=W0212
-                'layer_states': [layer.get_random_state() if hasattr(layer, 'get_random_state')
-                                 else None for layer in layers]}
+        return {
+            'make_env': self._make_env,
+            'max_episode_length': self._max_episode_length,
+            'seed': self._seed,
+            'np_random': self._env.unwrapped._np_random,  # pylint: disable=W0212
+            'layer_states': [
+                layer.get_random_state() if hasattr(layer, 'get_random_state') else None
+                for layer in layers
+            ],
+        }
 
     def __setstate__(self, state: dict) -> None:
-        GymnasiumEnv.__init__(self, state['make_env'], state['max_episode_length'],
-                              state['seed'])
+        GymnasiumEnv.__init__(self, state['make_env'], state['max_episode_length'], state['seed'])
         if state.get('np_random') is not None:
             self._env.unwrapped._np_random = state['np_random']  # pylint: disable=W0212
         # A state without 'layer_states' restores no layer, hence no strict zip.

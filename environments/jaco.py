@@ -97,6 +97,7 @@ pose does); in the others it can only collect in-radius steps by swinging throug
 S2 cannot be held (the closest holdable pose is 0.055 away) but a scripted swing reaches it: a
 scripted controller completes task 0 (S0, S1, S2) in about 140 of the 200 steps.
 """
+
 from __future__ import annotations
 
 import functools
@@ -138,12 +139,20 @@ STAY_STEPS_PER_STAGE = 30
 MIN_REWARD = -5.0
 RENDER_MODE = 'rgb_array'
 # The release's viewer placement (its ``viewer_setup``).
-DEFAULT_CAMERA_CONFIG = {'trackbodyid': -1, 'distance': 2.1, 'azimuth': 200.0,
-                         'elevation': -20.0, 'lookat': np.array([0.5, 0.0, 0.5])}
+DEFAULT_CAMERA_CONFIG = {
+    'trackbodyid': -1,
+    'distance': 2.1,
+    'azimuth': 200.0,
+    'elevation': -20.0,
+    'lookat': np.array([0.5, 0.0, 0.5]),
+}
 SUBGOALS = ((0.2, 0.3, 0.5), (0.3, 0.0, 0.3), (0.4, -0.3, 0.4), (0.4, 0.3, 0.2))
 # MuJoCo's warnings for a state it had to reset: the simulation became unstable.
-UNSTABLE_WARNINGS = (mujoco.mjtWarning.mjWARN_BADQPOS, mujoco.mjtWarning.mjWARN_BADQVEL,
-                     mujoco.mjtWarning.mjWARN_BADQACC)
+UNSTABLE_WARNINGS = (
+    mujoco.mjtWarning.mjWARN_BADQPOS,
+    mujoco.mjtWarning.mjWARN_BADQVEL,
+    mujoco.mjtWarning.mjWARN_BADQACC,
+)
 
 
 # Where things are in a Jaco observation: the per-task env's 18 dims, then the task one-hot.
@@ -203,8 +212,9 @@ class JacoTaskReward:
     task: JacoTask
     goals: tuple[tuple[float, ...], ...]
 
-    def __call__(self, observations: np.ndarray | torch.Tensor,
-                 actions: np.ndarray | torch.Tensor) -> np.ndarray:
+    def __call__(
+        self, observations: np.ndarray | torch.Tensor, actions: np.ndarray | torch.Tensor
+    ) -> np.ndarray:
         """Rewards of (observation, action) pairs of any leading shape; returns that shape.
 
         Observations may be the per-task env's 18 dims or the 23 with the task one-hot (the
@@ -241,11 +251,18 @@ class JacoReachTaskEnv(MujocoEnv):
         width, height: size of rendered images.
     """
 
-    metadata = {'render_modes': ['human', 'rgb_array', 'depth_array'],
-                'render_fps': int(round(1.0 / (TIMESTEP * FRAME_SKIP)))}
+    metadata = {
+        'render_modes': ['human', 'rgb_array', 'depth_array'],
+        'render_fps': int(round(1.0 / (TIMESTEP * FRAME_SKIP))),
+    }
 
-    def __init__(self, task: int | str, render_mode: str | None = RENDER_MODE,
-                 width: int = 480, height: int = 480) -> None:
+    def __init__(
+        self,
+        task: int | str,
+        render_mode: str | None = RENDER_MODE,
+        width: int = 480,
+        height: int = 480,
+    ) -> None:
         self.task_id = TASK_NAMES.index(task) if isinstance(task, str) else int(task)
         self.task = TASKS[self.task_id]
         bound = np.full(STATE_DIM, np.inf, dtype=np.float32)
@@ -253,9 +270,15 @@ class JacoReachTaskEnv(MujocoEnv):
         low[STAGE], bound[STAGE] = 0.0, 1.0
         observation_space = gymnasium.spaces.Box(low, bound, dtype=np.float32)
         # gymnasium annotates the camera config as float values; its renderer takes arrays too.
-        super().__init__(MODEL_PATH, FRAME_SKIP, observation_space, render_mode=render_mode,
-                         width=width, height=height,
-                         default_camera_config=DEFAULT_CAMERA_CONFIG)  # type: ignore[arg-type]
+        super().__init__(
+            MODEL_PATH,
+            FRAME_SKIP,
+            observation_space,
+            render_mode=render_mode,
+            width=width,
+            height=height,
+            default_camera_config=DEFAULT_CAMERA_CONFIG,
+        )  # type: ignore[arg-type]
         self._hand = self.model.body(HAND_BODY).id
         self._target_mocap = int(self.model.body_mocapid[self.model.body(TARGET_BODY).id])
         if self.task.subgoals is None:
@@ -301,28 +324,34 @@ class JacoReachTaskEnv(MujocoEnv):
     def _get_obs(self) -> np.ndarray:
         stage = np.zeros(N_STAGES)
         stage[self._stage] = 1.0
-        return np.concatenate([self.data.qpos, self.data.qvel, stage,
-                               self.data.xpos[self._hand]]).astype(np.float32)
+        return np.concatenate(
+            [self.data.qpos, self.data.qvel, stage, self.data.xpos[self._hand]]
+        ).astype(np.float32)
 
     def _warning_count(self) -> int:
         return sum(int(self.data.warning[int(kind)].number) for kind in UNSTABLE_WARNINGS)
 
     def _ctrl_reward(self, action: np.ndarray) -> float:
-        return float(-ACTION_PENALTY * np.square(action).sum()
-                     - VELOCITY_PENALTY * np.abs(self.data.qvel).mean()
-                     - ACCELERATION_PENALTY * np.abs(self.data.qacc).mean())
+        return float(
+            -ACTION_PENALTY * np.square(action).sum()
+            - VELOCITY_PENALTY * np.abs(self.data.qvel).mean()
+            - ACCELERATION_PENALTY * np.abs(self.data.qacc).mean()
+        )
 
     # gymnasium's MujocoEnv.step annotation (np.float64 reward and infos) is narrower than Env's.
     def step(  # type: ignore[override]
-            self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        self, action: np.ndarray
+    ) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         task = self.task
         action = np.asarray(action, dtype=np.float64)
         previous_observation = self._get_obs()
         warnings_before = self._warning_count()
         self.do_simulation(action, self.frame_skip)
-        unstable = (self._warning_count() > warnings_before
-                    or not np.isfinite(self.data.qpos).all()
-                    or not np.isfinite(self.data.qvel).all())
+        unstable = (
+            self._warning_count() > warnings_before
+            or not np.isfinite(self.data.qpos).all()
+            or not np.isfinite(self.data.qvel).all()
+        )
         observation = self._get_obs()
         ctrl_reward = self._ctrl_reward(action)
         distance = float(np.linalg.norm(self.data.xpos[self._hand] - self.goal))
@@ -358,9 +387,13 @@ class JacoReachTaskEnv(MujocoEnv):
         else:
             stage_reward = success_bonus(task) * float(success)
         reward = dist_reward + stage_reward + ctrl_reward + task.reward_shift
-        info = {'stage_reward': float(stage_reward), 'ctrl_reward': ctrl_reward,
-                'dist_reward': float(dist_reward), 'success': float(success),
-                'stages_completed': float(self._stage)}
+        info = {
+            'stage_reward': float(stage_reward),
+            'ctrl_reward': ctrl_reward,
+            'dist_reward': float(dist_reward),
+            'success': float(success),
+            'stages_completed': float(self._stage),
+        }
         if self.render_mode == 'human':
             self.render()
         return observation, float(reward), terminated, False, info
@@ -369,8 +402,9 @@ class JacoReachTaskEnv(MujocoEnv):
         """Noisy initial pose, stage 0, target at the first goal; a stay task's goal is the
         hand at this pose."""
         qpos = self.init_qpos + self.np_random.uniform(-INIT_NOISE, INIT_NOISE, self.model.nq)
-        qvel = self.init_qvel + self.np_random.uniform(-INIT_VELOCITY_NOISE,
-                                                       INIT_VELOCITY_NOISE, self.model.nv)
+        qvel = self.init_qvel + self.np_random.uniform(
+            -INIT_VELOCITY_NOISE, INIT_VELOCITY_NOISE, self.model.nv
+        )
         self._stage = 0
         self._success_steps = 0
         self.set_state(qpos, qvel)  # runs mj_forward: xpos is this pose's
@@ -379,8 +413,9 @@ class JacoReachTaskEnv(MujocoEnv):
         self._set_target(0)
         return self._get_obs()
 
-    def reward_fn(self, observations: np.ndarray | torch.Tensor,
-                  actions: np.ndarray | torch.Tensor) -> np.ndarray:
+    def reward_fn(
+        self, observations: np.ndarray | torch.Tensor, actions: np.ndarray | torch.Tensor
+    ) -> np.ndarray:
         """This task's reward recomputed from observations (see ``JacoTaskReward``)."""
         return self.task_reward(observations, actions)
 
@@ -400,12 +435,13 @@ class JacoObservationSplitter(ObservationSplitter):
     """
 
     def __call__(self, observations: Array) -> tuple[Array, Array]:
-        task_ids = observations[..., -self.n_tasks:].argmax(-1)
-        states = observations.clone() if isinstance(observations, torch.Tensor) \
-            else observations.copy()
+        task_ids = observations[..., -self.n_tasks :].argmax(-1)
+        states = (
+            observations.clone() if isinstance(observations, torch.Tensor) else observations.copy()
+        )
         states[..., HAND] = 0
         if not self.include_task_id:
-            states[..., -self.n_tasks:] = 0
+            states[..., -self.n_tasks :] = 0
         return states, task_ids
 
 
@@ -425,8 +461,9 @@ class JacoReachMT5(GymnasiumTaskFamily):
     def __init__(self, seed: int = 0, include_task_id: bool = False) -> None:
         super().__init__(TASK_NAMES, seed, include_task_id, min_reward=MIN_REWARD)
 
-    def task_factory(self, task_id: int, split: str,
-                     seed: int) -> functools.partial[JacoReachTaskEnv]:
+    def task_factory(
+        self, task_id: int, split: str, seed: int
+    ) -> functools.partial[JacoReachTaskEnv]:
         return functools.partial(make_jaco_env, task_id)
 
     @property

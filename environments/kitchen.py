@@ -103,6 +103,7 @@ Rendering: environments are built with ``render_mode='rgb_array'``; MuJoCo's ren
 on the first ``render()`` only, so rendering costs nothing unless used. Off-screen rendering
 needs ``MUJOCO_GL=egl`` (or ``osmesa``) set before MuJoCo is first imported.
 """
+
 from __future__ import annotations
 
 import functools
@@ -136,8 +137,9 @@ VALUE_AT_MARGIN = 0.1
 ROBOT_NOISE_RATIO = 0.1  # D4RL's KitchenV0: "10% as per robot_config specs"
 RENDER_SIZE = 400
 KITCHEN_MODEL = '../assets/kitchen_franka/kitchen_assets/kitchen_env_model.xml'
-FRANKA_CONFIG = os.path.join(os.path.dirname(franka_env.__file__),
-                             '../assets/kitchen_franka/franka_assets/franka_config.xml')
+FRANKA_CONFIG = os.path.join(
+    os.path.dirname(franka_env.__file__), '../assets/kitchen_franka/franka_assets/franka_config.xml'
+)
 
 # D4RL's kitchen tables (d4rl/kitchen/kitchen_envs.py), repeated unchanged by Gymnasium-Robotics'
 # kitchen_env.py: the qpos indices of each object and its "on"/"open" configuration.
@@ -172,13 +174,40 @@ OBS_ELEMENT_SITES: dict[str, str] = {
 # The elements whose goals overwrite every task's goal vector (the release's _get_task_goal).
 FIXED_GOAL_ELEMENTS = ('microwave', 'kettle', 'bottom burner', 'light switch')
 # D4RL's KitchenV0.init_qpos (= Gymnasium-Robotics' KitchenEnv init_qpos): all closed and off.
-INIT_QPOS = np.array([
-    1.48388023e-01, -1.76848573e00, 1.84390296e00, -2.47685760e00, 2.60252026e-01,
-    7.12533105e-01, 1.59515394e00, 4.79267505e-02, 3.71350919e-02, -2.66279850e-04,
-    -5.18043486e-05, 3.12877220e-05, -4.51199853e-05, -3.90842156e-06, -4.22629655e-05,
-    6.28065475e-05, 4.04984708e-05, 4.62730939e-04, -2.26906415e-04, -4.65501369e-04,
-    -6.44129196e-03, -1.77048263e-03, 1.08009684e-03, -2.69397440e-01, 3.50383255e-01,
-    1.61944683e00, 1.00618764e00, 4.06395120e-03, -6.62095997e-03, -2.68278933e-04])
+INIT_QPOS = np.array(
+    [
+        1.48388023e-01,
+        -1.76848573e00,
+        1.84390296e00,
+        -2.47685760e00,
+        2.60252026e-01,
+        7.12533105e-01,
+        1.59515394e00,
+        4.79267505e-02,
+        3.71350919e-02,
+        -2.66279850e-04,
+        -5.18043486e-05,
+        3.12877220e-05,
+        -4.51199853e-05,
+        -3.90842156e-06,
+        -4.22629655e-05,
+        6.28065475e-05,
+        4.04984708e-05,
+        4.62730939e-04,
+        -2.26906415e-04,
+        -4.65501369e-04,
+        -6.44129196e-03,
+        -1.77048263e-03,
+        1.08009684e-03,
+        -2.69397440e-01,
+        3.50383255e-01,
+        1.61944683e00,
+        1.00618764e00,
+        4.06395120e-03,
+        -6.62095997e-03,
+        -2.68278933e-04,
+    ]
+)
 
 
 @dataclass(frozen=True)
@@ -197,13 +226,16 @@ class KitchenTask:
         return np.array(OBS_ELEMENT_INDICES[self.element])
 
 
-def _task_pair(element: str, forward: str, backward: str, forward_threshold: float,
-               backward_threshold: float) -> tuple[KitchenTask, KitchenTask]:
+def _task_pair(
+    element: str, forward: str, backward: str, forward_threshold: float, backward_threshold: float
+) -> tuple[KitchenTask, KitchenTask]:
     """A task from D4RL's initial state to D4RL's goal and its reverse."""
     off = tuple(float(v) for v in INIT_QPOS[list(OBS_ELEMENT_INDICES[element])])
     on = OBS_ELEMENT_GOALS[element]
-    return (KitchenTask(f'{element}-{forward}', element, off, on, forward_threshold),
-            KitchenTask(f'{element}-{backward}', element, on, off, backward_threshold))
+    return (
+        KitchenTask(f'{element}-{forward}', element, off, on, forward_threshold),
+        KitchenTask(f'{element}-{backward}', element, on, off, backward_threshold),
+    )
 
 
 TASKS: tuple[KitchenTask, ...] = (
@@ -217,8 +249,9 @@ TASK_NAMES: tuple[str, ...] = tuple(task.name for task in TASKS)
 TASKS_BY_NAME: dict[str, KitchenTask] = {task.name: task for task in TASKS}
 
 
-def tolerance(x: float, bounds: tuple[float, float], margin: float,
-              value_at_margin: float = VALUE_AT_MARGIN) -> float:
+def tolerance(
+    x: float, bounds: tuple[float, float], margin: float, value_at_margin: float = VALUE_AT_MARGIN
+) -> float:
     """dm_control's ``tolerance`` with its Gaussian sigmoid, for a scalar ``x``.
 
     1 inside ``bounds`` (inclusive); outside, ``value_at_margin ** (d / margin) ** 2`` where d
@@ -242,7 +275,7 @@ def tolerance(x: float, bounds: tuple[float, float], margin: float,
         return 0.0
     distance = (lower - x if x < lower else x - upper) / margin
     # exp(-0.5 (d s)^2) with s = sqrt(-2 ln v) is v ** (d^2).
-    return float(np.exp(np.log(value_at_margin) * distance ** 2))
+    return float(np.exp(np.log(value_at_margin) * distance**2))
 
 
 def goal_vector(task: KitchenTask) -> np.ndarray:
@@ -284,16 +317,21 @@ class KitchenTaskEnv(gymnasium.Env):
 
     metadata = {'render_modes': ['rgb_array'], 'render_fps': 12}
 
-    def __init__(self, task_name: str, sparse: bool = False,
-                 render_mode: str | None = 'rgb_array') -> None:
+    def __init__(
+        self, task_name: str, sparse: bool = False, render_mode: str | None = 'rgb_array'
+    ) -> None:
         if task_name not in TASKS_BY_NAME:
             raise ValueError(f'unknown kitchen task {task_name!r}; tasks: {TASK_NAMES}')
         self.task = TASKS_BY_NAME[task_name]
         self.sparse = sparse
         self.render_mode = render_mode
-        self._robot = FrankaRobot(model_path=KITCHEN_MODEL, robot_noise_ratio=ROBOT_NOISE_RATIO,
-                                  render_mode=render_mode, width=RENDER_SIZE,
-                                  height=RENDER_SIZE)
+        self._robot = FrankaRobot(
+            model_path=KITCHEN_MODEL,
+            robot_noise_ratio=ROBOT_NOISE_RATIO,
+            render_mode=render_mode,
+            width=RENDER_SIZE,
+            height=RENDER_SIZE,
+        )
         self.model: mujoco.MjModel = self._robot.model
         self.data: mujoco.MjData = self._robot.data
         init_qpos = INIT_QPOS.copy()
@@ -305,11 +343,13 @@ class KitchenTaskEnv(gymnasium.Env):
         self._goal_vector = goal_vector(self.task)
         self._object_noise = ROBOT_NOISE_RATIO * object_noise_amplitudes()
         self._site = OBS_ELEMENT_SITES[self.task.element]
-        self._goal_margin = abs(float(np.linalg.norm(np.subtract(self.task.init, self.task.goal)))
-                                - self.task.threshold)
+        self._goal_margin = abs(
+            float(np.linalg.norm(np.subtract(self.task.init, self.task.goal))) - self.task.threshold
+        )
         self._hand_margin = 0.0
-        self.observation_space = gymnasium.spaces.Box(-OBSERVATION_BOUND, OBSERVATION_BOUND,
-                                                      (STATE_DIM,), np.float32)
+        self.observation_space = gymnasium.spaces.Box(
+            -OBSERVATION_BOUND, OBSERVATION_BOUND, (STATE_DIM,), np.float32
+        )
         self.action_space = gymnasium.spaces.Box(-1.0, 1.0, (N_ROBOT_JOINTS,), np.float32)
 
     @property
@@ -329,8 +369,9 @@ class KitchenTaskEnv(gymnasium.Env):
 
     def gripper_position(self) -> np.ndarray:
         """The midpoint of the two finger bodies (the release's gripper position)."""
-        return (self.data.body('panda0_leftfinger').xpos
-                + self.data.body('panda0_rightfinger').xpos) / 2.0
+        return (
+            self.data.body('panda0_leftfinger').xpos + self.data.body('panda0_rightfinger').xpos
+        ) / 2.0
 
     def object_position(self) -> np.ndarray:
         """World position of the task element's site (handle, knob or switch)."""
@@ -359,12 +400,12 @@ class KitchenTaskEnv(gymnasium.Env):
         """Restores ``get_random_state``'s generator."""
         self._robot._np_random = state  # pylint: disable=protected-access
 
-    def reset(self, *, seed: int | None = None,
-              options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict]:
         super().reset(seed=seed)
         robot_observation, _ = self._robot.reset(seed=seed)
-        hand_distance = np.linalg.norm(self.object_position()
-                                       - self.data.site('end_effector').xpos)
+        hand_distance = np.linalg.norm(self.object_position() - self.data.site('end_effector').xpos)
         self._hand_margin = abs(float(hand_distance) - HANDLE_REACH_RADIUS)
         observation, _ = self._observe(robot_observation)
         return observation, {}
@@ -376,16 +417,19 @@ class KitchenTaskEnv(gymnasium.Env):
         robot_observation, *_ = self._robot.step(action)
         observation, element = self._observe(robot_observation)
         distance_to_goal = float(np.linalg.norm(element - self._goal))
-        distance_to_object = float(np.linalg.norm(self.object_position()
-                                                  - self.gripper_position()))
+        distance_to_object = float(np.linalg.norm(self.object_position() - self.gripper_position()))
         success = distance_to_goal < self.task.threshold
         reward = self.compute_reward(distance_to_goal, distance_to_object, success)
-        info = {'success': float(success), 'distance_to_goal': distance_to_goal,
-                'distance_to_object': distance_to_object}
+        info = {
+            'success': float(success),
+            'distance_to_goal': distance_to_goal,
+            'distance_to_object': distance_to_object,
+        }
         return observation, reward, success, False, info
 
-    def compute_reward(self, distance_to_goal: float, distance_to_object: float,
-                       success: bool) -> float:
+    def compute_reward(
+        self, distance_to_goal: float, distance_to_object: float, success: bool
+    ) -> float:
         """The release's reward for one step (module docstring)."""
         if self.sparse:
             return float(success)
@@ -402,10 +446,10 @@ class KitchenTaskEnv(gymnasium.Env):
         object positions get theirs here, from the same random stream.
         """
         object_qpos = self.data.qpos[N_ROBOT_JOINTS:].copy()
-        object_qpos += self._object_noise * self._robot.np_random.uniform(-1.0, 1.0,
-                                                                          N_OBJECT_JOINTS)
-        state = np.concatenate([robot_observation[:N_ROBOT_JOINTS], object_qpos,
-                                self._goal_vector])
+        object_qpos += self._object_noise * self._robot.np_random.uniform(
+            -1.0, 1.0, N_OBJECT_JOINTS
+        )
+        state = np.concatenate([robot_observation[:N_ROBOT_JOINTS], object_qpos, self._goal_vector])
         element = state[self.task.indices]
         return state.astype(np.float32), element
 
@@ -439,16 +483,27 @@ class KitchenMTEasy(GymnasiumTaskFamily):
     ENV_ID = ENV_ID
     SPLIT_MODE = 'slice'
 
-    def __init__(self, seed: int = 0, include_task_id: bool = False,
-                 task_name: str | None = None, sparse_tasks: Sequence[int] = ()) -> None:
+    def __init__(
+        self,
+        seed: int = 0,
+        include_task_id: bool = False,
+        task_name: str | None = None,
+        sparse_tasks: Sequence[int] = (),
+    ) -> None:
         self.task_indices = select_tasks(task_name, len(TASKS))
         n_tasks = len(self.task_indices)
         self._sparse_tasks = sparse_task_set(sparse_tasks, n_tasks, ENV_ID)
         all_sparse = len(self._sparse_tasks) == n_tasks
-        super().__init__([TASK_NAMES[i] for i in self.task_indices], seed, include_task_id,
-                         min_reward=0.0 if all_sparse else MIN_REWARD)
+        super().__init__(
+            [TASK_NAMES[i] for i in self.task_indices],
+            seed,
+            include_task_id,
+            min_reward=0.0 if all_sparse else MIN_REWARD,
+        )
 
-    def task_factory(self, task_id: int, split: str,
-                     seed: int) -> functools.partial[KitchenTaskEnv]:
-        return functools.partial(make_kitchen_task_env, self.task_names[task_id],
-                                 task_id in self._sparse_tasks)
+    def task_factory(
+        self, task_id: int, split: str, seed: int
+    ) -> functools.partial[KitchenTaskEnv]:
+        return functools.partial(
+            make_kitchen_task_env, self.task_names[task_id], task_id in self._sparse_tasks
+        )

@@ -89,6 +89,7 @@ Rendering: environments are built with ``render_mode='rgb_array'``; MuJoCo's ren
 on the first ``render()`` only, so rendering costs nothing unless used. Off-screen rendering
 needs ``MUJOCO_GL=egl`` (or ``osmesa``) set before MuJoCo is first imported.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -119,8 +120,12 @@ VELOCITY_BOUND = 2 * MAX_SPEED
 RENDER_SIZE = 400
 # MuJoCo free-camera settings: looking straight down at the map's centre; azimuth 90 puts the
 # model's +y (row 0) at the top of the image.
-TOP_DOWN_CAMERA: dict[str, Any] = {'distance': 15.0, 'elevation': -90.0, 'azimuth': 90.0,
-                                   'lookat': np.zeros(3)}
+TOP_DOWN_CAMERA: dict[str, Any] = {
+    'distance': 15.0,
+    'elevation': -90.0,
+    'azimuth': 90.0,
+    'lookat': np.zeros(3),
+}
 MAZE_MAP: tuple[tuple[int, ...], ...] = tuple(tuple(row) for row in LARGE_MAZE)
 # (start cell, goal cell) in (row, column), from the release's large_10t_train_goals.csv.
 TASKS: tuple[tuple[Cell, Cell], ...] = (
@@ -135,8 +140,7 @@ TASKS: tuple[tuple[Cell, Cell], ...] = (
     ((1, 2), (3, 10)),
     ((7, 2), (6, 8)),
 )
-TASK_NAMES: tuple[str, ...] = tuple(f'maze-({s[0]},{s[1]})->({g[0]},{g[1]})'
-                                    for s, g in TASKS)
+TASK_NAMES: tuple[str, ...] = tuple(f'maze-({s[0]},{s[1]})->({g[0]},{g[1]})' for s, g in TASKS)
 
 
 def is_free(cell: Cell) -> bool:
@@ -185,8 +189,13 @@ class MazeTaskEnv(gymnasium.Env):
 
     metadata = {'render_modes': ['rgb_array'], 'render_fps': 100}
 
-    def __init__(self, start_cell: Cell, goal_cell: Cell, sparse: bool = False,
-                 render_mode: str | None = 'rgb_array') -> None:
+    def __init__(
+        self,
+        start_cell: Cell,
+        goal_cell: Cell,
+        sparse: bool = False,
+        render_mode: str | None = 'rgb_array',
+    ) -> None:
         for cell in (start_cell, goal_cell):
             if not is_free(cell):
                 raise ValueError(f'cell {cell} is a wall or off the map')
@@ -194,9 +203,14 @@ class MazeTaskEnv(gymnasium.Env):
         self.goal_cell = (int(goal_cell[0]), int(goal_cell[1]))
         self.sparse = sparse
         self.render_mode = render_mode
-        self._maze_env = PointMazeEnv(maze_map=[list(row) for row in MAZE_MAP],
-                                      render_mode=render_mode, continuing_task=False,
-                                      reset_target=False, width=RENDER_SIZE, height=RENDER_SIZE)
+        self._maze_env = PointMazeEnv(
+            maze_map=[list(row) for row in MAZE_MAP],
+            render_mode=render_mode,
+            continuing_task=False,
+            reset_target=False,
+            width=RENDER_SIZE,
+            height=RENDER_SIZE,
+        )
         # Gymnasium-Robotics adds U(+-0.25) noise to the goal and the start; the release has no
         # goal noise and its own start noise (added in ``reset``).
         self._maze_env.position_noise_range = 0.0
@@ -218,9 +232,11 @@ class MazeTaskEnv(gymnasium.Env):
         # release declares an unbounded space; garage and the networks do not use the bounds.)
         self.observation_space = gymnasium.spaces.Box(
             low=np.array([0.0, 0.0, -VELOCITY_BOUND, -VELOCITY_BOUND], dtype=np.float32),
-            high=np.array([n_rows - 1, n_cols - 1, VELOCITY_BOUND, VELOCITY_BOUND],
-                          dtype=np.float32),
-            dtype=np.float32)
+            high=np.array(
+                [n_rows - 1, n_cols - 1, VELOCITY_BOUND, VELOCITY_BOUND], dtype=np.float32
+            ),
+            dtype=np.float32,
+        )
         self.action_space = gymnasium.spaces.Box(-1.0, 1.0, (2,), np.float32)
 
     @property
@@ -233,13 +249,15 @@ class MazeTaskEnv(gymnasium.Env):
         maze, scaling = self._maze, self._scaling
         x, y = self._point_env.data.qpos
         vx, vy = self._point_env.data.qvel
-        position = np.array([(maze.y_map_center - y) / scaling - 0.5,
-                             (x + maze.x_map_center) / scaling - 0.5])
+        position = np.array(
+            [(maze.y_map_center - y) / scaling - 0.5, (x + maze.x_map_center) / scaling - 0.5]
+        )
         velocity = np.array([-vy / scaling, vx / scaling])
         return position, velocity
 
-    def set_state(self, position: Sequence[float] | np.ndarray,
-                  velocity: Sequence[float] | np.ndarray) -> None:
+    def set_state(
+        self, position: Sequence[float] | np.ndarray, velocity: Sequence[float] | np.ndarray
+    ) -> None:
         """Puts the point at ``position`` with ``velocity`` (row, column coordinates).
 
         Used by ``reset`` for the release's start noise, and by tests to set exact states.
@@ -249,13 +267,20 @@ class MazeTaskEnv(gymnasium.Env):
         qvel = np.array([float(velocity[1]), -float(velocity[0])]) * self._scaling
         self._point_env.set_state(qpos, qvel)
 
-    def reset(self, *, seed: int | None = None,
-              options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict]:
         super().reset(seed=seed)
-        self._maze_env.reset(seed=seed, options={'goal_cell': np.array(self.goal_cell),
-                                                 'reset_cell': np.array(self.start_cell)})
+        self._maze_env.reset(
+            seed=seed,
+            options={
+                'goal_cell': np.array(self.goal_cell),
+                'reset_cell': np.array(self.start_cell),
+            },
+        )
         position = np.array(self.start_cell, dtype=np.float64) + self.np_random.uniform(
-            -START_NOISE, START_NOISE, size=2)
+            -START_NOISE, START_NOISE, size=2
+        )
         velocity = self.np_random.normal(0.0, VELOCITY_NOISE, size=2)
         self.set_state(position, velocity)
         return self._observation(), {}
@@ -307,17 +332,26 @@ class MazeLarge10(GymnasiumTaskFamily):
     ENV_ID = ENV_ID
     SPLIT_MODE = 'slice'
 
-    def __init__(self, seed: int = 0, include_task_id: bool = False,
-                 task_name: str | None = None, sparse_tasks: Sequence[int] = ()) -> None:
+    def __init__(
+        self,
+        seed: int = 0,
+        include_task_id: bool = False,
+        task_name: str | None = None,
+        sparse_tasks: Sequence[int] = (),
+    ) -> None:
         self.task_indices = select_tasks(task_name, len(TASKS))
         n_tasks = len(self.task_indices)
         self._sparse_tasks = sparse_task_set(sparse_tasks, n_tasks, ENV_ID)
         all_sparse = len(self._sparse_tasks) == n_tasks
-        super().__init__([TASK_NAMES[i] for i in self.task_indices], seed, include_task_id,
-                         min_reward=0.0 if all_sparse else -1.0)
+        super().__init__(
+            [TASK_NAMES[i] for i in self.task_indices],
+            seed,
+            include_task_id,
+            min_reward=0.0 if all_sparse else -1.0,
+        )
 
-    def task_factory(self, task_id: int, split: str,
-                     seed: int) -> functools.partial[MazeTaskEnv]:
+    def task_factory(self, task_id: int, split: str, seed: int) -> functools.partial[MazeTaskEnv]:
         start_cell, goal_cell = TASKS[self.task_indices[task_id]]
-        return functools.partial(make_maze_task_env, start_cell, goal_cell,
-                                 task_id in self._sparse_tasks)
+        return functools.partial(
+            make_maze_task_env, start_cell, goal_cell, task_id in self._sparse_tasks
+        )

@@ -96,6 +96,7 @@ variations and the goal-order seed. Rendering: ``render_mode='rgb_array'`` (480x
 default camera), the renderer is created on the first ``render()``; off-screen rendering needs
 ``MUJOCO_GL=egl`` (or ``osmesa``) set before MuJoCo is first imported.
 """
+
 from __future__ import annotations
 
 import atexit
@@ -131,16 +132,15 @@ TASK_NAMES = ('door-open', 'door-close', 'drawer-open', 'drawer-close')
 MAX_EPISODE_LENGTH = ENVS[ENV_ID].max_episode_length
 N_GOAL_VARIATIONS = 50
 RENDER_MODE: Final = 'rgb_array'
-SCENE_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'assets',
-                          'door_drawer.xml')
+SCENE_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'assets', 'door_drawer.xml')
 
 # Layout of the 21-d state (before the one-hot).
 HAND = slice(0, 3)
 GRIPPER = 3
 DRAWER_POS = slice(4, 7)
-DRAWER = slice(4, 11)   # drawer position and quaternion
+DRAWER = slice(4, 11)  # drawer position and quaternion
 DOOR_POS = slice(11, 14)
-DOOR = slice(11, 18)    # door handle position and quaternion
+DOOR = slice(11, 18)  # door handle position and quaternion
 GOAL = slice(18, 21)
 STATE_DIM = 21
 
@@ -200,8 +200,11 @@ def _goal_box(low: npt.ArrayLike, high: npt.ArrayLike) -> Box:
     low = np.asarray(low, dtype=np.float64)
     high = np.asarray(high, dtype=np.float64)
     flat = low == high
-    return Box(np.where(flat, low - GOAL_Z_TOLERANCE, low),
-               np.where(flat, high + GOAL_Z_TOLERANCE, high), dtype=np.float64)
+    return Box(
+        np.where(flat, low - GOAL_Z_TOLERANCE, low),
+        np.where(flat, high + GOAL_Z_TOLERANCE, high),
+        dtype=np.float64,
+    )
 
 
 class _DoorDrawerScene(SawyerXYZEnv):
@@ -222,13 +225,16 @@ class _DoorDrawerScene(SawyerXYZEnv):
     def __init__(self, render_mode: RenderMode | None = None) -> None:
         super().__init__(render_mode=render_mode)
         self.hand_init_pos = self.HAND_INIT.copy()
-        self.init_config: InitConfigDict = {'obj_init_angle': self.init_config['obj_init_angle'],
-                            'obj_init_pos': self.OBJECT_INIT.copy(),
-                            'hand_init_pos': self.HAND_INIT.copy()}
+        self.init_config: InitConfigDict = {
+            'obj_init_angle': self.init_config['obj_init_angle'],
+            'obj_init_pos': self.OBJECT_INIT.copy(),
+            'hand_init_pos': self.HAND_INIT.copy(),
+        }
         self.obj_init_pos = self.init_config['obj_init_pos']
         self._random_reset_space = Box(self.OBJECT_LOW, self.OBJECT_HIGH, dtype=np.float64)
-        self.goal_space = _goal_box(self.OBJECT_LOW + self.GOAL_OFFSET,
-                                    self.OBJECT_HIGH + self.GOAL_OFFSET)
+        self.goal_space = _goal_box(
+            self.OBJECT_LOW + self.GOAL_OFFSET, self.OBJECT_HIGH + self.GOAL_OFFSET
+        )
         self.drawer_qpos_adr: int = self.model.joint('goal_slidey').qposadr.item()
         self.drawer_qvel_adr: int = self.model.joint('goal_slidey').dofadr.item()
         self.door_qpos_adr: int = self.model.joint('doorjoint').qposadr.item()
@@ -255,11 +261,13 @@ class _DoorDrawerScene(SawyerXYZEnv):
         Hand and gripper are computed as Meta-World computes them (the finger distance over
         its 0.1 maximum, clipped to [0, 1]).
         """
-        finger_distance = np.linalg.norm(self.data.body('rightclaw').xpos
-                                         - self.data.body('leftclaw').xpos)
+        finger_distance = np.linalg.norm(
+            self.data.body('rightclaw').xpos - self.data.body('leftclaw').xpos
+        )
         gripper = np.clip(finger_distance / 0.1, 0.0, 1.0)
-        return np.hstack((self.get_endeff_pos(), gripper, self.drawer_entries(),
-                          self.door_entries()))
+        return np.hstack(
+            (self.get_endeff_pos(), gripper, self.drawer_entries(), self.door_entries())
+        )
 
     def _get_obs(self) -> npt.NDArray[np.float64]:
         """The current frame and the goal, without Meta-World's frame stacking (21 dims)."""
@@ -283,11 +291,15 @@ class _DoorDrawerScene(SawyerXYZEnv):
             assert self.goal_space is not None, 'the goal space must be set first'
             goal_low, goal_high = self.goal_space.low, self.goal_space.high
         objects = np.full(14, np.inf)
-        return Box(np.hstack((HAND_SPACE_LOW, -1.0, -objects, goal_low)),
-                   np.hstack((HAND_SPACE_HIGH, 1.0, objects, goal_high)), dtype=np.float64)
+        return Box(
+            np.hstack((HAND_SPACE_LOW, -1.0, -objects, goal_low)),
+            np.hstack((HAND_SPACE_HIGH, 1.0, objects, goal_high)),
+            dtype=np.float64,
+        )
 
-    def reset(self, seed: int | None = None,
-              options: dict[str, Any] | None = None) -> tuple[npt.NDArray[np.float64], dict]:
+    def reset(
+        self, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[npt.NDArray[np.float64], dict]:
         """Meta-World's reset without the frame stacking that assumes its 39-d layout.
 
         ``MujocoEnv.reset`` restores the initial state (both objects closed, so the object
@@ -309,8 +321,9 @@ class _DoorDrawerScene(SawyerXYZEnv):
         """The observation as the Meta-World reward of this task expects it."""
         raise NotImplementedError
 
-    def evaluate_state(self, obs: npt.NDArray[np.float64],
-                       action: npt.NDArray[np.float32]) -> tuple[float, dict[str, Any]]:
+    def evaluate_state(
+        self, obs: npt.NDArray[np.float64], action: npt.NDArray[np.float32]
+    ) -> tuple[float, dict[str, Any]]:
         """Meta-World's reward and success test, fed with this task's object at slots 4:11."""
         return super().evaluate_state(self._reward_observation(obs), action)
 
@@ -384,12 +397,16 @@ class CDSDrawerCloseEnv(_DrawerTask, SawyerDrawerCloseEnvV3):  # type: ignore[mi
 
 
 TASK_CLASSES: dict[str, type[_DoorDrawerScene]] = {
-    'door-open': CDSDoorOpenEnv, 'door-close': CDSDoorCloseEnv,
-    'drawer-open': CDSDrawerOpenEnv, 'drawer-close': CDSDrawerCloseEnv}
+    'door-open': CDSDoorOpenEnv,
+    'door-close': CDSDoorCloseEnv,
+    'drawer-open': CDSDrawerOpenEnv,
+    'drawer-close': CDSDrawerCloseEnv,
+}
 
 
-def goal_variations(task_name: str, seed: int,
-                    n_variations: int = N_GOAL_VARIATIONS) -> tuple[Task, ...]:
+def goal_variations(
+    task_name: str, seed: int, n_variations: int = N_GOAL_VARIATIONS
+) -> tuple[Task, ...]:
     """The task's goal variations: object positions drawn uniformly from its random range.
 
     They are Meta-World ``Task`` objects (goal visible), so ``set_task`` applies them the way
@@ -397,16 +414,21 @@ def goal_variations(task_name: str, seed: int,
     """
     env_cls = TASK_CLASSES[task_name]
     rng = np.random.default_rng([seed, TASK_NAMES.index(task_name)])
-    positions = rng.uniform(env_cls.OBJECT_LOW, env_cls.OBJECT_HIGH,
-                            size=(n_variations, len(env_cls.OBJECT_LOW)))
-    return tuple(Task(env_name=task_name,
-                      data=pickle.dumps({'env_cls': env_cls, 'rand_vec': position,
-                                         'partially_observable': False}))
-                 for position in positions)
+    positions = rng.uniform(
+        env_cls.OBJECT_LOW, env_cls.OBJECT_HIGH, size=(n_variations, len(env_cls.OBJECT_LOW))
+    )
+    return tuple(
+        Task(
+            env_name=task_name,
+            data=pickle.dumps(
+                {'env_cls': env_cls, 'rand_vec': position, 'partially_observable': False}
+            ),
+        )
+        for position in positions
+    )
 
 
-def make_cds_env(task_name: str, tasks: tuple[Task, ...],
-                 seed: int | None) -> GoalVariationWrapper:
+def make_cds_env(task_name: str, tasks: tuple[Task, ...], seed: int | None) -> GoalVariationWrapper:
     """Module-level factory of one task's Gymnasium environment (picklable through a partial).
 
     Args:

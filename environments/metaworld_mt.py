@@ -40,6 +40,7 @@ camera, 480x480); the renderer is created lazily on the first ``render()``, so t
 nothing otherwise. Off-screen rendering needs ``MUJOCO_GL=egl`` (or ``osmesa``) set before
 MuJoCo is first imported.
 """
+
 from __future__ import annotations
 
 import functools
@@ -59,10 +60,14 @@ from environments.multitask import TEST_SEED_OFFSET
 
 RENDER_MODE: Final = 'rgb_array'
 BENCHMARKS: dict[str, type[metaworld.MT10] | type[metaworld.MT50]] = {
-    'MT10': metaworld.MT10, 'MT50': metaworld.MT50}
+    'MT10': metaworld.MT10,
+    'MT50': metaworld.MT50,
+}
 # The benchmarks' class dictionaries (``-v3`` name -> class); reading them builds nothing.
 BENCHMARK_CLASSES: dict[str, dict[str, type[SawyerXYZEnv]]] = {
-    'MT10': metaworld.env_dict.MT10_V3, 'MT50': metaworld.env_dict.MT50_V3}
+    'MT10': metaworld.env_dict.MT10_V3,
+    'MT50': metaworld.env_dict.MT50_V3,
+}
 # The task order, i.e. which task each one-hot position and each ``Task<i>`` log key names.
 # The release numbered tasks by their position in its Meta-World's benchmark dictionary
 # (garage's ``MetaWorldTaskSampler`` enumerates ``benchmark.train_classes``). MT10 is that
@@ -71,22 +76,74 @@ BENCHMARK_CLASSES: dict[str, dict[str, type[SawyerXYZEnv]]] = {
 # in which ``peg-insert-side``, ``push`` and ``reach`` appear twice, so each of the 50 tasks
 # sits at its first listed position. Meta-World 3's ``MT50_V3`` lists them in another order
 # (from index 28 on), which would rename ``Task28``-``Task43``; see docs/deviations.md.
-MT10_TASK_ORDER = ('reach', 'push', 'pick-place', 'door-open', 'drawer-open', 'drawer-close',
-                   'button-press-topdown', 'peg-insert-side', 'window-open', 'window-close')
+MT10_TASK_ORDER = (
+    'reach',
+    'push',
+    'pick-place',
+    'door-open',
+    'drawer-open',
+    'drawer-close',
+    'button-press-topdown',
+    'peg-insert-side',
+    'window-open',
+    'window-close',
+)
 MT50_V2_TASK_ORDER = (
-    'assembly', 'basketball', 'bin-picking', 'box-close', 'button-press-topdown',
-    'button-press-topdown-wall', 'button-press', 'button-press-wall', 'coffee-button',
-    'coffee-pull', 'coffee-push', 'dial-turn', 'disassemble', 'door-close', 'door-lock',
-    'door-open', 'door-unlock', 'hand-insert', 'drawer-close', 'drawer-open', 'faucet-open',
-    'faucet-close', 'hammer', 'handle-press-side', 'handle-press', 'handle-pull-side',
-    'handle-pull', 'lever-pull', 'peg-insert-side', 'pick-place-wall', 'pick-out-of-hole',
-    'reach', 'push-back', 'push', 'pick-place', 'plate-slide', 'plate-slide-side',
-    'plate-slide-back', 'plate-slide-back-side', 'peg-unplug-side', 'soccer', 'stick-push',
-    'stick-pull', 'push-wall', 'reach-wall', 'shelf-place', 'sweep-into', 'sweep',
-    'window-open', 'window-close')
+    'assembly',
+    'basketball',
+    'bin-picking',
+    'box-close',
+    'button-press-topdown',
+    'button-press-topdown-wall',
+    'button-press',
+    'button-press-wall',
+    'coffee-button',
+    'coffee-pull',
+    'coffee-push',
+    'dial-turn',
+    'disassemble',
+    'door-close',
+    'door-lock',
+    'door-open',
+    'door-unlock',
+    'hand-insert',
+    'drawer-close',
+    'drawer-open',
+    'faucet-open',
+    'faucet-close',
+    'hammer',
+    'handle-press-side',
+    'handle-press',
+    'handle-pull-side',
+    'handle-pull',
+    'lever-pull',
+    'peg-insert-side',
+    'pick-place-wall',
+    'pick-out-of-hole',
+    'reach',
+    'push-back',
+    'push',
+    'pick-place',
+    'plate-slide',
+    'plate-slide-side',
+    'plate-slide-back',
+    'plate-slide-back-side',
+    'peg-unplug-side',
+    'soccer',
+    'stick-push',
+    'stick-pull',
+    'push-wall',
+    'reach-wall',
+    'shelf-place',
+    'sweep-into',
+    'sweep',
+    'window-open',
+    'window-close',
+)
 TASK_ORDER: dict[str, tuple[str, ...]] = {
     'MT10': tuple(f'{name}-v3' for name in MT10_TASK_ORDER),
-    'MT50': tuple(f'{name}-v3' for name in MT50_V2_TASK_ORDER)}
+    'MT50': tuple(f'{name}-v3' for name in MT50_V2_TASK_ORDER),
+}
 
 
 @functools.lru_cache(maxsize=8)
@@ -142,8 +199,9 @@ class GoalVariationWrapper(gymnasium.Wrapper):
         """Index of the current episode's goal variation (``None`` before the first reset)."""
         return self._goal_index
 
-    def reset(self, *, seed: int | None = None,
-              options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
         if seed is not None:  # a reseeded env repeats its goal order from the start
             self._rng = np.random.default_rng(seed)
             self._order = np.empty(0, dtype=np.int64)
@@ -156,8 +214,12 @@ class GoalVariationWrapper(gymnasium.Wrapper):
 
     def get_random_state(self) -> dict[str, Any]:
         """The goal order's generator and position, for snapshots (``GymnasiumEnv``)."""
-        return {'rng': self._rng, 'order': self._order, 'position': self._position,
-                'goal_index': self._goal_index}
+        return {
+            'rng': self._rng,
+            'order': self._order,
+            'position': self._position,
+            'goal_index': self._goal_index,
+        }
 
     def set_random_state(self, state: dict[str, Any]) -> None:
         """Restores ``get_random_state``'s result; the next reset takes the next goal."""
@@ -184,8 +246,9 @@ class GoalVariationWrapper(gymnasium.Wrapper):
         self._goal_index = index
 
 
-def make_metaworld_env(benchmark_name: str, env_name: str, tasks: tuple[Task, ...],
-                       seed: int | None) -> GoalVariationWrapper:
+def make_metaworld_env(
+    benchmark_name: str, env_name: str, tasks: tuple[Task, ...], seed: int | None
+) -> GoalVariationWrapper:
     """Module-level factory of one task's Gymnasium environment (picklable through a partial).
 
     Args:

@@ -14,6 +14,7 @@ the networks get and the task id, following the release:
 
 The task id is always the argmax of the one-hot in the raw observation.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
@@ -31,8 +32,9 @@ SplitMode = Literal['zero', 'slice']
 Array = TypeVar('Array', np.ndarray, torch.Tensor)
 
 
-def split_observation(observations: Array, n_tasks: int, split_mode: SplitMode,
-                      include_task_id: bool) -> tuple[Array, Array]:
+def split_observation(
+    observations: Array, n_tasks: int, split_mode: SplitMode, include_task_id: bool
+) -> tuple[Array, Array]:
     """Splits raw observations (..., obs_dim) into (network input, task ids).
 
     Works on numpy arrays and torch tensors, batched or not. The task ids are the argmax of the
@@ -41,14 +43,16 @@ def split_observation(observations: Array, n_tasks: int, split_mode: SplitMode,
     one_hot = observations[..., -n_tasks:]
     task_ids = one_hot.argmax(-1)
     if include_task_id:
-        states = observations.clone() if isinstance(observations, torch.Tensor) \
-            else observations.copy()
+        states = (
+            observations.clone() if isinstance(observations, torch.Tensor) else observations.copy()
+        )
     elif split_mode == 'slice':
         states = observations[..., :-n_tasks]
         states = states.clone() if isinstance(states, torch.Tensor) else states.copy()
     else:
-        states = observations.clone() if isinstance(observations, torch.Tensor) \
-            else observations.copy()
+        states = (
+            observations.clone() if isinstance(observations, torch.Tensor) else observations.copy()
+        )
         states[..., -n_tasks:] = 0
     return states, task_ids
 
@@ -66,8 +70,9 @@ def sparse_task_set(sparse_tasks: Sequence[int], n_tasks: int, env_id: str) -> f
     """Validated ``--sparse_tasks``: indices of tasks (of this run) rewarded ``1[success]``."""
     for task_id in sparse_tasks:
         if not 0 <= task_id < n_tasks:
-            raise ValueError(f'sparse task {task_id} is not a task of this {env_id} '
-                             f'(tasks 0..{n_tasks - 1})')
+            raise ValueError(
+                f'sparse task {task_id} is not a task of this {env_id} (tasks 0..{n_tasks - 1})'
+            )
     return frozenset(int(task_id) for task_id in sparse_tasks)
 
 
@@ -80,8 +85,7 @@ class ObservationSplitter:
     include_task_id: bool
 
     def __call__(self, observations: Array) -> tuple[Array, Array]:
-        return split_observation(observations, self.n_tasks, self.split_mode,
-                                 self.include_task_id)
+        return split_observation(observations, self.n_tasks, self.split_mode, self.include_task_id)
 
 
 class TaskOneHotWrapper(ObservationSpaceWrapper):
@@ -101,8 +105,10 @@ class TaskOneHotWrapper(ObservationSpaceWrapper):
         self._one_hot = np.zeros(n_tasks, dtype=np.float32)
         self._one_hot[task_id] = 1.0
         inner = env.observation_space
-        self._set_observation_space(np.concatenate([inner.low, np.zeros(n_tasks)]),
-                                    np.concatenate([inner.high, np.ones(n_tasks)]))
+        self._set_observation_space(
+            np.concatenate([inner.low, np.zeros(n_tasks)]),
+            np.concatenate([inner.high, np.ones(n_tasks)]),
+        )
 
     @property
     def gymnasium_env(self) -> Any:
@@ -125,12 +131,14 @@ class TaskOneHotWrapper(ObservationSpaceWrapper):
         env_info = dict(env_step.env_info)
         env_info['task_id'] = self.task_id
         env_info['success'] = float(env_info.get('success', 0.0))
-        return EnvStep(env_spec=self._spec,
-                       action=env_step.action,
-                       reward=env_step.reward,
-                       observation=self._with_task(env_step.observation),
-                       env_info=env_info,
-                       step_type=env_step.step_type)
+        return EnvStep(
+            env_spec=self._spec,
+            action=env_step.action,
+            reward=env_step.reward,
+            observation=self._with_task(env_step.observation),
+            env_info=env_info,
+            step_type=env_step.step_type,
+        )
 
 
 def share_observation_space(envs: Sequence[TaskOneHotWrapper]) -> None:
@@ -161,9 +169,15 @@ class MultiTaskEnv:
             sharing (``learning/data_sharing.py``).
     """
 
-    def __init__(self, env_id: str, task_names: Sequence[str],
-                 make_task_env: Callable[[int, str], Environment], split_mode: SplitMode,
-                 include_task_id: bool = False, min_reward: float = 0.0) -> None:
+    def __init__(
+        self,
+        env_id: str,
+        task_names: Sequence[str],
+        make_task_env: Callable[[int, str], Environment],
+        split_mode: SplitMode,
+        include_task_id: bool = False,
+        min_reward: float = 0.0,
+    ) -> None:
         self.env_id = env_id
         self.task_names = tuple(task_names)
         self.n_tasks = len(self.task_names)
@@ -191,15 +205,17 @@ class MultiTaskEnv:
     def get_train_envs(self) -> list[Environment]:
         """One training environment per task (built on first use)."""
         if self._train_envs is None:
-            self._train_envs = self._finish([self._make_task_env(i, 'train')
-                                             for i in range(self.n_tasks)])
+            self._train_envs = self._finish(
+                [self._make_task_env(i, 'train') for i in range(self.n_tasks)]
+            )
         return self._train_envs
 
     def get_test_envs(self) -> list[Environment]:
         """One evaluation environment per task, distinct instances from the training ones."""
         if self._test_envs is None:
-            self._test_envs = self._finish([self._make_task_env(i, 'test')
-                                            for i in range(self.n_tasks)])
+            self._test_envs = self._finish(
+                [self._make_task_env(i, 'test') for i in range(self.n_tasks)]
+            )
         return self._test_envs
 
     @property
@@ -238,7 +254,12 @@ class MultiTaskEnv:
 
 def describe(env: MultiTaskEnv) -> dict[str, Any]:
     """A small summary for logs and ``--dry_run``."""
-    return {'env_id': env.env_id, 'n_tasks': env.n_tasks, 'tasks': list(env.task_names),
-            'max_episode_length': env.max_episode_length,
-            'observation_dim': env.observation_dim, 'network_input_dim': env.network_input_dim,
-            'action_dim': env.action_dim}
+    return {
+        'env_id': env.env_id,
+        'n_tasks': env.n_tasks,
+        'tasks': list(env.task_names),
+        'max_episode_length': env.max_episode_length,
+        'observation_dim': env.observation_dim,
+        'network_input_dim': env.network_input_dim,
+        'action_dim': env.action_dim,
+    }

@@ -15,6 +15,7 @@ below 1), so with ``--include_task_id`` the networks would lose the task id, and
 read as the argmax would hinge on that rounding. The statistics are plain attributes,
 so they travel with the env when it is pickled (snapshots) or copied (sampler workers).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -46,15 +47,17 @@ class ObservationNormalizer(ObservationSpaceWrapper):
         # Normalised states are unbounded; the one-hot keeps its bounds.
         self._set_observation_space(
             np.concatenate([np.full(state_dim, -np.inf), inner.low[state_dim:]]),
-            np.concatenate([np.full(state_dim, np.inf), inner.high[state_dim:]]))
+            np.concatenate([np.full(state_dim, np.inf), inner.high[state_dim:]]),
+        )
 
     def normalize(self, observation: np.ndarray) -> np.ndarray:
         """Updates the estimates with ``observation`` and returns it normalised (float32)."""
         state_dim = len(self.obs_mean)
         state = np.asarray(observation, dtype=np.float64)[:state_dim]
         self.obs_mean = (1 - self.obs_alpha) * self.obs_mean + self.obs_alpha * state
-        self.obs_var = ((1 - self.obs_alpha) * self.obs_var
-                        + self.obs_alpha * np.square(state - self.obs_mean))
+        self.obs_var = (1 - self.obs_alpha) * self.obs_var + self.obs_alpha * np.square(
+            state - self.obs_mean
+        )
         normalized = (state - self.obs_mean) / (np.sqrt(self.obs_var) + EPSILON)
         return np.concatenate([normalized, observation[state_dim:]]).astype(np.float32)
 
@@ -64,6 +67,11 @@ class ObservationNormalizer(ObservationSpaceWrapper):
 
     def step(self, action: np.ndarray) -> EnvStep:
         env_step = self._env.step(action)
-        return EnvStep(env_spec=self._spec, action=env_step.action, reward=env_step.reward,
-                       observation=self.normalize(env_step.observation),
-                       env_info=env_step.env_info, step_type=env_step.step_type)
+        return EnvStep(
+            env_spec=self._spec,
+            action=env_step.action,
+            reward=env_step.reward,
+            observation=self.normalize(env_step.observation),
+            env_info=env_step.env_info,
+            step_type=env_step.step_type,
+        )

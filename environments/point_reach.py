@@ -11,6 +11,7 @@ Per task: state (x, y); action = velocity command in [-1, 1]^2, moving the point
 (the Maze reward of the release), or ``1[success]`` for a sparse task; success when d < 0.1,
 which also ends the episode; horizon 50.
 """
+
 from __future__ import annotations
 
 import functools
@@ -30,8 +31,10 @@ SUCCESS_RADIUS = 0.1
 RENDER_SIZE = 64
 # Goals on an arc of radius 1.3 around the start, from "mostly right" to "mostly up".
 GOAL_ANGLES_DEG = (10.0, 35.0, 55.0, 80.0)
-GOALS = tuple(START + 1.3 * np.array([np.cos(np.radians(a)), np.sin(np.radians(a))],
-                                     dtype=np.float32) for a in GOAL_ANGLES_DEG)
+GOALS = tuple(
+    START + 1.3 * np.array([np.cos(np.radians(a)), np.sin(np.radians(a))], dtype=np.float32)
+    for a in GOAL_ANGLES_DEG
+)
 TASK_NAMES = tuple(f'reach-{int(a)}deg' for a in GOAL_ANGLES_DEG)
 
 
@@ -43,9 +46,14 @@ class PointReachTaskEnv(gymnasium.Env):
 
     metadata = {'render_modes': ['rgb_array']}
 
-    def __init__(self, goal: Sequence[float] | np.ndarray, sparse: bool = False,
-                 render_mode: str | None = 'rgb_array', success_radius: float = SUCCESS_RADIUS,
-                 terminate_on_success: bool = True) -> None:
+    def __init__(
+        self,
+        goal: Sequence[float] | np.ndarray,
+        sparse: bool = False,
+        render_mode: str | None = 'rgb_array',
+        success_radius: float = SUCCESS_RADIUS,
+        terminate_on_success: bool = True,
+    ) -> None:
         self.goal = np.asarray(goal, dtype=np.float32)
         self.sparse = sparse
         self.success_radius = success_radius
@@ -55,8 +63,9 @@ class PointReachTaskEnv(gymnasium.Env):
         self.action_space = gymnasium.spaces.Box(-1.0, 1.0, (2,), np.float32)
         self._position = START.copy()
 
-    def reset(self, *, seed: int | None = None,
-              options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict]:
         super().reset(seed=seed)
         noise = self.np_random.uniform(-START_NOISE, START_NOISE, size=2)
         self._position = (START + noise).astype(np.float32)
@@ -82,8 +91,9 @@ class PointReachTaskEnv(gymnasium.Env):
         self._paint_background(image)
         for xy, color, radius in ((self.goal, (0, 160, 0), 3), (self._position, (200, 0, 0), 2)):
             col, row = to_pixel(xy)
-            image[max(row - radius, 0):row + radius + 1,
-                  max(col - radius, 0):col + radius + 1] = color
+            image[
+                max(row - radius, 0) : row + radius + 1, max(col - radius, 0) : col + radius + 1
+            ] = color
         return image
 
     def _paint_background(self, image: np.ndarray) -> None:
@@ -117,15 +127,19 @@ class PointReachMT(GymnasiumTaskFamily):
     TASK_NAMES: tuple[str, ...] = TASK_NAMES
     make_task_gymnasium_env = staticmethod(make_task_gymnasium_env)
 
-    def __init__(self, include_task_id: bool = False, sparse_tasks: Sequence[int] = (),
-                 seed: int = 0) -> None:
+    def __init__(
+        self, include_task_id: bool = False, sparse_tasks: Sequence[int] = (), seed: int = 0
+    ) -> None:
         n_tasks = len(self.TASK_NAMES)
         self._sparse_tasks = sparse_task_set(sparse_tasks, n_tasks, self.ENV_ID)
         all_sparse = len(self._sparse_tasks) == n_tasks
-        super().__init__(self.TASK_NAMES, seed, include_task_id,
-                         min_reward=0.0 if all_sparse else -1.0)
+        super().__init__(
+            self.TASK_NAMES, seed, include_task_id, min_reward=0.0 if all_sparse else -1.0
+        )
 
-    def task_factory(self, task_id: int, split: str,
-                     seed: int) -> functools.partial[PointReachTaskEnv]:
-        return functools.partial(self.make_task_gymnasium_env, task_id,
-                                 task_id in self._sparse_tasks)
+    def task_factory(
+        self, task_id: int, split: str, seed: int
+    ) -> functools.partial[PointReachTaskEnv]:
+        return functools.partial(
+            self.make_task_gymnasium_env, task_id, task_id in self._sparse_tasks
+        )

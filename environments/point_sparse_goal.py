@@ -50,14 +50,19 @@ the square; when task 0's own policy happens to pick that corner it crosses G0 w
 sharing (the README's main-job section reports the run where this happened). The next layout
 should move G0 off that diagonal.
 """
+
 from __future__ import annotations
 
 import numpy as np
 
 from environments.point_reach import PointReachMT, PointReachTaskEnv
 
-GOALS = (np.array([0.35, 0.35], np.float32), np.array([0.9, 0.6], np.float32),
-         np.array([0.6, 0.9], np.float32), np.array([-0.95, -0.95], np.float32))
+GOALS = (
+    np.array([0.35, 0.35], np.float32),
+    np.array([0.9, 0.6], np.float32),
+    np.array([0.6, 0.9], np.float32),
+    np.array([-0.95, -0.95], np.float32),
+)
 GOAL_RADII = (0.2, 0.1, 0.1, 0.1)
 TASK_NAMES = ('reach-sparse-goal', 'reach-far-right', 'reach-far-top', 'retreat-to-corner')
 STUCK_TASK = 0
@@ -68,8 +73,12 @@ WALLS = np.zeros((0, 4), np.float32)  # no obstacles (the layout other point wor
 def make_task_gymnasium_env(task_id: int, sparse: bool) -> PointReachTaskEnv:
     """Module-level factory, so that pickled environments stay small (see the adapter). Task 0
     is sparse by design; ``sparse`` (``--sparse_tasks``) makes another task sparse too."""
-    return PointReachTaskEnv(GOALS[task_id], sparse=sparse or task_id == STUCK_TASK,
-                             success_radius=GOAL_RADII[task_id], terminate_on_success=False)
+    return PointReachTaskEnv(
+        GOALS[task_id],
+        sparse=sparse or task_id == STUCK_TASK,
+        success_radius=GOAL_RADII[task_id],
+        terminate_on_success=False,
+    )
 
 
 class PointSparseGoalMT(PointReachMT):

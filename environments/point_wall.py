@@ -47,6 +47,7 @@ goal, into the corner); the Q-switch (paper Eq. 3) compares whole proposals, so 
 The wall blocks motion: a step is taken in four sub-steps; a sub-step that would enter a bar
 keeps only its component that does not (the point slides along the bar), or stays put.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -54,10 +55,13 @@ import numpy as np
 from environments.point_reach import PointReachMT, PointReachTaskEnv, to_pixel
 
 # Bars as (x_min, y_min, x_max, y_max).
-WALLS = np.array([[-0.2, 0.2, 0.3, 0.3],
-                  [0.2, -0.5, 0.3, 0.3]], dtype=np.float32)
-GOALS = (np.array([0.7, 0.7], np.float32), np.array([-0.7, 0.7], np.float32),
-         np.array([0.7, -0.7], np.float32), np.array([-0.95, -0.95], np.float32))
+WALLS = np.array([[-0.2, 0.2, 0.3, 0.3], [0.2, -0.5, 0.3, 0.3]], dtype=np.float32)
+GOALS = (
+    np.array([0.7, 0.7], np.float32),
+    np.array([-0.7, 0.7], np.float32),
+    np.array([0.7, -0.7], np.float32),
+    np.array([-0.95, -0.95], np.float32),
+)
 TASK_NAMES = ('reach-behind-wall', 'reach-top-left', 'reach-bottom-right', 'retreat-to-corner')
 STUCK_TASK = 0
 CONFLICTING_TASK = 3
@@ -72,16 +76,19 @@ _CLEARANCE = 0.15
 def inside_wall(position: np.ndarray) -> bool:
     """Whether ``position`` lies in (or on the border of) a bar of the wall."""
     x, y = float(position[0]), float(position[1])
-    return any(x_min <= x <= x_max and y_min <= y <= y_max
-               for x_min, y_min, x_max, y_max in _WALL_BOUNDS)
+    return any(
+        x_min <= x <= x_max and y_min <= y <= y_max for x_min, y_min, x_max, y_max in _WALL_BOUNDS
+    )
 
 
 def near_wall(position: np.ndarray) -> bool:
     """Whether ``position`` is within ``_CLEARANCE`` of a bar (a step might reach it)."""
     x, y = float(position[0]), float(position[1])
-    return any(x_min - _CLEARANCE <= x <= x_max + _CLEARANCE
-               and y_min - _CLEARANCE <= y <= y_max + _CLEARANCE
-               for x_min, y_min, x_max, y_max in _WALL_BOUNDS)
+    return any(
+        x_min - _CLEARANCE <= x <= x_max + _CLEARANCE
+        and y_min - _CLEARANCE <= y <= y_max + _CLEARANCE
+        for x_min, y_min, x_max, y_max in _WALL_BOUNDS
+    )
 
 
 class PointWallTaskEnv(PointReachTaskEnv):
@@ -105,7 +112,7 @@ class PointWallTaskEnv(PointReachTaskEnv):
         for x_min, y_min, x_max, y_max in WALLS:
             col_min, row_max = to_pixel(np.array([x_min, y_min]))
             col_max, row_min = to_pixel(np.array([x_max, y_max]))
-            image[row_min:row_max + 1, col_min:col_max + 1] = (90, 90, 90)
+            image[row_min : row_max + 1, col_min : col_max + 1] = (90, 90, 90)
 
 
 def make_task_gymnasium_env(task_id: int, sparse: bool) -> PointWallTaskEnv:

@@ -67,6 +67,7 @@ Differences from the release:
   first ``render()``, and off-screen rendering needs ``MUJOCO_GL=egl`` (or ``osmesa``) set
   before MuJoCo is imported.
 """
+
 from __future__ import annotations
 
 import functools
@@ -101,8 +102,9 @@ CEILING_HALF_SIZE = (6.0, 2.0, 0.1)
 STATE_DIM = 17
 VELOCITY_CLIP = 10.0
 RENDER_MODE = 'rgb_array'
-GYMNASIUM_WALKER_XML = os.path.join(os.path.dirname(gymnasium.envs.mujoco.__file__), 'assets',
-                                    'walker2d.xml')
+GYMNASIUM_WALKER_XML = os.path.join(
+    os.path.dirname(gymnasium.envs.mujoco.__file__), 'assets', 'walker2d.xml'
+)
 # walker_v2.xml's other obstacles, at the positions the release never moves them from:
 # (name, centre, half sizes).
 PARKED_OBSTACLES = (
@@ -151,11 +153,25 @@ def _vector(values: tuple[float, ...]) -> str:
     return ' '.join(repr(float(v)) for v in values)
 
 
-def _add_box(worldbody: ElementTree.Element, name: str, pos: tuple[float, ...],
-             size: tuple[float, ...], rgba: str) -> None:
+def _add_box(
+    worldbody: ElementTree.Element,
+    name: str,
+    pos: tuple[float, ...],
+    size: tuple[float, ...],
+    rgba: str,
+) -> None:
     """A static box that collides with the walker (walker geoms have contype 1)."""
-    ElementTree.SubElement(worldbody, 'geom', name=name, type='box', pos=_vector(pos),
-                           size=_vector(size), contype='1', conaffinity='1', rgba=rgba)
+    ElementTree.SubElement(
+        worldbody,
+        'geom',
+        name=name,
+        type='box',
+        pos=_vector(pos),
+        size=_vector(size),
+        contype='1',
+        conaffinity='1',
+        rgba=rgba,
+    )
 
 
 @functools.lru_cache(maxsize=2)
@@ -200,12 +216,19 @@ class Walker2dTaskEnv(MujocoEnv):
         width, height: size of rendered images.
     """
 
-    metadata = {'render_modes': ['human', 'rgb_array', 'depth_array'],
-                'render_fps': int(round(1.0 / (TIMESTEP * FRAME_SKIP)))}
+    metadata = {
+        'render_modes': ['human', 'rgb_array', 'depth_array'],
+        'render_fps': int(round(1.0 / (TIMESTEP * FRAME_SKIP))),
+    }
 
-    def __init__(self, task: int | str, success_steps: int = MAX_EPISODE_LENGTH,
-                 render_mode: str | None = RENDER_MODE, width: int = 480,
-                 height: int = 480) -> None:
+    def __init__(
+        self,
+        task: int | str,
+        success_steps: int = MAX_EPISODE_LENGTH,
+        render_mode: str | None = RENDER_MODE,
+        width: int = 480,
+        height: int = 480,
+    ) -> None:
         self.task = TASKS[TASK_NAMES.index(task) if isinstance(task, str) else task]
         self.success_steps = success_steps
         self._steps = 0
@@ -213,15 +236,26 @@ class Walker2dTaskEnv(MujocoEnv):
         # Joint positions are unbounded (the torso hinge has no limits); velocities are clipped.
         bound = np.concatenate([np.full(8, np.inf), np.full(9, VELOCITY_CLIP)]).astype(np.float32)
         observation_space = gymnasium.spaces.Box(-bound, bound, dtype=np.float32)
-        super().__init__(GYMNASIUM_WALKER_XML, FRAME_SKIP, observation_space,
-                         render_mode=render_mode, width=width, height=height,
-                         camera_name='track')
+        super().__init__(
+            GYMNASIUM_WALKER_XML,
+            FRAME_SKIP,
+            observation_space,
+            render_mode=render_mode,
+            width=width,
+            height=height,
+            camera_name='track',
+        )
         self._torso = self.model.body('torso').id
         self._feet = np.array([self.model.body('foot').id, self.model.body('foot_left').id])
-        self._foot_qpos = np.array([self.model.jnt_qposadr[self.model.joint(name).id]
-                                    for name in ('foot_joint', 'foot_left_joint')])
-        self._is_ceiling = np.array(['ceiling' in self.model.geom(i).name
-                                     for i in range(self.model.ngeom)])
+        self._foot_qpos = np.array(
+            [
+                self.model.jnt_qposadr[self.model.joint(name).id]
+                for name in ('foot_joint', 'foot_left_joint')
+            ]
+        )
+        self._is_ceiling = np.array(
+            ['ceiling' in self.model.geom(i).name for i in range(self.model.ngeom)]
+        )
 
     def _initialize_simulation(self) -> tuple[mujoco.MjModel, mujoco.MjData]:
         """Loads the generated MJCF (``walker_xml``) instead of the file at ``fullpath``."""
@@ -248,7 +282,8 @@ class Walker2dTaskEnv(MujocoEnv):
 
     # gymnasium's MujocoEnv.step annotation (np.float64 reward and infos) is narrower than Env's.
     def step(  # type: ignore[override]
-            self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        self, action: np.ndarray
+    ) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         task = self.task
         action = np.asarray(action, dtype=np.float64)
         x_before = float(self.data.qpos[0])
@@ -280,18 +315,34 @@ class Walker2dTaskEnv(MujocoEnv):
         angle_reward = ANGLE_REWARD * nz
         height_reward = -task.height_weight * abs(TARGET_DELTA_H - delta_h)
         foot_reward = -task.foot_weight * foot_speed
-        reward = (velocity_reward + angle_reward + height_reward + ctrl_reward + ALIVE_REWARD
-                  + foot_reward + collision_penalty)
+        reward = (
+            velocity_reward
+            + angle_reward
+            + height_reward
+            + ctrl_reward
+            + ALIVE_REWARD
+            + foot_reward
+            + collision_penalty
+        )
 
         failed = height < task.min_height or self._collided
         self._steps += 1
         success = not failed and self._steps >= self.success_steps
-        info = {'x_velocity': reported_velocity, 'success': float(success),
-                'x_vel_reward': velocity_reward, 'ctrl_reward': ctrl_reward,
-                'angle_reward': angle_reward, 'height_reward': height_reward,
-                'alive_reward': ALIVE_REWARD, 'foot_reward': foot_reward,
-                'collision_penalty': collision_penalty, 'delta_h_mean': delta_h,
-                'nz_mean': nz, 'x_vel_mean': mean_velocity, 'height_mean': height}
+        info = {
+            'x_velocity': reported_velocity,
+            'success': float(success),
+            'x_vel_reward': velocity_reward,
+            'ctrl_reward': ctrl_reward,
+            'angle_reward': angle_reward,
+            'height_reward': height_reward,
+            'alive_reward': ALIVE_REWARD,
+            'foot_reward': foot_reward,
+            'collision_penalty': collision_penalty,
+            'delta_h_mean': delta_h,
+            'nz_mean': nz,
+            'x_vel_mean': mean_velocity,
+            'height_mean': height,
+        }
         if self.render_mode == 'human':
             self.render()
         return self._get_obs(), float(reward), bool(failed or success), False, info
@@ -328,6 +379,7 @@ class Walker2dMT4(GymnasiumTaskFamily):
     def __init__(self, seed: int = 0, include_task_id: bool = False) -> None:
         super().__init__(TASK_NAMES, seed, include_task_id, min_reward=0.0)
 
-    def task_factory(self, task_id: int, split: str,
-                     seed: int) -> functools.partial[Walker2dTaskEnv]:
+    def task_factory(
+        self, task_id: int, split: str, seed: int
+    ) -> functools.partial[Walker2dTaskEnv]:
         return functools.partial(make_walker_env, task_id)

@@ -14,4 +14,5 @@ here, at the bottom: both ``environments/`` and ``learning/`` need it before any
 The garage compatibility layer is applied first, so that every ``infrastructure.*`` import may
 use garage on the maintained stack.
 """
+
 import infrastructure.garage_compat  # noqa: F401  (must precede any garage import)

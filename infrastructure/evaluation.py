@@ -10,6 +10,7 @@ statistics:
   it), so that all episodes of all tasks run in lockstep with one policy call per step
   (``docs/deviations.md`` says how the copies' reset seeds differ from the sequential path's).
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -31,38 +32,57 @@ MAX_LOCKSTEP_EPISODES = 32
 def _statistics(episodes: Sequence[LockstepEpisode], discount: float) -> dict[str, np.ndarray]:
     """``per_episode_stats`` plus ``info_episode_stats`` for the env infos every episode
     reports (``stages_completed``: Jaco; ``x_velocity``: Walker)."""
-    rewards = [np.asarray([step.reward for step in episode.env_steps], dtype=np.float64)
-               for episode in episodes]
-    successes = [np.asarray([step.env_info.get('success', 0.0) for step in episode.env_steps],
-                            dtype=np.float64) for episode in episodes]
-    step_types = [np.asarray([step.step_type for step in episode.env_steps])
-                  for episode in episodes]
+    rewards = [
+        np.asarray([step.reward for step in episode.env_steps], dtype=np.float64)
+        for episode in episodes
+    ]
+    successes = [
+        np.asarray(
+            [step.env_info.get('success', 0.0) for step in episode.env_steps], dtype=np.float64
+        )
+        for episode in episodes
+    ]
+    step_types = [
+        np.asarray([step.step_type for step in episode.env_steps]) for episode in episodes
+    ]
     stats = per_episode_stats(rewards, successes, step_types, discount)
-    infos = {key: [np.asarray([step.env_info[key] for step in episode.env_steps])
-                   for episode in episodes]
-             for key in ('stages_completed', 'x_velocity')
-             if episodes and all(episode.env_steps and key in episode.env_steps[0].env_info
-                                 for episode in episodes)}
+    infos = {
+        key: [
+            np.asarray([step.env_info[key] for step in episode.env_steps]) for episode in episodes
+        ]
+        for key in ('stages_completed', 'x_velocity')
+        if episodes
+        and all(episode.env_steps and key in episode.env_steps[0].env_info for episode in episodes)
+    }
     stats.update(info_episode_stats(infos))
     return stats
 
 
-def _run_deterministic(policy: Policy, envs: Sequence[Environment],
-                       max_episode_length: int) -> list[LockstepEpisode]:
+def _run_deterministic(
+    policy: Policy, envs: Sequence[Environment], max_episode_length: int
+) -> list[LockstepEpisode]:
     """One deterministic episode (the ``mean`` action) on each env, all in lockstep."""
     return run_lockstep_episodes(policy, envs, max_episode_length, action_key='mean')
 
 
-def evaluate(policy: Policy, envs: list[Environment], episodes_per_task: int,
-             max_episode_length: int, discount: float) -> tuple[dict[str, np.ndarray], np.ndarray]:
+def evaluate(
+    policy: Policy,
+    envs: list[Environment],
+    episodes_per_task: int,
+    max_episode_length: int,
+    discount: float,
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Runs deterministic episodes; returns per-episode stats and each episode's task id.
 
     The N test envs are stepped in lockstep, one episode each at a time. The stats include
     ``stages_completed`` (the last step's value) and ``velocity`` (the mean ``x_velocity``)
     when the env reports them.
     """
-    episodes = [episode for _ in range(episodes_per_task)
-                for episode in _run_deterministic(policy, envs, max_episode_length)]
+    episodes = [
+        episode
+        for _ in range(episodes_per_task)
+        for episode in _run_deterministic(policy, envs, max_episode_length)
+    ]
     task_ids = np.tile(np.arange(len(envs)), episodes_per_task)
     return _statistics(episodes, discount), task_ids.astype(np.int64)
 
@@ -83,11 +103,16 @@ class LockstepEvaluator:
             so that at most ``MAX_LOCKSTEP_EPISODES`` episodes run at once).
     """
 
-    def __init__(self, test_envs: Sequence[Environment], episodes_per_task: int,
-                 envs_per_task: int | None = None) -> None:
+    def __init__(
+        self,
+        test_envs: Sequence[Environment],
+        episodes_per_task: int,
+        envs_per_task: int | None = None,
+    ) -> None:
         if envs_per_task is None:
-            envs_per_task = max(1, min(episodes_per_task,
-                                       MAX_LOCKSTEP_EPISODES // max(len(test_envs), 1)))
+            envs_per_task = max(
+                1, min(episodes_per_task, MAX_LOCKSTEP_EPISODES // max(len(test_envs), 1))
+            )
         if episodes_per_task < 1 or envs_per_task < 1:
             raise ValueError('episodes_per_task and envs_per_task must be at least 1')
         self.episodes_per_task = episodes_per_task
@@ -95,10 +120,12 @@ class LockstepEvaluator:
         self.n_tasks = len(test_envs)
         self.copies = [list(test_envs)] + [
             [seeded_copy(env, index * EVALUATION_COPY_SEED_STRIDE) for env in test_envs]
-            for index in range(1, self.envs_per_task)]
+            for index in range(1, self.envs_per_task)
+        ]
 
-    def evaluate(self, policy: Policy, max_episode_length: int,
-                 discount: float) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    def evaluate(
+        self, policy: Policy, max_episode_length: int, discount: float
+    ) -> tuple[dict[str, np.ndarray], np.ndarray]:
         """``evaluate``'s return contract: per-episode stats and each episode's task id."""
         episodes: list[LockstepEpisode] = []
         for first in range(0, self.episodes_per_task, self.envs_per_task):

@@ -14,6 +14,7 @@ that keeps garage's own code paths working. ``tests/test_garage_compat.py`` cove
    worker setup hook that imports this module, and puts the project root on the workers'
    ``PYTHONPATH`` so that the hook and our environment factories can be imported there.
 """
+
 from __future__ import annotations
 
 import os
@@ -29,8 +30,10 @@ class _TFWorkerClassWrapperUnavailable:
     """Stands in for garage's TF worker wrapper; the torch-only stack never needs it."""
 
     def __init__(self, *args: object, **kwargs: object) -> None:
-        raise RuntimeError('garage TensorFlow workers are not available: this project runs '
-                           'garage without TensorFlow (see infrastructure/garage_compat.py)')
+        raise RuntimeError(
+            'garage TensorFlow workers are not available: this project runs '
+            'garage without TensorFlow (see infrastructure/garage_compat.py)'
+        )
 
 
 def _install_tensorflow_stub() -> None:
@@ -69,13 +72,15 @@ def init_ray(num_cpus: int | None = None) -> None:
     if ray.is_initialized():
         return
     python_path = os.pathsep.join(p for p in (PROJECT_ROOT, os.environ.get('PYTHONPATH')) if p)
-    ray.init(num_cpus=num_cpus,
-             include_dashboard=False,
-             log_to_driver=True,
-             runtime_env={
-                 'worker_process_setup_hook': 'infrastructure.garage_compat.ray_setup_hook',
-                 'env_vars': {'PYTHONPATH': python_path},
-             })
+    ray.init(
+        num_cpus=num_cpus,
+        include_dashboard=False,
+        log_to_driver=True,
+        runtime_env={
+            'worker_process_setup_hook': 'infrastructure.garage_compat.ray_setup_hook',
+            'env_vars': {'PYTHONPATH': python_path},
+        },
+    )
 
 
 def apply() -> None:

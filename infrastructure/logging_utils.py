@@ -8,6 +8,7 @@ The dowel outputs of a run are here too: a CSV with a fixed column order that ca
 existing file, a ``debug.log`` flushed per message, TensorBoard events that a resume can purge
 from its snapshot's step on, and the compact console.
 """
+
 from __future__ import annotations
 
 import csv
@@ -87,8 +88,11 @@ class OrderedCsvOutput(CsvOutput):
         if append and os.path.exists(file_name) and os.path.getsize(file_name) > 0:
             with open(file_name, newline='') as file:
                 header = next(csv.reader(file))
-        FileOutput.__init__(self, file_name,  # pylint: disable=non-parent-init-called
-                            mode='a' if append else 'w')
+        FileOutput.__init__(
+            self,
+            file_name,  # pylint: disable=non-parent-init-called
+            mode='a' if append else 'w',
+        )
         self._writer = None
         self._fieldnames = None
         self._warned_once = set()
@@ -195,10 +199,15 @@ class PurgingTensorBoardOutput(TensorBoardOutput):
         """An animated GIF image summary, which TensorBoard's Images tab plays (what
         tensorboardX's ``add_video`` writes, without its moviepy dependency)."""
         height, width = video.frames.shape[1:3]
-        image = Summary.Image(height=height, width=width, colorspace=3,
-                              encoded_image_string=gif_bytes(video.frames, video.fps))
+        image = Summary.Image(
+            height=height,
+            width=width,
+            colorspace=3,
+            encoded_image_string=gif_bytes(video.frames, video.fps),
+        )
         self._writer.file_writer.add_summary(
-            Summary(value=[Summary.Value(tag=video.tag, image=image)]), video.step)
+            Summary(value=[Summary.Value(tag=video.tag, image=image)]), video.step
+        )
 
     def _record_kv(self, key: str, value: Any, step: int) -> None:
         if isinstance(value, float | np.floating) and not np.isfinite(value):
@@ -237,8 +246,9 @@ class ConsoleOutput(LogOutput):
         start_env_steps: env steps already collected then.
     """
 
-    def __init__(self, n_epochs: int, table: bool = False, start_epochs: int = 0,
-                 start_env_steps: int = 0) -> None:
+    def __init__(
+        self, n_epochs: int, table: bool = False, start_epochs: int = 0, start_env_steps: int = 0
+    ) -> None:
         self._n_epochs = n_epochs
         self._table = StdOutput() if table else None
         self._start_epochs = start_epochs
@@ -265,17 +275,22 @@ class ConsoleOutput(LogOutput):
         seconds = time.time() - self._start_time
         session_epochs = epochs_done - self._start_epochs
         steps_per_second = (env_steps - self._start_env_steps) / max(seconds, 1e-9)
-        eta = (self._n_epochs - epochs_done) * seconds / session_epochs if session_epochs > 0 \
+        eta = (
+            (self._n_epochs - epochs_done) * seconds / session_epochs
+            if session_epochs > 0
             else float('nan')
+        )
         success = _rate(values.get('Evaluation/SuccessRate'))
         if 'Evaluation/Mixture/SuccessRate' in values:
             success += f' (mixture {_rate(values["Evaluation/Mixture/SuccessRate"])})'
-        return (f'epoch {epochs_done}/{self._n_epochs} | {env_steps:,} env steps | '
-                f'eval success {success} | '
-                f'return eval {_rate(values.get("Evaluation/AverageReturn"))} '
-                f'train {_rate(values.get("Train/AverageReturn"))} | '
-                f'{steps_per_second:,.0f} steps/s | {_duration(seconds)} elapsed, '
-                f'ETA {_duration(eta)}')
+        return (
+            f'epoch {epochs_done}/{self._n_epochs} | {env_steps:,} env steps | '
+            f'eval success {success} | '
+            f'return eval {_rate(values.get("Evaluation/AverageReturn"))} '
+            f'train {_rate(values.get("Train/AverageReturn"))} | '
+            f'{steps_per_second:,.0f} steps/s | {_duration(seconds)} elapsed, '
+            f'ETA {_duration(eta)}'
+        )
 
     def dump(self, step: int | None = None) -> None:
         if self._table is not None:

@@ -3,6 +3,7 @@
 Metric names are documented in the README ("Logged metrics"); these functions compute the
 values, ``infrastructure/logging_utils.py`` records them.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -17,23 +18,29 @@ def episode_task_ids(episodes: EpisodeBatch) -> np.ndarray:
     return np.asarray(episodes.env_infos['task_id'])[starts].astype(np.int64)
 
 
-def selection_frequencies(task_ids: np.ndarray, selected_policies: np.ndarray,
-                          n_tasks: int) -> np.ndarray:
+def selection_frequencies(
+    task_ids: np.ndarray, selected_policies: np.ndarray, n_tasks: int
+) -> np.ndarray:
     """(N, N) matrix F with F[i, j] = share of task i's steps in which π_j acted.
 
     Rows of tasks without steps are NaN. This backs the paper's mixture-probability analysis
     (the release's ``MixtureProbs`` = F[i, i] and ``Policy{j}Prob`` = F[i, j]).
     """
     counts = np.zeros((n_tasks, n_tasks), dtype=np.float64)
-    np.add.at(counts, (np.asarray(task_ids, np.int64), np.asarray(selected_policies, np.int64)),
-              1.0)
+    np.add.at(
+        counts, (np.asarray(task_ids, np.int64), np.asarray(selected_policies, np.int64)), 1.0
+    )
     totals = counts.sum(axis=1, keepdims=True)
     with np.errstate(invalid='ignore', divide='ignore'):
         return np.where(totals > 0, counts / totals, np.nan)
 
 
-def per_episode_stats(rewards: Sequence[np.ndarray], successes: Sequence[np.ndarray],
-                      step_types: Sequence[np.ndarray], discount: float) -> dict[str, np.ndarray]:
+def per_episode_stats(
+    rewards: Sequence[np.ndarray],
+    successes: Sequence[np.ndarray],
+    step_types: Sequence[np.ndarray],
+    discount: float,
+) -> dict[str, np.ndarray]:
     """Arrays over episodes: return, discounted return, length, any-step success, terminated."""
     returns = np.array([r.sum() for r in rewards], dtype=np.float64)
     discounted = np.array([np.sum(r * discount ** np.arange(len(r))) for r in rewards])
@@ -57,7 +64,8 @@ def info_episode_stats(infos: Mapping[str, Sequence[np.ndarray]]) -> dict[str, n
     stats = {}
     if 'stages_completed' in infos:
         stats['stages_completed'] = np.array(
-            [float(np.asarray(values)[-1]) for values in infos['stages_completed']])
+            [float(np.asarray(values)[-1]) for values in infos['stages_completed']]
+        )
     if 'x_velocity' in infos:
         stats['velocity'] = np.array([float(np.mean(values)) for values in infos['x_velocity']])
     return stats
@@ -68,9 +76,17 @@ def summarize(stats: dict[str, np.ndarray]) -> dict[str, float]:
     ``StagesCompleted`` and ``Velocity`` only for envs that report them."""
     returns = stats['return']
     if len(returns) == 0:
-        keys = ('NumEpisodes', 'AverageReturn', 'StdReturn', 'MaxReturn', 'MinReturn',
-                'AverageDiscountedReturn', 'AverageEpisodeLength', 'TerminationRate',
-                'SuccessRate')
+        keys = (
+            'NumEpisodes',
+            'AverageReturn',
+            'StdReturn',
+            'MaxReturn',
+            'MinReturn',
+            'AverageDiscountedReturn',
+            'AverageEpisodeLength',
+            'TerminationRate',
+            'SuccessRate',
+        )
         return {key: (0.0 if key == 'NumEpisodes' else np.nan) for key in keys}
     summary = {
         'NumEpisodes': float(len(returns)),
@@ -90,20 +106,29 @@ def summarize(stats: dict[str, np.ndarray]) -> dict[str, float]:
     return summary
 
 
-def split_by_task(stats: dict[str, np.ndarray], task_ids: np.ndarray,
-                  n_tasks: int) -> list[dict[str, np.ndarray]]:
+def split_by_task(
+    stats: dict[str, np.ndarray], task_ids: np.ndarray, n_tasks: int
+) -> list[dict[str, np.ndarray]]:
     """The per-episode arrays of each task, in task order."""
-    return [{key: value[task_ids == task] for key, value in stats.items()}
-            for task in range(n_tasks)]
+    return [
+        {key: value[task_ids == task] for key, value in stats.items()} for task in range(n_tasks)
+    ]
 
 
 def batch_episode_stats(episodes: EpisodeBatch, discount: float) -> dict[str, np.ndarray]:
     """``per_episode_stats`` and ``info_episode_stats`` of a garage ``EpisodeBatch``."""
     bounds = np.cumsum(episodes.lengths)[:-1]
     success = np.asarray(episodes.env_infos.get('success', np.zeros(len(episodes.rewards))))
-    stats = per_episode_stats(np.split(episodes.rewards, bounds), np.split(success, bounds),
-                              np.split(episodes.step_types, bounds), discount)
-    infos = {key: np.split(np.asarray(episodes.env_infos[key]), bounds)
-             for key in ('stages_completed', 'x_velocity') if key in episodes.env_infos}
+    stats = per_episode_stats(
+        np.split(episodes.rewards, bounds),
+        np.split(success, bounds),
+        np.split(episodes.step_types, bounds),
+        discount,
+    )
+    infos = {
+        key: np.split(np.asarray(episodes.env_infos[key]), bounds)
+        for key in ('stages_completed', 'x_velocity')
+        if key in episodes.env_infos
+    }
     stats.update(info_episode_stats(infos))
     return stats

@@ -2,6 +2,7 @@
 
 Run as ``python -m infrastructure.plotting LOG_DIR`` to redraw a run's ``learning_curve.png``.
 """
+
 from __future__ import annotations
 
 import csv
@@ -14,8 +15,11 @@ import matplotlib
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt
 
-SERIES = (('Evaluation/', 'task policies'), ('Evaluation/Mixture/', 'Q-switch mixture'),
-          ('Train/', 'training episodes'))
+SERIES = (
+    ('Evaluation/', 'task policies'),
+    ('Evaluation/Mixture/', 'Q-switch mixture'),
+    ('Train/', 'training episodes'),
+)
 
 
 def _read_columns(csv_path: str) -> dict[str, list[float]]:

@@ -7,6 +7,7 @@ manifest; while ``read_replay_chunks`` is active, a store that is unpickled read
 these contexts around its save and load; the context is plumbing, so it lives here and the
 snapshotter needs nothing from ``learning/``.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -26,9 +27,11 @@ class ChunkWriteSession:
 
 # Set while a snapshot pickles (``write_replay_chunks``) or loads (``read_replay_chunks``).
 _WRITE_SESSION: contextvars.ContextVar[ChunkWriteSession | None] = contextvars.ContextVar(
-    'replay_chunk_write_session', default=None)
+    'replay_chunk_write_session', default=None
+)
 _READ_DIR: contextvars.ContextVar[str | None] = contextvars.ContextVar(
-    'replay_chunk_read_dir', default=None)
+    'replay_chunk_read_dir', default=None
+)
 
 
 @contextlib.contextmanager

@@ -15,6 +15,7 @@
 other error to ``debug.log``; ``protect_stdout`` keeps a closed console (``run.py ... | head``)
 from stopping the run.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -41,8 +42,11 @@ INTERRUPTED_EXIT_CODE = 130  # 128 + SIGINT, what a shell reports for Ctrl-C
 
 def capture_rng_state() -> dict[str, Any]:
     """The states of the global generators that training draws from."""
-    state: dict[str, Any] = {'python': random.getstate(), 'numpy': np.random.get_state(),
-                             'torch': torch.get_rng_state()}
+    state: dict[str, Any] = {
+        'python': random.getstate(),
+        'numpy': np.random.get_state(),
+        'torch': torch.get_rng_state(),
+    }
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         state['torch_cuda'] = torch.cuda.get_rng_state_all()
     return state
@@ -66,8 +70,9 @@ class ExactTrainer(Trainer):
     """
 
     def __init__(self, snapshot_dir: str, snapshot_gap: int = 1) -> None:
-        super().__init__(ExperimentContext(snapshot_dir=snapshot_dir, snapshot_mode='last',
-                                           snapshot_gap=1))
+        super().__init__(
+            ExperimentContext(snapshot_dir=snapshot_dir, snapshot_mode='last', snapshot_gap=1)
+        )
         self._snapshotter = AtomicSnapshotter(snapshot_dir, 'last', 1)
         self.snapshot_gap = snapshot_gap
         self.epochs_done = 0  # epochs completed (logged) so far
@@ -95,8 +100,9 @@ class ExactTrainer(Trainer):
             self._itr_start_time = time.time()
             with logger.prefix(f'epoch {epoch + 1}/{n_epochs} | '):
                 yield epoch
-                self._stats.last_episode = (self.step_episode
-                                            if self._train_args.store_episodes else None)
+                self._stats.last_episode = (
+                    self.step_episode if self._train_args.store_episodes else None
+                )
                 self._stats.total_epoch = epoch
                 self._stats.total_itr = self.step_itr
                 self.epochs_done = epoch + 1
@@ -117,10 +123,16 @@ class ExactTrainer(Trainer):
         """Writes the snapshot of epoch ``epoch`` (0-based) with its RNG states."""
         logger.log('Saving snapshot...')
         params = {
-            'seed': self._seed, 'train_args': self._train_args, 'stats': self._stats,
-            'env': self._env, 'algo': self._algo, 'n_workers': self._n_workers,
-            'worker_class': self._worker_class, 'worker_args': self._worker_args,
-            'epochs_done': epoch + 1, 'wall_time': self.wall_time(),
+            'seed': self._seed,
+            'train_args': self._train_args,
+            'stats': self._stats,
+            'env': self._env,
+            'algo': self._algo,
+            'n_workers': self._n_workers,
+            'worker_class': self._worker_class,
+            'worker_args': self._worker_args,
+            'epochs_done': epoch + 1,
+            'wall_time': self.wall_time(),
             'rng_state': capture_rng_state(),
         }
         self._snapshotter.save_itr_params(epoch, params)
@@ -141,13 +153,20 @@ class ExactTrainer(Trainer):
         self._wall_time_before = float(saved.get('wall_time', 0.0))
         self._pending_rng_state = saved.get('rng_state')
         self._train_args.start_epoch = self.epochs_done
-        logger.log(f'Restored the snapshot of epoch {self.epochs_done} '
-                   f'({self._stats.total_env_steps} env steps) from {from_dir}')
+        logger.log(
+            f'Restored the snapshot of epoch {self.epochs_done} '
+            f'({self._stats.total_env_steps} env steps) from {from_dir}'
+        )
         return copy.copy(self._train_args)
 
-    def resume(self, n_epochs: int | None = None, batch_size: int | None = None,
-               plot: bool | None = None, store_episodes: bool | None = None,
-               pause_for_plot: bool | None = None) -> float:
+    def resume(
+        self,
+        n_epochs: int | None = None,
+        batch_size: int | None = None,
+        plot: bool | None = None,
+        store_episodes: bool | None = None,
+        pause_for_plot: bool | None = None,
+    ) -> float:
         """garage's ``resume``, with the snapshot's generator states set right before the first
         epoch (after the learner has been moved to its device)."""
         self._session_start = time.time()
@@ -160,21 +179,23 @@ class ExactTrainer(Trainer):
 def interrupt_message(trainer: ExactTrainer, snapshot_dir: str, resume_flags: str = '') -> str:
     """The one line printed on Ctrl-C: where it stopped and how to continue."""
     n_epochs = trainer.n_epochs
-    where = (f'epoch {trainer.epochs_done + 1}/{n_epochs}' if n_epochs is not None
-             else 'set-up')
+    where = f'epoch {trainer.epochs_done + 1}/{n_epochs}' if n_epochs is not None else 'set-up'
     if trainer.snapshot_epochs is None:
-        return (f'interrupted at {where}, before the first snapshot: nothing to resume '
-                f'(logs in {snapshot_dir})')
+        return (
+            f'interrupted at {where}, before the first snapshot: nothing to resume '
+            f'(logs in {snapshot_dir})'
+        )
     repeat = ''
     if trainer.snapshot_epochs < trainer.epochs_done:
         repeat = f' (the snapshot holds epoch {trainer.snapshot_epochs}; later ones are redone)'
-    return (f'interrupted at {where}; continue with: python run.py resume --snapshot_dir '
-            f'{snapshot_dir}{resume_flags}{repeat}')
+    return (
+        f'interrupted at {where}; continue with: python run.py resume --snapshot_dir '
+        f'{snapshot_dir}{resume_flags}{repeat}'
+    )
 
 
 @contextlib.contextmanager
-def run_guard(trainer: ExactTrainer, snapshot_dir: str,
-              resume_flags: str = '') -> Iterator[None]:
+def run_guard(trainer: ExactTrainer, snapshot_dir: str, resume_flags: str = '') -> Iterator[None]:
     """Ctrl-C: removes stray snapshot temporaries, prints ``interrupt_message`` and exits with
     code 130 (no traceback). Any other error: its traceback goes to ``debug.log``, then it
     propagates."""

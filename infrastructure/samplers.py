@@ -7,6 +7,7 @@ n_tasks x horizon`` gives every task an episode per round) then fails. This samp
 runs one episode on every worker in parallel per cycle and consumes them in worker (task) order
 until the batch is full, exactly the episodes ``LocalSampler`` would have collected.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -20,8 +21,9 @@ from garage.sampler import RaySampler
 class RoundRobinRaySampler(RaySampler):
     """garage's ``RaySampler`` with ``LocalSampler``'s task-by-task collection order."""
 
-    def obtain_samples(self, itr: int, num_samples: int, agent_update: Any,
-                       env_update: Any = None) -> EpisodeBatch:
+    def obtain_samples(
+        self, itr: int, num_samples: int, agent_update: Any, env_update: Any = None
+    ) -> EpisodeBatch:
         """Episodes in worker order, one per worker per cycle, until ``num_samples`` steps.
 
         Episodes of a cycle after the one that fills the batch are discarded, as the local

@@ -4,6 +4,7 @@
 the snapshot completed and the inode of the ``params.pkl`` it describes (a kill between the two
 writes leaves a ``snapshot.json`` that no longer matches; the snapshot itself is then read).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -76,6 +77,7 @@ def snapshot_epochs(snapshot_dir: str) -> int:
     except (OSError, ValueError, KeyError, TypeError):
         pass
     import infrastructure.garage_compat  # noqa: F401  pylint: disable=C0415,W0611
+
     with open(params_path, 'rb') as file:
         saved = pickle.load(file)
     if 'epochs_done' in saved:

@@ -20,6 +20,7 @@ Beside ``params.pkl`` a small ``snapshot.json`` records how many epochs the snap
 completed, so ``run.py resume`` can check a request without unpickling the learner
 (``infrastructure/snapshot_info.py`` reads it), and the chunk files the snapshot needs.
 """
+
 from __future__ import annotations
 
 import glob
@@ -49,8 +50,10 @@ def atomic_pickle(obj: Any, path: str) -> int:
 
 def remove_stray_temporaries(snapshot_dir: str) -> list[str]:
     """Deletes the temporary files a killed save left behind; returns their paths."""
-    stray = sorted(glob.glob(os.path.join(snapshot_dir, TEMPORARY_PATTERN))
-                   + glob.glob(os.path.join(snapshot_dir, REPLAY_DIR, TEMPORARY_PATTERN)))
+    stray = sorted(
+        glob.glob(os.path.join(snapshot_dir, TEMPORARY_PATTERN))
+        + glob.glob(os.path.join(snapshot_dir, REPLAY_DIR, TEMPORARY_PATTERN))
+    )
     for path in stray:
         os.unlink(path)
     return stray
@@ -62,8 +65,9 @@ def remove_unreferenced_chunks(snapshot_dir: str, referenced: set[str]) -> list[
     directory = os.path.join(snapshot_dir, REPLAY_DIR)
     if not os.path.isdir(directory):
         return []
-    unreferenced = sorted(name for name in os.listdir(directory)
-                          if name.endswith('.npy') and name not in referenced)
+    unreferenced = sorted(
+        name for name in os.listdir(directory) if name.endswith('.npy') and name not in referenced
+    )
     for name in unreferenced:
         os.unlink(os.path.join(directory, name))
     return unreferenced
@@ -81,9 +85,13 @@ class AtomicSnapshotter(Snapshotter):
         with write_replay_chunks(self.snapshot_dir) as session:
             inode = atomic_pickle(params, os.path.join(self.snapshot_dir, PARAMS_FILE))
         remove_unreferenced_chunks(self.snapshot_dir, session.referenced)
-        info = json.dumps({'epochs_done': int(params.get('epochs_done', itr + 1)),
-                           'params_inode': inode,
-                           'replay_chunks': sorted(session.referenced)}).encode()
+        info = json.dumps(
+            {
+                'epochs_done': int(params.get('epochs_done', itr + 1)),
+                'params_inode': inode,
+                'replay_chunks': sorted(session.referenced),
+            }
+        ).encode()
         atomic_write(os.path.join(self.snapshot_dir, INFO_FILE), lambda file: file.write(info))
 
     def load(self, load_dir: str, itr: str | int = 'last') -> Any:

@@ -29,6 +29,7 @@ equality under a deterministic policy).
 visits can run alongside its first; ``n_workers w`` splits the envs over w processes, each
 stepping its share in lockstep with its own copy of the policy.
 """
+
 from __future__ import annotations
 
 import copy
@@ -96,11 +97,13 @@ class LockstepEpisode:
             step_types=np.asarray([step.step_type for step in self.env_steps], dtype=StepType),
             env_infos={key: np.asarray(values) for key, values in env_infos.items()},
             agent_infos={key: np.asarray(values) for key, values in self.agent_infos.items()},
-            lengths=np.asarray([len(self.env_steps)], dtype='i'))
+            lengths=np.asarray([len(self.env_steps)], dtype='i'),
+        )
 
 
-def _act_on_running_rows(policy: Policy, observations: np.ndarray, running: np.ndarray) -> tuple[
-        np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+def _act_on_running_rows(
+    policy: Policy, observations: np.ndarray, running: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
     """The running rows' indices, actions and agent infos for one lockstep step.
 
     A policy whose rows are independent (``rows_are_independent``: no per-row memory between
@@ -118,8 +121,12 @@ def _act_on_running_rows(policy: Policy, observations: np.ndarray, running: np.n
     return rows, actions[rows], {key: value[rows] for key, value in infos.items()}
 
 
-def run_lockstep_episodes(policy: Policy, envs: Sequence[Environment], max_episode_length: int,
-                          action_key: str | None = None) -> list[LockstepEpisode]:
+def run_lockstep_episodes(
+    policy: Policy,
+    envs: Sequence[Environment],
+    max_episode_length: int,
+    action_key: str | None = None,
+) -> list[LockstepEpisode]:
     """One episode on every env of ``envs``, all stepped together; one record per env.
 
     Each episode is recorded as garage's ``DefaultWorker.rollout`` records it: the episode ends
@@ -160,20 +167,33 @@ def run_lockstep_episodes(policy: Policy, envs: Sequence[Environment], max_episo
     for row, (_, episode_info) in enumerate(starts):
         last_observation = last_observations[row]
         assert last_observation is not None  # every row's episode ended in the loop above
-        episodes.append(LockstepEpisode(episode_info, recorded_observations[row], env_steps[row],
-                                        agent_infos[row], last_observation))
+        episodes.append(
+            LockstepEpisode(
+                episode_info,
+                recorded_observations[row],
+                env_steps[row],
+                agent_infos[row],
+                last_observation,
+            )
+        )
     return episodes
 
 
-def run_lockstep(policy: Policy, envs: Sequence[Environment],
-                 max_episode_length: int) -> list[EpisodeBatch]:
+def run_lockstep(
+    policy: Policy, envs: Sequence[Environment], max_episode_length: int
+) -> list[EpisodeBatch]:
     """``run_lockstep_episodes`` as garage batches, one per env, in the order of ``envs``."""
-    return [episode.to_batch(env.spec) for env, episode in
-            zip(envs, run_lockstep_episodes(policy, envs, max_episode_length), strict=True)]
+    return [
+        episode.to_batch(env.spec)
+        for env, episode in zip(
+            envs, run_lockstep_episodes(policy, envs, max_episode_length), strict=True
+        )
+    ]
 
 
-def plan_group(n_tasks: int, envs_per_task: int, first_visit: int, missing_steps: int,
-               max_episode_length: int) -> list[tuple[int, int]]:
+def plan_group(
+    n_tasks: int, envs_per_task: int, first_visit: int, missing_steps: int, max_episode_length: int
+) -> list[tuple[int, int]]:
     """The next group of visits: ``(visit index, env row)`` pairs, in visit order.
 
     Visit ``v`` is task ``v % n_tasks`` in cycle ``v // n_tasks``, run on that task's copy
@@ -198,15 +218,15 @@ def plan_group(n_tasks: int, envs_per_task: int, first_visit: int, missing_steps
 class _LockstepRunner:
     """Envs and a policy copy; runs groups of rows. Lives in the sampler or in a worker."""
 
-    def __init__(self, policy: Policy, envs: dict[int, Environment],
-                 max_episode_length: int) -> None:
+    def __init__(
+        self, policy: Policy, envs: dict[int, Environment], max_episode_length: int
+    ) -> None:
         self.policy = policy
         self.envs = envs
         self.max_episode_length = max_episode_length
 
     def run(self, rows: Sequence[int]) -> list[EpisodeBatch]:
-        return run_lockstep(self.policy, [self.envs[row] for row in rows],
-                            self.max_episode_length)
+        return run_lockstep(self.policy, [self.envs[row] for row in rows], self.max_episode_length)
 
     def close(self) -> None:
         for env in self.envs.values():
@@ -253,8 +273,9 @@ class _WorkerProcess:
     def __init__(self, runner: _LockstepRunner, seed: int | None) -> None:
         context = multiprocessing.get_context('spawn')
         self.connection, child = context.Pipe()
-        self.process = context.Process(target=_worker_main, daemon=True,
-                                       args=(child, pickle.dumps(runner), seed))
+        self.process = context.Process(
+            target=_worker_main, daemon=True, args=(child, pickle.dumps(runner), seed)
+        )
         self.process.start()
         child.close()
 
@@ -293,9 +314,16 @@ class VectorizedSampler(Sampler):
         seed: seed of the worker processes' generators (default: garage's global seed).
     """
 
-    def __init__(self, agent: Policy, envs: Sequence[Environment], *,
-                 max_episode_length: int, envs_per_task: int = 1, n_workers: int = 1,
-                 seed: int | None = None) -> None:
+    def __init__(
+        self,
+        agent: Policy,
+        envs: Sequence[Environment],
+        *,
+        max_episode_length: int,
+        envs_per_task: int = 1,
+        n_workers: int = 1,
+        seed: int | None = None,
+    ) -> None:
         # pylint: disable=super-init-not-called  (garage's Sampler.__init__ is deprecated)
         if envs_per_task < 1 or n_workers < 1:
             raise ValueError('envs_per_task and n_workers must be at least 1')
@@ -308,11 +336,15 @@ class VectorizedSampler(Sampler):
         self.n_workers = n_workers
         self._seed = deterministic.get_seed() if seed is None else seed
         self._policy = copy.deepcopy(agent)
-        self._envs = [env if copy_index == 0 else seeded_copy(env, copy_index * COPY_SEED_STRIDE)
-                      for copy_index in range(envs_per_task) for env in envs]
+        self._envs = [
+            env if copy_index == 0 else seeded_copy(env, copy_index * COPY_SEED_STRIDE)
+            for copy_index in range(envs_per_task)
+            for env in envs
+        ]
         # Contiguous shares of the rows, one per worker.
-        self._worker_rows = [list(rows) for rows in np.array_split(np.arange(self.n_rows),
-                                                                   n_workers)]
+        self._worker_rows = [
+            list(rows) for rows in np.array_split(np.arange(self.n_rows), n_workers)
+        ]
         self._workers: list[_WorkerProcess] | None = None
         self._local: _LockstepRunner | None = None
         self.total_env_steps = 0
@@ -321,19 +353,22 @@ class VectorizedSampler(Sampler):
         """Starts the worker processes (or the in-process runner); idempotent."""
         if self.n_workers == 1:
             if self._local is None:
-                self._local = _LockstepRunner(self._policy, dict(enumerate(self._envs)),
-                                              self.max_episode_length)
+                self._local = _LockstepRunner(
+                    self._policy, dict(enumerate(self._envs)), self.max_episode_length
+                )
             return
         if self._workers is None:
             self._workers = []
             for index, rows in enumerate(self._worker_rows):
-                runner = _LockstepRunner(self._policy, {row: self._envs[row] for row in rows},
-                                         self.max_episode_length)
+                runner = _LockstepRunner(
+                    self._policy, {row: self._envs[row] for row in rows}, self.max_episode_length
+                )
                 seed = None if self._seed is None else self._seed + WORKER_SEED_OFFSET + index
                 self._workers.append(_WorkerProcess(runner, seed))
 
-    def obtain_samples(self, itr: int, num_samples: int, agent_update: Any,
-                       env_update: Any = None) -> EpisodeBatch:
+    def obtain_samples(
+        self, itr: int, num_samples: int, agent_update: Any, env_update: Any = None
+    ) -> EpisodeBatch:
         """The local sampler's episodes for a batch of at least ``num_samples`` steps.
 
         Raises:
@@ -347,8 +382,13 @@ class VectorizedSampler(Sampler):
         episodes: list[EpisodeBatch] = []
         completed, visit = 0, 0
         while completed < num_samples:
-            group = plan_group(self.n_tasks, self.envs_per_task, visit,
-                               num_samples - completed, self.max_episode_length)
+            group = plan_group(
+                self.n_tasks,
+                self.envs_per_task,
+                visit,
+                num_samples - completed,
+                self.max_episode_length,
+            )
             for episode in self._run_group([row for _, row in group]):
                 episodes.append(episode)
                 completed += int(episode.lengths.sum())

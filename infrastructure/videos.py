@@ -8,6 +8,7 @@ task of every evaluation mode (the task policies and, for QMP, the mixture), as 
 It plays them on its own copies of the test envs, so that recording never changes the
 evaluation's episodes (docs/deviations.md).
 """
+
 from __future__ import annotations
 
 import os
@@ -47,6 +48,7 @@ class FrameRecorder:
 def resize(frame: np.ndarray, width: int, height: int) -> np.ndarray:
     """``frame`` (H, W, 3+) as an RGB image of ``height`` x ``width`` (bilinear)."""
     from PIL import Image  # pylint: disable=import-outside-toplevel  (matplotlib's dependency)
+
     image = Image.fromarray(np.ascontiguousarray(frame[..., :3]).astype(np.uint8))
     return np.asarray(image.resize((width, height), Image.Resampling.BILINEAR))
 
@@ -54,15 +56,23 @@ def resize(frame: np.ndarray, width: int, height: int) -> np.ndarray:
 def gif_bytes(frames: Sequence[np.ndarray], fps: int) -> bytes:
     """``frames`` as an animated, looping GIF (what TensorBoard shows as a video)."""
     import imageio.v3 as iio  # pylint: disable=import-outside-toplevel
+
     # Pillow's GIF writer takes the frame duration in milliseconds.
-    return iio.imwrite('<bytes>', np.stack([np.asarray(frame)[..., :3] for frame in frames]),
-                       extension='.gif', duration=1000.0 / fps, loop=0)
+    return iio.imwrite(
+        '<bytes>',
+        np.stack([np.asarray(frame)[..., :3] for frame in frames]),
+        extension='.gif',
+        duration=1000.0 / fps,
+        loop=0,
+    )
 
 
-def write_video(frames: Sequence[np.ndarray], path: str, fps: int,
-                video_format: str = 'mp4') -> str:
+def write_video(
+    frames: Sequence[np.ndarray], path: str, fps: int, video_format: str = 'mp4'
+) -> str:
     """Writes ``frames`` to ``path`` as MP4 (H.264) or GIF; returns ``path``."""
     import imageio.v2 as imageio  # pylint: disable=import-outside-toplevel
+
     if video_format not in VIDEO_FORMATS:
         raise ValueError(f'video format must be one of {VIDEO_FORMATS}, got {video_format!r}')
     if video_format == 'gif':
@@ -71,8 +81,10 @@ def write_video(frames: Sequence[np.ndarray], path: str, fps: int,
         return path
     height, width = frames[0].shape[:2]
     # H.264 needs even sizes; imageio's default resizing to multiples of 16 would blur.
-    even = [np.ascontiguousarray(frame[:height - height % 2, :width - width % 2, :3])
-            for frame in frames]
+    even = [
+        np.ascontiguousarray(frame[: height - height % 2, : width - width % 2, :3])
+        for frame in frames
+    ]
     imageio.mimwrite(path, even, fps=fps, format='FFMPEG', codec='libx264', macro_block_size=2)
     return path
 
@@ -143,9 +155,15 @@ class TrainingVideos:
         # The env copies are rebuilt after a restore: snapshots stay as small as without videos.
         return {**self.__dict__, '_envs': None}
 
-    def record(self, epoch: int, env_steps: int, modes: dict[str, Policy],
-               test_envs: Sequence[Environment], max_episode_length: int,
-               discount: float) -> list[str]:
+    def record(
+        self,
+        epoch: int,
+        env_steps: int,
+        modes: dict[str, Policy],
+        test_envs: Sequence[Environment],
+        max_episode_length: int,
+        discount: float,
+    ) -> list[str]:
         """Records every mode's episodes of every task, writes the files and logs each as a
         ``VideoRecord`` at step ``env_steps``; returns the paths written."""
         if self._envs is None:
@@ -156,15 +174,29 @@ class TrainingVideos:
         for prefix, policy in modes.items():
             mode = prefix.strip('/').replace('/', '-') or 'Evaluation'
             recorders = [FrameRecorder(env) for env in self._envs]
-            evaluate(policy, recorders, settings.episodes_per_task(len(recorders)),
-                     max_episode_length, discount)
+            evaluate(
+                policy,
+                recorders,
+                settings.episodes_per_task(len(recorders)),
+                max_episode_length,
+                discount,
+            )
             for task_id, recorder in enumerate(recorders):
-                frames = [resize(frame, settings.width, settings.height)
-                          for frame in recorder.frames]
+                frames = [
+                    resize(frame, settings.width, settings.height) for frame in recorder.frames
+                ]
                 name = f'epoch{epoch:04d}_{mode}_task{task_id}.{settings.video_format}'
-                path = write_video(frames, os.path.join(self.video_dir, name), settings.fps,
-                                   settings.video_format)
-                logger.log(VideoRecord(f'{prefix}Task{task_id}/Video', path, np.stack(frames),
-                                       settings.fps, env_steps))
+                path = write_video(
+                    frames, os.path.join(self.video_dir, name), settings.fps, settings.video_format
+                )
+                logger.log(
+                    VideoRecord(
+                        f'{prefix}Task{task_id}/Video',
+                        path,
+                        np.stack(frames),
+                        settings.fps,
+                        env_steps,
+                    )
+                )
                 paths.append(path)
         return paths

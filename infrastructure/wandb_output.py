@@ -3,6 +3,7 @@
 wandb is optional and off by default. ``WANDB_MODE=offline`` logs to a local run directory
 without a network; ``wandb sync`` uploads it later.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -25,6 +26,7 @@ class WandbOutput(LogOutput):
     def record(self, data: TabularInput | VideoRecord, prefix: str = '') -> None:
         if isinstance(data, VideoRecord):  # the release's <prefix>Task{i}/Video media
             import wandb  # pylint: disable=import-outside-toplevel  (present: the run exists)
+
             self._run.log({data.tag: wandb.Video(data.path, fps=data.fps)}, step=data.step)
             return
         values = data.as_primitive_dict
@@ -41,9 +43,15 @@ def start_wandb(config: dict[str, Any], run_name: str, log_dir: str) -> WandbOut
     try:
         import wandb  # pylint: disable=import-outside-toplevel
     except ImportError as error:
-        raise ImportError('--wandb true needs the wandb package: pip install wandb==0.31.0') \
-            from error
-    run = wandb.init(name=run_name, project=config['wandb_project'],
-                     entity=config['wandb_entity'], notes=config['notes'], config=config,
-                     dir=log_dir)
+        raise ImportError(
+            '--wandb true needs the wandb package: pip install wandb==0.31.0'
+        ) from error
+    run = wandb.init(
+        name=run_name,
+        project=config['wandb_project'],
+        entity=config['wandb_entity'],
+        notes=config['notes'],
+        config=config,
+        dir=log_dir,
+    )
     return WandbOutput(run)

@@ -5,6 +5,7 @@ logging outputs) is in ``infrastructure/``.
 The garage compatibility layer is applied first, so that every ``learning.*`` import may use
 garage on the maintained stack.
 """
+
 import infrastructure.garage_compat  # noqa: F401  (must precede any garage import)
 
 from learning import moved_modules

@@ -10,6 +10,7 @@ Every result implements ``learning/networks/contract.py`` (``for_rows``, ``propo
 ``score``), so the Q-switch mixture, the routing policy and the learners never branch on the
 architecture.
 """
+
 from __future__ import annotations
 
 from typing import Literal
@@ -20,9 +21,13 @@ from learning.networks.separate import TaskTanhGaussianPolicies, TaskTwinCritics
 Architecture = Literal['separate', 'multihead', 'shared']
 
 
-def make_policies(architecture: Architecture, n_tasks: int, state_dim: int, action_dim: int,
-                  hidden_sizes: tuple[int, ...]
-                  ) -> TaskTanhGaussianPolicies | MultiheadTanhGaussianPolicy:
+def make_policies(
+    architecture: Architecture,
+    n_tasks: int,
+    state_dim: int,
+    action_dim: int,
+    hidden_sizes: tuple[int, ...],
+) -> TaskTanhGaussianPolicies | MultiheadTanhGaussianPolicy:
     """The task actors in ``architecture``."""
     if architecture == 'separate':
         return TaskTanhGaussianPolicies(n_tasks, state_dim, action_dim, hidden_sizes)
@@ -30,12 +35,16 @@ def make_policies(architecture: Architecture, n_tasks: int, state_dim: int, acti
     return MultiheadTanhGaussianPolicy(n_tasks, n_heads, state_dim, action_dim, hidden_sizes)
 
 
-def make_critics(architecture: Architecture, n_tasks: int, state_dim: int, action_dim: int,
-                 hidden_sizes: tuple[int, ...], layer_norm: bool
-                 ) -> TaskTwinCritics | MultiheadTwinCritics:
+def make_critics(
+    architecture: Architecture,
+    n_tasks: int,
+    state_dim: int,
+    action_dim: int,
+    hidden_sizes: tuple[int, ...],
+    layer_norm: bool,
+) -> TaskTwinCritics | MultiheadTwinCritics:
     """The task twin critics in ``architecture``."""
     if architecture == 'separate':
         return TaskTwinCritics(n_tasks, state_dim, action_dim, hidden_sizes, layer_norm)
     n_heads = n_tasks if architecture == 'multihead' else 1
-    return MultiheadTwinCritics(n_tasks, n_heads, state_dim, action_dim, hidden_sizes,
-                                layer_norm)
+    return MultiheadTwinCritics(n_tasks, n_heads, state_dim, action_dim, hidden_sizes, layer_norm)

@@ -6,6 +6,7 @@ Both replay buffers (``learning/replay.py``) return numpy arrays keyed ``observa
 here, below the learners and their parts (``algorithms/``, ``data_sharing.py``), so every one
 of them imports it downward.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -35,11 +36,17 @@ class TransitionBatch:
 def as_batch(arrays: Mapping[str, np.ndarray], device: torch.device) -> TransitionBatch:
     """The replay buffers' arrays as tensors on ``device`` (rewards and terminals lose their
     trailing axis of 1)."""
-    tensors = {key: torch.as_tensor(value, device=device) for key, value in arrays.items()
-               if key in ('observations', 'actions', 'rewards', 'next_observations',
-                          'terminals', 'task_ids')}
-    return TransitionBatch(states=tensors['observations'], actions=tensors['actions'],
-                           rewards=tensors['rewards'][..., 0],
-                           next_states=tensors['next_observations'],
-                           terminals=tensors['terminals'][..., 0],
-                           task_ids=tensors.get('task_ids'))
+    tensors = {
+        key: torch.as_tensor(value, device=device)
+        for key, value in arrays.items()
+        if key
+        in ('observations', 'actions', 'rewards', 'next_observations', 'terminals', 'task_ids')
+    }
+    return TransitionBatch(
+        states=tensors['observations'],
+        actions=tensors['actions'],
+        rewards=tensors['rewards'][..., 0],
+        next_states=tensors['next_observations'],
+        terminals=tensors['terminals'][..., 0],
+        task_ids=tensors.get('task_ids'),
+    )

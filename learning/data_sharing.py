@@ -15,6 +15,7 @@ so q = 0 shares everything and q = 1 only what beats the best own transition. Th
 batch has a fixed shape, (N, B + (N−1)·m), with per-sample weights (1 for own transitions,
 1 or 0 for shared ones); losses are weighted means, which equals training on the kept set.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -31,15 +32,17 @@ from learning.replay import PerTaskReplayBuffer
 def quantile_thresholds(own_q: torch.Tensor, sharing_quantile: float) -> torch.Tensor:
     """(N,) thresholds from (N, B) own-batch Q-values, as the release computes them."""
     n_tasks, batch_size = own_q.shape
-    padded = torch.cat([torch.full((n_tasks, 1), -torch.inf, device=own_q.device),
-                        own_q.sort(dim=1).values], dim=1)
+    padded = torch.cat(
+        [torch.full((n_tasks, 1), -torch.inf, device=own_q.device), own_q.sort(dim=1).values], dim=1
+    )
     return padded[:, int(batch_size * sharing_quantile)]
 
 
 def other_task_rows(n_tasks: int) -> torch.Tensor:
     """(N, N−1) indices: row i lists every task but i, in task order."""
-    return torch.tensor([[j for j in range(n_tasks) if j != i] for i in range(n_tasks)],
-                        dtype=torch.long)
+    return torch.tensor(
+        [[j for j in range(n_tasks) if j != i] for i in range(n_tasks)], dtype=torch.long
+    )
 
 
 @dataclass(frozen=True)
@@ -70,10 +73,15 @@ class DataSharing:
         rewards = [reward_fn(raw_observations, actions) for reward_fn in self.reward_fns]
         return torch.as_tensor(np.stack(rewards), dtype=torch.float32)
 
-    def combine(self, own: TransitionBatch, pool: TransitionBatch, pool_valid: torch.Tensor,
-                own_q: torch.Tensor, pool_q: torch.Tensor,
-                pool_rewards: torch.Tensor | None = None
-                ) -> tuple[TransitionBatch, torch.Tensor, torch.Tensor]:
+    def combine(
+        self,
+        own: TransitionBatch,
+        pool: TransitionBatch,
+        pool_valid: torch.Tensor,
+        own_q: torch.Tensor,
+        pool_q: torch.Tensor,
+        pool_rewards: torch.Tensor | None = None,
+    ) -> tuple[TransitionBatch, torch.Tensor, torch.Tensor]:
         """Task i's own batch plus the other tasks' transitions it keeps.
 
         Args:
@@ -92,8 +100,7 @@ class DataSharing:
         n_tasks, m = pool.rewards.shape
         others = other_task_rows(n_tasks).to(own.rewards.device)  # (N, N-1)
         offered = pool_valid[others][:, :, None].expand(-1, -1, m)  # (N, N-1, m)
-        kept = offered & (pool_q > quantile_thresholds(own_q, self.sharing_quantile)[:, None,
-                                                                                       None])
+        kept = offered & (pool_q > quantile_thresholds(own_q, self.sharing_quantile)[:, None, None])
 
         def gather(own_values: torch.Tensor, pool_values: torch.Tensor) -> torch.Tensor:
             shared = pool_values[others].flatten(1, 2)  # (N, (N-1)·m, ...)
@@ -102,21 +109,31 @@ class DataSharing:
         if pool_rewards is None:
             shared_rewards = torch.full_like(pool_q, self.min_reward).flatten(1)
         else:
-            shared_rewards = pool_rewards.to(pool_q.device).gather(
-                1, others[:, :, None].expand(-1, -1, m)).flatten(1)
-        combined = TransitionBatch(states=gather(own.states, pool.states),
-                                   actions=gather(own.actions, pool.actions),
-                                   rewards=torch.cat([own.rewards, shared_rewards], dim=1),
-                                   next_states=gather(own.next_states, pool.next_states),
-                                   terminals=gather(own.terminals, pool.terminals))
+            shared_rewards = (
+                pool_rewards.to(pool_q.device)
+                .gather(1, others[:, :, None].expand(-1, -1, m))
+                .flatten(1)
+            )
+        combined = TransitionBatch(
+            states=gather(own.states, pool.states),
+            actions=gather(own.actions, pool.actions),
+            rewards=torch.cat([own.rewards, shared_rewards], dim=1),
+            next_states=gather(own.next_states, pool.next_states),
+            terminals=gather(own.terminals, pool.terminals),
+        )
         weights = torch.cat([torch.ones_like(own.rewards), kept.flatten(1).float()], dim=1)
         offered_count = offered.flatten(1).sum(1).float()
         share = kept.flatten(1).sum(1).float() / offered_count.clamp(min=1.0)
         return combined, weights, torch.where(offered_count > 0, share, torch.nan)
 
-    def extend(self, own: TransitionBatch, replay_buffer: PerTaskReplayBuffer,
-               has_data: np.ndarray, critics: TaskCritics, buffer_batch_size: int
-               ) -> tuple[TransitionBatch, torch.Tensor, dict[str, torch.Tensor]]:
+    def extend(
+        self,
+        own: TransitionBatch,
+        replay_buffer: PerTaskReplayBuffer,
+        has_data: np.ndarray,
+        critics: TaskCritics,
+        buffer_batch_size: int,
+    ) -> tuple[TransitionBatch, torch.Tensor, dict[str, torch.Tensor]]:
         """Each task's batch plus the other tasks' transitions it keeps (see ``combine``).
 
         Draws ``buffer_batch_size // (N−1)`` candidates from every non-empty buffer and scores
@@ -128,8 +145,9 @@ class DataSharing:
         arrays = replay_buffer.sample(m, has_data)  # row j: candidates from task j
         device = own.states.device
         pool = as_batch(arrays, device)
-        pool_rewards = (self.relabel(arrays['raw_observations'], arrays['actions'])
-                        if self.supervised else None)
+        pool_rewards = (
+            self.relabel(arrays['raw_observations'], arrays['actions']) if self.supervised else None
+        )
         with torch.no_grad():
             own_q = critics.for_rows(EACH_TASK, own.states, own.actions)[0]
             # Every critic i on every candidate row j, then row i keeps its others (N, N-1, m).
@@ -138,7 +156,7 @@ class DataSharing:
             all_q = critics.for_rows(EACH_TASK, states, actions)[0].view(n, n, m)
             others = other_task_rows(n).to(all_q.device)
             pool_q = all_q.gather(1, others[:, :, None].expand(-1, -1, m))
-        combined, weights, share = self.combine(own, pool, torch.as_tensor(has_data,
-                                                                           device=device),
-                                                own_q, pool_q, pool_rewards)
+        combined, weights, share = self.combine(
+            own, pool, torch.as_tensor(has_data, device=device), own_q, pool_q, pool_rewards
+        )
         return combined, weights, {'SharedDataShare': share}

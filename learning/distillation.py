@@ -7,6 +7,7 @@ policy starts as a copy of policy 0, and it and its Adam live as long as the lea
 release built them once, in its constructor): every distillation continues from the previous
 one.
 """
+
 from __future__ import annotations
 
 import torch
@@ -17,8 +18,9 @@ from learning.optim import move_optimizer_state
 from learning.replay import PerTaskReplayBuffer
 
 
-def distillation_sample_size(sampling_type: SamplingType, buffer_batch_size: int,
-                             n_tasks: int) -> int:
+def distillation_sample_size(
+    sampling_type: SamplingType, buffer_batch_size: int, n_tasks: int
+) -> int:
     """(state, action) pairs drawn from each buffer per distillation step.
 
     The release drew them with its buffer's "all tasks" sampler, whose per-buffer count follows
@@ -36,13 +38,19 @@ def distillation_sample_size(sampling_type: SamplingType, buffer_batch_size: int
     return max(count, 1)
 
 
-def single_policy_copy(policies: TaskTanhGaussianPolicies, task_id: int
-                       ) -> TaskTanhGaussianPolicies:
+def single_policy_copy(
+    policies: TaskTanhGaussianPolicies, task_id: int
+) -> TaskTanhGaussianPolicies:
     """A one-policy ``TaskTanhGaussianPolicies`` holding a copy of policy ``task_id``."""
-    copy_ = TaskTanhGaussianPolicies(1, policies.state_dim, policies.action_dim,
-                                     policies.hidden_sizes)
-    copy_.load_state_dict({key: value[task_id:task_id + 1].detach().clone()
-                           for key, value in policies.state_dict().items()})
+    copy_ = TaskTanhGaussianPolicies(
+        1, policies.state_dim, policies.action_dim, policies.hidden_sizes
+    )
+    copy_.load_state_dict(
+        {
+            key: value[task_id : task_id + 1].detach().clone()
+            for key, value in policies.state_dict().items()
+        }
+    )
     return copy_.to(next(policies.parameters()).device)
 
 
@@ -58,8 +66,14 @@ class Distillation:
         lr: the central policy's learning rate.
     """
 
-    def __init__(self, policies: TaskTanhGaussianPolicies, period: int, n_epochs: int,
-                 sample_size: int, lr: float) -> None:
+    def __init__(
+        self,
+        policies: TaskTanhGaussianPolicies,
+        period: int,
+        n_epochs: int,
+        sample_size: int,
+        lr: float,
+    ) -> None:
         self.period = period
         self.n_epochs = n_epochs
         self.sample_size = sample_size
@@ -69,8 +83,9 @@ class Distillation:
     def due(self, epoch: int) -> bool:
         return epoch > 0 and epoch % self.period == 0
 
-    def distill(self, policies: TaskTanhGaussianPolicies,
-                replay_buffer: PerTaskReplayBuffer) -> None:
+    def distill(
+        self, policies: TaskTanhGaussianPolicies, replay_buffer: PerTaskReplayBuffer
+    ) -> None:
         """Fits the central policy to every task's stored (state, action) pairs, then copies it
         into all task policies."""
         has_data = replay_buffer.sizes() > 0
@@ -88,8 +103,9 @@ class Distillation:
             (-log_likelihood.mean()).backward()
             self.central_optimizer.step()
         with torch.no_grad():
-            for target, source in zip(policies.parameters(), self.central_policy.parameters(),
-                                      strict=True):
+            for target, source in zip(
+                policies.parameters(), self.central_policy.parameters(), strict=True
+            ):
                 target.copy_(source.expand_as(target))
 
     def to(self, device: torch.device | str) -> None:

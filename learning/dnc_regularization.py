@@ -11,6 +11,7 @@ batch), ``j`` (task j's batch), ``i+j`` (half of each).
 All pairs are computed at once: every policy is evaluated on every task row's states, giving
 D[k, i, j], the divergence of π_i from π_j on row k's states.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -29,22 +30,23 @@ def coefficient_matrix(kl_coeff: Sequence[float], n_tasks: int) -> torch.Tensor:
     towards policy j. The diagonal is unused (a policy is not pulled towards itself)."""
     if len(kl_coeff) == 1:
         beta = torch.full((n_tasks, n_tasks), float(kl_coeff[0]))
-    elif len(kl_coeff) == n_tasks ** 2:
+    elif len(kl_coeff) == n_tasks**2:
         beta = torch.tensor(list(kl_coeff), dtype=torch.float32).view(n_tasks, n_tasks)
     else:
-        raise ValueError(f'kl_coeff needs 1 or {n_tasks ** 2} values, got {len(kl_coeff)}')
+        raise ValueError(f'kl_coeff needs 1 or {n_tasks**2} values, got {len(kl_coeff)}')
     return beta.fill_diagonal_(0.0)
 
 
-def gaussian_kl(mean_p: torch.Tensor, std_p: torch.Tensor, mean_q: torch.Tensor,
-                std_q: torch.Tensor) -> torch.Tensor:
+def gaussian_kl(
+    mean_p: torch.Tensor, std_p: torch.Tensor, mean_q: torch.Tensor, std_q: torch.Tensor
+) -> torch.Tensor:
     """KL(N(mean_p, std_p²) ‖ N(mean_q, std_q²)) per dimension (closed form)."""
-    return (torch.log(std_q / std_p) + (std_p ** 2 + (mean_p - mean_q) ** 2) / (2 * std_q ** 2)
-            - 0.5)
+    return torch.log(std_q / std_p) + (std_p**2 + (mean_p - mean_q) ** 2) / (2 * std_q**2) - 0.5
 
 
-def pairwise_divergences(policies: TaskTanhGaussianPolicies, states: torch.Tensor,
-                         representation: bool) -> torch.Tensor:
+def pairwise_divergences(
+    policies: TaskTanhGaussianPolicies, states: torch.Tensor, representation: bool
+) -> torch.Tensor:
     """D (R, N, N): D[k, i, j] = mean over row k's states of KL(π_j ‖ π_i) (or the hidden-layer
     MSE), averaged over dimensions, with π_j detached. ``states`` is (R, M, S)."""
     rows, m, _ = states.shape
@@ -56,14 +58,19 @@ def pairwise_divergences(policies: TaskTanhGaussianPolicies, states: torch.Tenso
         mean, std = policies.gaussian(flat)
         mean = mean.view(policies.n_tasks, rows, m, -1)
         std = std.view(policies.n_tasks, rows, m, -1)
-        per_dim = gaussian_kl(mean[None].detach(), std[None].detach(), mean[:, None],
-                              std[:, None])  # (P_i, P_j, R, M, A): KL(pi_j || pi_i)
+        per_dim = gaussian_kl(
+            mean[None].detach(), std[None].detach(), mean[:, None], std[:, None]
+        )  # (P_i, P_j, R, M, A): KL(pi_j || pi_i)
     return per_dim.mean(dim=(-1, -2)).permute(2, 0, 1)  # (R, P_i, P_j)
 
 
-def dnc_divergences(policies: TaskTanhGaussianPolicies, states: torch.Tensor,
-                    has_data: torch.Tensor, sampling_type: SamplingType,
-                    representation: bool) -> tuple[torch.Tensor, torch.Tensor]:
+def dnc_divergences(
+    policies: TaskTanhGaussianPolicies,
+    states: torch.Tensor,
+    has_data: torch.Tensor,
+    sampling_type: SamplingType,
+    representation: bool,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(N, N) divergences of π_i from π_j on the states ``sampling_type`` picks, and (N, N)
     which pairs are defined (both tasks' buffers had data).
 
@@ -74,24 +81,30 @@ def dnc_divergences(policies: TaskTanhGaussianPolicies, states: torch.Tensor,
     n_tasks, batch_size, _ = states.shape
     defined = has_data[:, None] & has_data[None, :]
     if sampling_type == 'all':
-        per_row = pairwise_divergences(policies, states[:, :max(batch_size // n_tasks, 1)],
-                                       representation)
+        per_row = pairwise_divergences(
+            policies, states[:, : max(batch_size // n_tasks, 1)], representation
+        )
         weights = has_data.float()[:, None, None]
         divergence = (per_row * weights).sum(0) / weights.sum().clamp(min=1.0)
     elif sampling_type == 'i+j':
-        per_row = pairwise_divergences(policies, states[:, :max(batch_size // 2, 1)],
-                                       representation)
+        per_row = pairwise_divergences(
+            policies, states[:, : max(batch_size // 2, 1)], representation
+        )
         own, other = per_row.diagonal(dim1=0, dim2=1).T, per_row.diagonal(dim1=0, dim2=2)
         divergence = (own + other) / 2  # own[i, j] = D[i, i, j]; other[i, j] = D[j, i, j]
     else:
         per_row = pairwise_divergences(policies, states, representation)
-        divergence = (per_row.diagonal(dim1=0, dim2=1).T if sampling_type == 'i'
-                      else per_row.diagonal(dim1=0, dim2=2))
+        divergence = (
+            per_row.diagonal(dim1=0, dim2=1).T
+            if sampling_type == 'i'
+            else per_row.diagonal(dim1=0, dim2=2)
+        )
     return divergence, defined
 
 
-def dnc_penalty(divergence: torch.Tensor, defined: torch.Tensor,
-                beta: torch.Tensor) -> torch.Tensor:
+def dnc_penalty(
+    divergence: torch.Tensor, defined: torch.Tensor, beta: torch.Tensor
+) -> torch.Tensor:
     """(N,) Σ_{j≠i} β_ij · D_ij over the defined pairs."""
     return (beta * torch.where(defined, divergence, torch.zeros_like(divergence))).sum(1)
 
@@ -107,15 +120,21 @@ class DnCPenalty:
 
     stat_keys = ('PolicyKL', 'PolicyKLPenalty')
 
-    def __init__(self, beta: torch.Tensor, sampling_type: SamplingType,
-                 representation: bool) -> None:
+    def __init__(
+        self, beta: torch.Tensor, sampling_type: SamplingType, representation: bool
+    ) -> None:
         self.beta = beta
         self.sampling_type = sampling_type
         self.representation = representation
 
     @classmethod
-    def from_flags(cls, kl_coeff: Sequence[float], n_tasks: int, sampling_type: SamplingType,
-                   representation: bool) -> DnCPenalty | None:
+    def from_flags(
+        cls,
+        kl_coeff: Sequence[float],
+        n_tasks: int,
+        sampling_type: SamplingType,
+        representation: bool,
+    ) -> DnCPenalty | None:
         """The penalty ``--kl_coeff`` asks for, or None when every coefficient is zero (plain
         separated SAC)."""
         beta = coefficient_matrix(kl_coeff, n_tasks)
@@ -123,13 +142,15 @@ class DnCPenalty:
             return None
         return cls(beta, sampling_type, representation)
 
-    def __call__(self, policies: TaskTanhGaussianPolicies, states: torch.Tensor,
-                 has_data: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def __call__(
+        self, policies: TaskTanhGaussianPolicies, states: torch.Tensor, has_data: torch.Tensor
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """(N,) penalties of the actor losses on (N, B, S) ``states`` (row k from task k's
         buffer), and their statistics: each policy's mean divergence from the others
         (``PolicyKL``) and its penalty (``PolicyKLPenalty``)."""
-        divergence, defined = dnc_divergences(policies, states, has_data, self.sampling_type,
-                                              self.representation)
+        divergence, defined = dnc_divergences(
+            policies, states, has_data, self.sampling_type, self.representation
+        )
         penalty = dnc_penalty(divergence, defined, self.beta.to(divergence.device))
         n_tasks = divergence.shape[0]
         off_diagonal = defined & ~torch.eye(n_tasks, dtype=torch.bool, device=defined.device)

@@ -7,6 +7,7 @@ the plumbing moved out of ``learning/`` name, e.g., ``learning.vectorized_sample
 path (the same module object, so the classes are identical); nothing imports these names in the
 code, and no file is kept at the old paths.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -16,9 +17,23 @@ import sys
 from collections.abc import Sequence
 from types import ModuleType
 
-MOVED: dict[str, str] = {f'learning.{name}': f'infrastructure.{name}' for name in (
-    'evaluation', 'garage_compat', 'logging_utils', 'metrics', 'plotting', 'run_lifecycle',
-    'samplers', 'snapshot_info', 'snapshots', 'vectorized_sampler', 'videos', 'wandb_output')}
+MOVED: dict[str, str] = {
+    f'learning.{name}': f'infrastructure.{name}'
+    for name in (
+        'evaluation',
+        'garage_compat',
+        'logging_utils',
+        'metrics',
+        'plotting',
+        'run_lifecycle',
+        'samplers',
+        'snapshot_info',
+        'snapshots',
+        'vectorized_sampler',
+        'videos',
+        'wandb_output',
+    )
+}
 
 
 class _Alias(importlib.abc.Loader):
@@ -35,8 +50,9 @@ class _Alias(importlib.abc.Loader):
 class MovedModuleFinder(importlib.abc.MetaPathFinder):
     """Resolves ``MOVED``'s old names to their new modules."""
 
-    def find_spec(self, fullname: str, path: Sequence[str] | None,
-                  target: ModuleType | None = None) -> importlib.machinery.ModuleSpec | None:
+    def find_spec(
+        self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
+    ) -> importlib.machinery.ModuleSpec | None:
         if fullname not in MOVED:
             return None
         return importlib.machinery.ModuleSpec(fullname, _Alias(MOVED[fullname]))

@@ -14,6 +14,7 @@ only: every element is read and written once, instead of a dozen whole-tensor pa
 parameter, and an inactive task's slices are not touched at all. Each slice has its own step
 count, so bias correction is per task.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -37,21 +38,31 @@ class TaskAdam:
             ``torch.optim.Adam``'s: a parameter without a gradient does not advance.
     """
 
-    def __init__(self, params: Iterable[torch.nn.Parameter], n_tasks: int, lr: float,
-                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8) -> None:
+    def __init__(
+        self,
+        params: Iterable[torch.nn.Parameter],
+        n_tasks: int,
+        lr: float,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+    ) -> None:
         self.params = list(params)
         for param in self.params:
             if param.dim() == 0 or param.shape[0] != n_tasks:
-                raise ValueError(f'parameter of shape {tuple(param.shape)} has no leading '
-                                 f'task axis of size {n_tasks}')
+                raise ValueError(
+                    f'parameter of shape {tuple(param.shape)} has no leading '
+                    f'task axis of size {n_tasks}'
+                )
         self.n_tasks = n_tasks
         self.lr = lr
         self.betas = betas
         self.eps = eps
-        self.exp_avg = [torch.zeros_like(p, memory_format=torch.contiguous_format)
-                        for p in self.params]
-        self.exp_avg_sq = [torch.zeros_like(p, memory_format=torch.contiguous_format)
-                           for p in self.params]
+        self.exp_avg = [
+            torch.zeros_like(p, memory_format=torch.contiguous_format) for p in self.params
+        ]
+        self.exp_avg_sq = [
+            torch.zeros_like(p, memory_format=torch.contiguous_format) for p in self.params
+        ]
         # Per parameter and task, like torch.optim.Adam, which skips a parameter without grad.
         self.steps = [torch.zeros(n_tasks, dtype=torch.float64) for _ in self.params]
 
@@ -67,8 +78,9 @@ class TaskAdam:
             return
         every_task = len(task_ids) == self.n_tasks
         groups: dict[tuple[torch.device, torch.dtype], tuple[list, ...]] = {}
-        for param, exp_avg, exp_avg_sq, steps in zip(self.params, self.exp_avg,
-                                                     self.exp_avg_sq, self.steps, strict=True):
+        for param, exp_avg, exp_avg_sq, steps in zip(
+            self.params, self.exp_avg, self.exp_avg_sq, self.steps, strict=True
+        ):
             if param.grad is None:
                 continue
             grad = param.grad if param.grad.is_contiguous() else param.grad.contiguous()
@@ -76,8 +88,13 @@ class TaskAdam:
                 steps += 1.0
             else:
                 steps[task_ids] += 1.0
-            slices = (param.unbind(0), grad.unbind(0), exp_avg.unbind(0),
-                      exp_avg_sq.unbind(0), steps.unbind(0))
+            slices = (
+                param.unbind(0),
+                grad.unbind(0),
+                exp_avg.unbind(0),
+                exp_avg_sq.unbind(0),
+                steps.unbind(0),
+            )
             lists = groups.setdefault((param.device, param.dtype), ([], [], [], [], []))
             for collected, per_task in zip(lists, slices, strict=True):
                 collected.extend(per_task if every_task else [per_task[t] for t in task_ids])
@@ -87,9 +104,20 @@ class TaskAdam:
             # One fused pass over every active slice: the update of torch.optim.Adam with its
             # own step count per slice (the counts were advanced above).
             torch._fused_adam_(  # pylint: disable=protected-access
-                params, grads, exp_avgs, exp_avg_sqs, [], step_counts, amsgrad=False, lr=self.lr,
-                beta1=self.betas[0], beta2=self.betas[1], weight_decay=0.0, eps=self.eps,
-                maximize=False)
+                params,
+                grads,
+                exp_avgs,
+                exp_avg_sqs,
+                [],
+                step_counts,
+                amsgrad=False,
+                lr=self.lr,
+                beta1=self.betas[0],
+                beta2=self.betas[1],
+                weight_decay=0.0,
+                eps=self.eps,
+                maximize=False,
+            )
 
     def to(self, device: torch.device | str) -> TaskAdam:
         """Moves the moment estimates next to their parameters (after the module moved)."""
@@ -98,8 +126,9 @@ class TaskAdam:
         return self
 
 
-def move_optimizer_state(optimizer: TaskAdam | torch.optim.Optimizer,
-                         device: torch.device | str) -> None:
+def move_optimizer_state(
+    optimizer: TaskAdam | torch.optim.Optimizer, device: torch.device | str
+) -> None:
     """Moves an optimizer's moment estimates next to its (already moved) parameters."""
     if isinstance(optimizer, TaskAdam):
         optimizer.to(device)

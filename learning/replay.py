@@ -23,6 +23,7 @@ first ever added) lives in row ``g % capacity``, a new episode overwrites the ol
 from numpy's global generator, so the same seed selects the same transitions as the
 ``PathBuffer``-based buffers did (``tests/test_replay.py`` checks this against ``PathBuffer``).
 """
+
 from __future__ import annotations
 
 import functools
@@ -68,8 +69,14 @@ class TransitionRings:
         with_task_ids: also store each row's task id (for a ring shared by several tasks).
     """
 
-    def __init__(self, n_rings: int, capacity: int, state_dim: int, action_dim: int,
-                 with_task_ids: bool = False) -> None:
+    def __init__(
+        self,
+        n_rings: int,
+        capacity: int,
+        state_dim: int,
+        action_dim: int,
+        with_task_ids: bool = False,
+    ) -> None:
         if capacity < 1:
             raise ValueError(f'replay capacity must be at least 1, got {capacity}')
         self.n_rings = n_rings
@@ -100,13 +107,18 @@ class TransitionRings:
         self.terminals: np.ndarray = np.zeros((r, rows), np.uint8)
         # -1: not an episode's last step
         self.final_ids: np.ndarray = np.full((r, rows), -1, np.int32)
-        self.task_ids: np.ndarray | None = (np.zeros((r, rows), np.int16)
-                                            if self.with_task_ids else None)
+        self.task_ids: np.ndarray | None = (
+            np.zeros((r, rows), np.int16) if self.with_task_ids else None
+        )
 
     def _row_arrays(self) -> dict[str, np.ndarray]:
         arrays: dict[str, np.ndarray] = {
-            'states': self.states, 'actions': self.actions, 'rewards': self.rewards,
-            'terminals': self.terminals, 'final_ids': self.final_ids}
+            'states': self.states,
+            'actions': self.actions,
+            'rewards': self.rewards,
+            'terminals': self.terminals,
+            'final_ids': self.final_ids,
+        }
         if self.task_ids is not None:
             arrays['task_ids'] = self.task_ids
         return arrays
@@ -143,8 +155,14 @@ class TransitionRings:
     @property
     def nbytes(self) -> int:
         """Bytes held by every array of the store (allocated, filled or not)."""
-        arrays = [*self._row_arrays().values(), self.finals, self.final_rows, self.added,
-                  self.finals_added, self.first_live_final]
+        arrays = [
+            *self._row_arrays().values(),
+            self.finals,
+            self.final_rows,
+            self.added,
+            self.finals_added,
+            self.first_live_final,
+        ]
         return int(sum(array.nbytes for array in arrays))
 
     def sizes(self) -> np.ndarray:
@@ -152,9 +170,16 @@ class TransitionRings:
         return np.minimum(self.added, self.capacity)
 
     # ------------------------------------------------------------------ writing
-    def add(self, ring: int, states: np.ndarray, actions: np.ndarray, rewards: np.ndarray,
-            terminals: np.ndarray, final_state: np.ndarray,
-            task_ids: np.ndarray | None = None) -> None:
+    def add(
+        self,
+        ring: int,
+        states: np.ndarray,
+        actions: np.ndarray,
+        rewards: np.ndarray,
+        terminals: np.ndarray,
+        final_state: np.ndarray,
+        task_ids: np.ndarray | None = None,
+    ) -> None:
         """Appends one episode (L steps) to ``ring``, evicting its oldest transitions.
 
         ``final_state`` is the observation after the last step: the last step's next state.
@@ -162,8 +187,10 @@ class TransitionRings:
         self._require_rows()
         length = len(states)
         if length > self.capacity:
-            raise ValueError(f'an episode of {length} steps does not fit in a replay buffer of '
-                             f'{self.capacity} transitions')
+            raise ValueError(
+                f'an episode of {length} steps does not fit in a replay buffer of '
+                f'{self.capacity} transitions'
+            )
         if self.task_ids is not None and task_ids is None:
             raise ValueError('this replay store keeps a task id per row; add() needs task_ids')
         if length == 0:
@@ -173,24 +200,31 @@ class TransitionRings:
         if self.allocated_rows < min(self.capacity, end_global):
             self._grow_rows(min(self.capacity, end_global))
         final_id = self._add_final(ring, final_state, end_global)
-        values = {'states': states, 'actions': actions, 'rewards': rewards,
-                  'terminals': terminals, 'final_ids': np.full(length, -1, np.int32)}
+        values = {
+            'states': states,
+            'actions': actions,
+            'rewards': rewards,
+            'terminals': terminals,
+            'final_ids': np.full(length, -1, np.int32),
+        }
         values['final_ids'][-1] = final_id
         if task_ids is not None and self.task_ids is not None:
             values['task_ids'] = task_ids
         start = start_global % self.capacity
         first = min(length, self.capacity - start)
         for key, array in self._row_arrays().items():
-            array[ring, start:start + first] = values[key][:first]
-            array[ring, :length - first] = values[key][first:]
+            array[ring, start : start + first] = values[key][:first]
+            array[ring, : length - first] = values[key][first:]
         self.added[ring] = end_global
 
     def _add_final(self, ring: int, final_state: np.ndarray, end_global: int) -> int:
         """Stores an episode's final observation; frees those whose last step is evicted."""
         oldest_live_row = end_global - self.capacity
         slots = self.finals.shape[1]
-        while (self.first_live_final[ring] < self.finals_added[ring]
-               and self.final_rows[ring, self.first_live_final[ring] % slots] < oldest_live_row):
+        while (
+            self.first_live_final[ring] < self.finals_added[ring]
+            and self.final_rows[ring, self.first_live_final[ring] % slots] < oldest_live_row
+        ):
             self.first_live_final[ring] += 1
         if self.finals_added[ring] - self.first_live_final[ring] >= slots:
             self._grow_finals()
@@ -224,12 +258,16 @@ class TransitionRings:
         final_ids = self.final_ids[ring_index, rows]
         last = final_ids >= 0
         if last.any():
-            next_states[last] = self.finals[ring_index[last],
-                                            final_ids[last] % self.finals.shape[1]]
-        batch = {'states': self.states[ring_index, rows], 'next_states': next_states,
-                 'actions': self.actions[ring_index, rows],
-                 'rewards': self.rewards[ring_index, rows][..., None],
-                 'terminals': self.terminals[ring_index, rows][..., None].astype(np.float32)}
+            next_states[last] = self.finals[
+                ring_index[last], final_ids[last] % self.finals.shape[1]
+            ]
+        batch = {
+            'states': self.states[ring_index, rows],
+            'next_states': next_states,
+            'actions': self.actions[ring_index, rows],
+            'rewards': self.rewards[ring_index, rows][..., None],
+            'terminals': self.terminals[ring_index, rows][..., None].astype(np.float32),
+        }
         if self.task_ids is not None:
             batch['task_ids'] = self.task_ids[ring_index, rows].astype(np.int64)
         return batch
@@ -239,7 +277,8 @@ class TransitionRings:
         if not self.rows_loaded:
             raise ReplaySnapshotError(
                 'this replay store was unpickled without its chunks; load the snapshot with '
-                'infrastructure.snapshots.AtomicSnapshotter.load to train on it')
+                'infrastructure.snapshots.AtomicSnapshotter.load to train on it'
+            )
 
     def __getstate__(self) -> dict:
         """Only the rows that hold transitions (the ring's allocated tail is zeros); inside
@@ -257,8 +296,9 @@ class TransitionRings:
     def _live_ranges(self, ranges: np.ndarray) -> np.ndarray:
         """(R, 2) ``[first, end)`` global rows of ``ranges`` not overwritten since."""
         oldest = np.maximum(self.added - self.capacity, 0)
-        return np.stack([np.maximum(ranges[:, 0], oldest),
-                         np.maximum(ranges[:, 1], oldest)], axis=1)
+        return np.stack(
+            [np.maximum(ranges[:, 0], oldest), np.maximum(ranges[:, 1], oldest)], axis=1
+        )
 
     def _chunked_state(self, session: ChunkWriteSession) -> dict:
         """Writes the rows added since the last snapshot as one chunk (one ``.npy`` per row
@@ -271,13 +311,18 @@ class TransitionRings:
         """
         self._require_rows()
         if self.store_id in session.store_ids:
-            raise ReplaySnapshotError('two replay stores share one store id (a deep copy?); '
-                                      'their chunks would overwrite each other')
+            raise ReplaySnapshotError(
+                'two replay stores share one store id (a deep copy?); '
+                'their chunks would overwrite each other'
+            )
         session.store_ids.add(self.store_id)
         first = np.maximum(self.rows_in_chunks, self.added - self.capacity)
         new = np.stack([first, self.added], axis=1)
-        chunks = [chunk for chunk in self.chunks
-                  if np.any(np.diff(self._live_ranges(np.asarray(chunk['ranges'])), axis=1) > 0)]
+        chunks = [
+            chunk
+            for chunk in self.chunks
+            if np.any(np.diff(self._live_ranges(np.asarray(chunk['ranges'])), axis=1) > 0)
+        ]
         if np.any(new[:, 1] > new[:, 0]):
             directory = os.path.join(session.directory, REPLAY_DIR)
             os.makedirs(directory, exist_ok=True)
@@ -285,18 +330,26 @@ class TransitionRings:
             for key in ROW_FIELDS:
                 if key not in arrays:
                     continue
-                rows = np.concatenate([arrays[key][ring, np.arange(start, end) % self.capacity]
-                                       for ring, (start, end) in enumerate(new)])
-                atomic_write(os.path.join(directory,
-                                          chunk_file_name(self.store_id, self.next_chunk, key)),
-                             functools.partial(np.save, arr=rows, allow_pickle=False))
+                rows = np.concatenate(
+                    [
+                        arrays[key][ring, np.arange(start, end) % self.capacity]
+                        for ring, (start, end) in enumerate(new)
+                    ]
+                )
+                atomic_write(
+                    os.path.join(directory, chunk_file_name(self.store_id, self.next_chunk, key)),
+                    functools.partial(np.save, arr=rows, allow_pickle=False),
+                )
             chunks.append({'sequence': self.next_chunk, 'ranges': new.tolist()})
             self.next_chunk += 1
         self.chunks = chunks
         self.rows_in_chunks = self.added.copy()
         fields = [key for key in ROW_FIELDS if key in self._row_arrays()]
-        session.referenced.update(chunk_file_name(self.store_id, chunk['sequence'], key)
-                                  for chunk in chunks for key in fields)
+        session.referenced.update(
+            chunk_file_name(self.store_id, chunk['sequence'], key)
+            for chunk in chunks
+            for key in fields
+        )
         state = self.__dict__.copy()
         for key in fields:
             state[key] = None
@@ -333,26 +386,35 @@ class TransitionRings:
                 try:
                     rows = np.load(os.path.join(directory, name), allow_pickle=False)
                 except (OSError, ValueError) as error:
-                    raise ReplaySnapshotError(f'replay chunk {name} is missing or unreadable '
-                                              f'({error}): the snapshot is incomplete') from None
+                    raise ReplaySnapshotError(
+                        f'replay chunk {name} is missing or unreadable '
+                        f'({error}): the snapshot is incomplete'
+                    ) from None
                 if len(rows) != offsets[-1] or rows.shape[1:] != array.shape[2:]:
-                    raise ReplaySnapshotError(f'replay chunk {name} holds {rows.shape}, not the '
-                                              f'{int(offsets[-1])} rows its manifest names')
+                    raise ReplaySnapshotError(
+                        f'replay chunk {name} holds {rows.shape}, not the '
+                        f'{int(offsets[-1])} rows its manifest names'
+                    )
                 for ring, (start, end) in enumerate(live):
                     skip = start - ranges[ring, 0]
-                    array[ring, np.arange(start, end) % self.capacity] = \
-                        rows[offsets[ring] + skip:offsets[ring + 1]]
+                    array[ring, np.arange(start, end) % self.capacity] = rows[
+                        offsets[ring] + skip : offsets[ring + 1]
+                    ]
             covered += live[:, 1] - live[:, 0]
         if np.any(covered != self.sizes()):
-            raise ReplaySnapshotError(f'the replay chunks hold {covered.tolist()} rows per ring, '
-                                      f'the snapshot stores {self.sizes().tolist()}')
+            raise ReplaySnapshotError(
+                f'the replay chunks hold {covered.tolist()} rows per ring, '
+                f'the snapshot stores {self.sizes().tolist()}'
+            )
 
 
 def _episode_slices(episodes: EpisodeBatch) -> list[tuple[int, slice]]:
     """(episode index, its step slice) for every episode of the batch."""
     ends = np.cumsum(episodes.lengths)
-    return [(index, slice(int(end - length), int(end)))
-            for index, (end, length) in enumerate(zip(ends, episodes.lengths, strict=True))]
+    return [
+        (index, slice(int(end - length), int(end)))
+        for index, (end, length) in enumerate(zip(ends, episodes.lengths, strict=True))
+    ]
 
 
 def _task_of(task_ids: np.ndarray, steps: slice) -> int:
@@ -369,25 +431,27 @@ def _check_one_hot(observations: np.ndarray, n_tasks: int, task_id: int) -> None
     expected = np.zeros(n_tasks, observations.dtype)
     expected[task_id] = 1
     if not np.all(one_hot == expected):
-        raise ValueError(f'observations of task {task_id} do not end with its one-hot; the '
-                         f'replay buffer rebuilds the one-hot from the task id')
+        raise ValueError(
+            f'observations of task {task_id} do not end with its one-hot; the '
+            f'replay buffer rebuilds the one-hot from the task id'
+        )
 
 
 def _with_one_hot(states: np.ndarray, task_ids: np.ndarray, n_tasks: int) -> np.ndarray:
     """The raw observations ``[states, one_hot(task_ids)]``."""
     # Annotated: numpy's stubs give np.zeros of a tuple[Any, ...] shape a 0-d type.
     out: np.ndarray = np.zeros(states.shape[:-1] + (states.shape[-1] + n_tasks,), np.float32)
-    out[..., :states.shape[-1]] = states
+    out[..., : states.shape[-1]] = states
     flat = out.reshape(-1, out.shape[-1])
     flat[np.arange(len(flat)), states.shape[-1] + task_ids.reshape(-1)] = 1.0
     return out
 
 
-def _network_input(split: ObservationSplitter, states: np.ndarray,
-                   task_ids: np.ndarray) -> np.ndarray:
+def _network_input(
+    split: ObservationSplitter, states: np.ndarray, task_ids: np.ndarray
+) -> np.ndarray:
     """What ``split_observation`` (the policies' rule) makes of ``[states, one_hot(task_ids)]``."""
-    return split(_with_one_hot(states, task_ids, split.n_tasks))[0].astype(np.float32,
-                                                                           copy=False)
+    return split(_with_one_hot(states, task_ids, split.n_tasks))[0].astype(np.float32, copy=False)
 
 
 @dataclass(frozen=True)
@@ -401,14 +465,19 @@ class _EpisodeRows:
     terminals: np.ndarray
     final_state: np.ndarray
 
-    def add_to(self, rings: TransitionRings, ring: int,
-               task_ids: np.ndarray | None = None) -> None:
-        rings.add(ring, self.states, self.actions, self.rewards, self.terminals,
-                  self.final_state, task_ids)
+    def add_to(self, rings: TransitionRings, ring: int, task_ids: np.ndarray | None = None) -> None:
+        rings.add(
+            ring,
+            self.states,
+            self.actions,
+            self.rewards,
+            self.terminals,
+            self.final_state,
+            task_ids,
+        )
 
 
-def _episode_rows(episodes: EpisodeBatch, index: int, steps: slice,
-                  n_tasks: int) -> _EpisodeRows:
+def _episode_rows(episodes: EpisodeBatch, index: int, steps: slice, n_tasks: int) -> _EpisodeRows:
     """Episode ``index`` (``steps``) of ``episodes`` as stored rows: the one place where a
     transition's task id is decided (its env's ``task_id``, which the observations' one-hot
     must agree with) and the one-hot is cut off."""
@@ -417,12 +486,14 @@ def _episode_rows(episodes: EpisodeBatch, index: int, steps: slice,
     last_observation = episodes.last_observations[index]
     _check_one_hot(observations, n_tasks, task_id)
     _check_one_hot(last_observation, n_tasks, task_id)
-    return _EpisodeRows(task_id=task_id, states=observations[:, :-n_tasks].astype(np.float32),
-                        actions=episodes.actions[steps].astype(np.float32),
-                        rewards=episodes.rewards[steps].astype(np.float32),
-                        terminals=(episodes.step_types[steps] == StepType.TERMINAL
-                                   ).astype(np.uint8),
-                        final_state=last_observation[:-n_tasks])
+    return _EpisodeRows(
+        task_id=task_id,
+        states=observations[:, :-n_tasks].astype(np.float32),
+        actions=episodes.actions[steps].astype(np.float32),
+        rewards=episodes.rewards[steps].astype(np.float32),
+        terminals=(episodes.step_types[steps] == StepType.TERMINAL).astype(np.uint8),
+        final_state=last_observation[:-n_tasks],
+    )
 
 
 class PerTaskReplayBuffer:
@@ -435,9 +506,13 @@ class PerTaskReplayBuffer:
     observations costs no memory.
     """
 
-    def __init__(self, n_tasks: int, capacity_per_task: int,
-                 split_observation: ObservationSplitter, keep_raw_observations: bool = False
-                 ) -> None:
+    def __init__(
+        self,
+        n_tasks: int,
+        capacity_per_task: int,
+        split_observation: ObservationSplitter,
+        keep_raw_observations: bool = False,
+    ) -> None:
         self.n_tasks = n_tasks
         self.capacity_per_task = capacity_per_task
         self._split = split_observation
@@ -448,8 +523,9 @@ class PerTaskReplayBuffer:
     def _store(self, episodes: EpisodeBatch) -> TransitionRings:
         if self._rings is None:
             state_dim = episodes.observations.shape[1] - self.n_tasks
-            self._rings = TransitionRings(self.n_tasks, self.capacity_per_task, state_dim,
-                                          episodes.actions.shape[1])
+            self._rings = TransitionRings(
+                self.n_tasks, self.capacity_per_task, state_dim, episodes.actions.shape[1]
+            )
         return self._rings
 
     @property
@@ -472,12 +548,14 @@ class PerTaskReplayBuffer:
             # The random partition stores an episode in the buffer of the policy that acted;
             # its one-hot is then rebuilt as that buffer's (validate() refuses the flags that
             # would read it: --include_task_id, --unsupervised false).
-            buffer_id = (episode.task_id if route_by is None
-                         else _task_of(episodes.agent_infos[route_by], steps))
+            buffer_id = (
+                episode.task_id
+                if route_by is None
+                else _task_of(episodes.agent_infos[route_by], steps)
+            )
             episode.add_to(self._store(episodes), buffer_id)
             added[buffer_id] += steps.stop - steps.start
         return added
-
 
     def _batch(self, rings: np.ndarray, rows: np.ndarray) -> dict[str, np.ndarray]:
         """The transitions at (rings, rows) in the layout ``sample`` returns, (k, B, dim)."""
@@ -485,14 +563,15 @@ class PerTaskReplayBuffer:
             raise ValueError('cannot sample from an empty replay buffer')
         gathered = self._rings.gather(rings, rows)
         task_ids = np.broadcast_to(rings[:, None], rows.shape)
-        batch = {'observations': _network_input(self._split, gathered['states'], task_ids),
-                 'actions': gathered['actions'], 'rewards': gathered['rewards'],
-                 'next_observations': _network_input(self._split, gathered['next_states'],
-                                                     task_ids),
-                 'terminals': gathered['terminals']}
+        batch = {
+            'observations': _network_input(self._split, gathered['states'], task_ids),
+            'actions': gathered['actions'],
+            'rewards': gathered['rewards'],
+            'next_observations': _network_input(self._split, gathered['next_states'], task_ids),
+            'terminals': gathered['terminals'],
+        }
         if self.keep_raw_observations:
-            batch['raw_observations'] = _with_one_hot(gathered['states'], task_ids,
-                                                      self.n_tasks)
+            batch['raw_observations'] = _with_one_hot(gathered['states'], task_ids, self.n_tasks)
         return batch
 
     def sample(self, batch_size: int, tasks: np.ndarray) -> dict[str, np.ndarray]:
@@ -517,8 +596,9 @@ class PerTaskReplayBuffer:
             batch[key][task_ids] = value
         return batch
 
-    def sample_batch(self, batch_size: int, tasks: np.ndarray,
-                     device: torch.device) -> TransitionBatch:
+    def sample_batch(
+        self, batch_size: int, tasks: np.ndarray, device: torch.device
+    ) -> TransitionBatch:
         """``sample`` as an (N, ``batch_size``) ``TransitionBatch`` on ``device``."""
         return as_batch(self.sample(batch_size, tasks), device)
 
@@ -530,8 +610,9 @@ class PerTaskReplayBuffer:
         size = int(self.sizes()[task_id])
         first = int(self._rings.added[task_id]) - size
         rows = (first + np.arange(size)) % self.capacity_per_task
-        return {key: value[0] for key, value in
-                self._batch(np.array([task_id]), rows[None]).items()}
+        return {
+            key: value[0] for key, value in self._batch(np.array([task_id]), rows[None]).items()
+        }
 
 
 class SharedReplayBuffer:
@@ -543,8 +624,7 @@ class SharedReplayBuffer:
     temperature and the multihead networks read.
     """
 
-    def __init__(self, n_tasks: int, capacity: int, split_observation: ObservationSplitter
-                 ) -> None:
+    def __init__(self, n_tasks: int, capacity: int, split_observation: ObservationSplitter) -> None:
         self.n_tasks = n_tasks
         self.capacity = capacity
         self._split = split_observation
@@ -566,8 +646,9 @@ class SharedReplayBuffer:
             return np.zeros(self.n_tasks, dtype=np.int64)
         self._rings._require_rows()
         assert self._rings.task_ids is not None  # a shared store is built with_task_ids
-        return np.bincount(self._rings.task_ids[0, :self.size],
-                           minlength=self.n_tasks).astype(np.int64)
+        return np.bincount(self._rings.task_ids[0, : self.size], minlength=self.n_tasks).astype(
+            np.int64
+        )
 
     def add_episodes(self, episodes: EpisodeBatch) -> np.ndarray:
         """Stores every episode; returns (N,) transitions added per task."""
@@ -575,8 +656,13 @@ class SharedReplayBuffer:
         for index, steps in _episode_slices(episodes):
             episode = _episode_rows(episodes, index, steps, self.n_tasks)
             if self._rings is None:
-                self._rings = TransitionRings(1, self.capacity, episode.states.shape[1],
-                                              episodes.actions.shape[1], with_task_ids=True)
+                self._rings = TransitionRings(
+                    1,
+                    self.capacity,
+                    episode.states.shape[1],
+                    episodes.actions.shape[1],
+                    with_task_ids=True,
+                )
             length = steps.stop - steps.start
             episode.add_to(self._rings, 0, np.full(length, episode.task_id, np.int16))
             added[episode.task_id] += length
@@ -587,11 +673,13 @@ class SharedReplayBuffer:
             raise ValueError('cannot sample from an empty replay buffer')
         gathered = self._rings.gather(np.array([0]), rows[None])
         task_ids = gathered['task_ids'][0]
-        return {'observations': _with_one_hot(gathered['states'][0], task_ids, self.n_tasks),
-                'actions': gathered['actions'][0], 'rewards': gathered['rewards'][0],
-                'next_observations': _with_one_hot(gathered['next_states'][0], task_ids,
-                                                   self.n_tasks),
-                'terminals': gathered['terminals'][0]}
+        return {
+            'observations': _with_one_hot(gathered['states'][0], task_ids, self.n_tasks),
+            'actions': gathered['actions'][0],
+            'rewards': gathered['rewards'][0],
+            'next_observations': _with_one_hot(gathered['next_states'][0], task_ids, self.n_tasks),
+            'terminals': gathered['terminals'][0],
+        }
 
     def sample(self, batch_size: int) -> dict[str, np.ndarray]:
         """``batch_size`` transitions drawn uniformly from all tasks' data: (B, dim) arrays."""
@@ -606,15 +694,19 @@ class SharedReplayBuffer:
         if self._rings is None:
             raise ValueError('cannot sample from an empty replay buffer')
         rows = self._rings.draw_rows(np.array([0]), batch_size)
-        gathered = {key: value[0] for key, value in
-                    self._rings.gather(np.array([0]), rows).items()}
+        gathered = {key: value[0] for key, value in self._rings.gather(np.array([0]), rows).items()}
         task_ids = gathered['task_ids']
-        return as_batch({'observations': _network_input(self._split, gathered['states'],
-                                                        task_ids),
-                         'actions': gathered['actions'], 'rewards': gathered['rewards'],
-                         'next_observations': _network_input(self._split,
-                                                             gathered['next_states'], task_ids),
-                         'terminals': gathered['terminals'], 'task_ids': task_ids}, device)
+        return as_batch(
+            {
+                'observations': _network_input(self._split, gathered['states'], task_ids),
+                'actions': gathered['actions'],
+                'rewards': gathered['rewards'],
+                'next_observations': _network_input(self._split, gathered['next_states'], task_ids),
+                'terminals': gathered['terminals'],
+                'task_ids': task_ids,
+            },
+            device,
+        )
 
     def stored(self) -> dict[str, np.ndarray]:
         """Every stored transition, oldest first, as ``sample`` lays them out."""
@@ -627,4 +719,3 @@ class SharedReplayBuffer:
 def minimal_bytes_per_transition(state_dim: int, action_dim: int) -> int:
     """State, action, reward and terminal in float32: what a transition needs at least."""
     return 4 * (state_dim + action_dim + 2)
-

@@ -1,4 +1,5 @@
 """Shared test set-up: the garage compat layer first, one torch thread, and a CLI runner."""
+
 from __future__ import annotations
 
 import json
@@ -23,17 +24,38 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 torch.set_num_threads(1)
 
 # Small settings under which the toy env trains for real within seconds.
-TINY_TOY_FLAGS = ['--env=PointReachMT-v0', '--batch_size', '200', '--min_buffer_size', '50',
-                  '--gradient_steps_per_itr', '20', '--buffer_batch_size', '16',
-                  '--steps_per_epoch', '1',
-                  '--num_evaluation_episodes', '4', '--hidden_sizes', '16', '16']
+TINY_TOY_FLAGS = [
+    '--env=PointReachMT-v0',
+    '--batch_size',
+    '200',
+    '--min_buffer_size',
+    '50',
+    '--gradient_steps_per_itr',
+    '20',
+    '--buffer_batch_size',
+    '16',
+    '--steps_per_epoch',
+    '1',
+    '--num_evaluation_episodes',
+    '4',
+    '--hidden_sizes',
+    '16',
+    '16',
+]
 
 
 def run_cli(args: list[str], timeout: float = 300) -> subprocess.CompletedProcess:
     """Runs ``python run.py ARGS`` from the repository root, as a user would."""
     env = dict(os.environ, PYTHONUNBUFFERED='1')
-    return subprocess.run([sys.executable, 'run.py', *args], cwd=REPO_ROOT, env=env,
-                          capture_output=True, text=True, timeout=timeout, check=False)
+    return subprocess.run(
+        [sys.executable, 'run.py', *args],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
 @pytest.fixture
@@ -48,14 +70,22 @@ def render_offscreen(build_env: str) -> dict[str, Any]:
     GL backend at import, so this process cannot switch. Skips the calling test when this
     machine has no working EGL. Returns the frame's ``shape``, ``dtype`` and ``std``.
     """
-    script = (f'import json\nimport environments\n{build_env}\nenv.reset(seed=0)\n'
-              'image = env.render()\nenv.close()\n'
-              'print(json.dumps({"shape": list(image.shape), "dtype": str(image.dtype), '
-              '"std": float(image.std())}))\n')
+    script = (
+        f'import json\nimport environments\n{build_env}\nenv.reset(seed=0)\n'
+        'image = env.render()\nenv.close()\n'
+        'print(json.dumps({"shape": list(image.shape), "dtype": str(image.dtype), '
+        '"std": float(image.std())}))\n'
+    )
     python_path = os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get('PYTHONPATH')) if p)
-    result = subprocess.run([sys.executable, '-c', script], cwd=REPO_ROOT, capture_output=True,
-                            text=True, timeout=180, check=False,
-                            env={**os.environ, 'PYTHONPATH': python_path, 'MUJOCO_GL': 'egl'})
+    result = subprocess.run(
+        [sys.executable, '-c', script],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+        env={**os.environ, 'PYTHONPATH': python_path, 'MUJOCO_GL': 'egl'},
+    )
     if result.returncode != 0 and ('EGL' in result.stderr or 'OpenGL' in result.stderr):
         pytest.skip(f'no off-screen EGL rendering on this machine: {result.stderr[-300:]}')
     assert result.returncode == 0, result.stderr

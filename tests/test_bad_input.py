@@ -1,5 +1,6 @@
 """Bad input never ends in a traceback: one ``run.py: error:`` line, exit code 2, and nothing
 created or changed on disk (no log root, no run directory, no line added to a resumed run)."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -33,8 +34,10 @@ def disk_state(path: Path) -> dict[str, tuple[int, int]] | None:
     if not path.exists():
         return None
     entries = [path, *sorted(path.rglob('*'))] if path.is_dir() else [path]
-    return {str(entry.relative_to(path.parent)): (entry.stat().st_size, entry.stat().st_mtime_ns)
-            for entry in entries}
+    return {
+        str(entry.relative_to(path.parent)): (entry.stat().st_size, entry.stat().st_mtime_ns)
+        for entry in entries
+    }
 
 
 def assert_refused(captured: pytest.CaptureResult, message: str) -> None:
@@ -71,11 +74,22 @@ VALIDATION_CASES = [
     (['qmp_dnc', '--n_epoch', '3'], 'unrecognized arguments: --n_epoch 3'),
     (['qmp_dnc', '--hidden', '8'], 'unrecognized arguments: --hidden 8'),
     (['qmp_dnc', '--hidden_sizes', '1000000', '1000000'], 'GiB for the networks of 4 tasks'),
-    (['qmp_dnc', '--hidden_sizes', str(10 ** 30)], 'of memory is available'),
-    (['qmp_dnc', '--num_evaluation_episodes', '3'],
-     '--num_evaluation_episodes 3 is smaller than the 4 tasks of this run'),
-    (['qmp_dnc', '--env=MazeLarge-10-v0', '--task_name', '1,2,3', '--num_evaluation_episodes',
-      '2'], 'smaller than the 3 tasks'),
+    (['qmp_dnc', '--hidden_sizes', str(10**30)], 'of memory is available'),
+    (
+        ['qmp_dnc', '--num_evaluation_episodes', '3'],
+        '--num_evaluation_episodes 3 is smaller than the 4 tasks of this run',
+    ),
+    (
+        [
+            'qmp_dnc',
+            '--env=MazeLarge-10-v0',
+            '--task_name',
+            '1,2,3',
+            '--num_evaluation_episodes',
+            '2',
+        ],
+        'smaller than the 3 tasks',
+    ),
     (['qmp_dnc', '--gpu', '-1'], '--gpu must be a CUDA device index'),
 ]
 
@@ -90,20 +104,40 @@ def test_bad_flags_are_one_line_and_create_nothing(argv, message, dry_run, tmp_p
     assert not log_root.exists()
 
 
-@pytest.mark.parametrize('argv, message', [
-    (['resume', '--snapshot', 'x'], 'required: --snapshot_dir'),
-    (['resume', '--snapshot_dir', 'x', '--n_epoch', '3'], 'unrecognized arguments: --n_epoch 3'),
-])
+@pytest.mark.parametrize(
+    'argv, message',
+    [
+        (['resume', '--snapshot', 'x'], 'required: --snapshot_dir'),
+        (
+            ['resume', '--snapshot_dir', 'x', '--n_epoch', '3'],
+            'unrecognized arguments: --n_epoch 3',
+        ),
+    ],
+)
 def test_resume_flags_are_not_abbreviated(argv, message, capsys):
     assert run.main(argv) == 2
     assert_refused(capsys.readouterr(), message)
 
 
 def test_the_limits_themselves_are_accepted():
-    config = run.parse(['qmp_dnc', '--seed', str(MAX_SEED), '--target_update_tau', '1',
-                        '--num_evaluation_episodes', '4', '--name', 'a.b'])
+    config = run.parse(
+        [
+            'qmp_dnc',
+            '--seed',
+            str(MAX_SEED),
+            '--target_update_tau',
+            '1',
+            '--num_evaluation_episodes',
+            '4',
+            '--name',
+            'a.b',
+        ]
+    )
     assert (config.seed, config.target_update_tau, config.num_evaluation_episodes) == (
-        MAX_SEED, 1.0, 4)
+        MAX_SEED,
+        1.0,
+        4,
+    )
     assert run.parse(['qmp_dnc', '--seed', '0']).seed == 0
 
 
@@ -118,23 +152,27 @@ def test_network_memory_lower_bound_counts_weights_gradients_adam_and_targets():
     # actor 1 -> 3 -> 2: (1+1)*3 + (3+1)*2 = 14 weights; critic 2 -> 3 -> 1: 9 + 4 = 13.
     # Per task: 4 actor copies + 2 critics x 4 copies + 2 target critics = 4*14 + 10*13.
     assert network_memory_lower_bound(config, n_tasks=2) == 4 * (2 * 4 * 14 + 2 * 10 * 13)
-    shared = dataclasses.replace(config, policy_architecture='multihead',
-                                 Q_architecture='multihead')
+    shared = dataclasses.replace(
+        config, policy_architecture='multihead', Q_architecture='multihead'
+    )
     assert network_memory_lower_bound(shared, n_tasks=2) == 4 * (4 * 14 + 10 * 13)
 
 
 def test_networks_are_refused_exactly_when_they_exceed_the_available_memory(monkeypatch):
     needed = 4 * (4 * 4 * 14 + 4 * 10 * 13)  # four tasks of PointReachMT-v0, hidden [3]
-    monkeypatch.setattr(validation.psutil, 'virtual_memory',
-                        lambda: types.SimpleNamespace(available=needed))
+    monkeypatch.setattr(
+        validation.psutil, 'virtual_memory', lambda: types.SimpleNamespace(available=needed)
+    )
     assert run.parse(['qmp_dnc', '--hidden_sizes', '3']).hidden_sizes == [3]
-    monkeypatch.setattr(validation.psutil, 'virtual_memory',
-                        lambda: types.SimpleNamespace(available=needed - 1))
+    monkeypatch.setattr(
+        validation.psutil, 'virtual_memory', lambda: types.SimpleNamespace(available=needed - 1)
+    )
     with pytest.raises(ConfigError, match='need at least 0.0 GiB for the networks of 4 tasks'):
         run.parse(['qmp_dnc', '--hidden_sizes', '3'])
 
 
 # ---- --log_root: checked when a run starts (after --dry_run would have printed) ----
+
 
 def _start(log_root: str) -> list[str]:
     return ['qmp_dnc', '--log_root', log_root, '--n_epochs', '1', *TINY_TOY_FLAGS]
@@ -159,9 +197,11 @@ def test_a_log_root_without_write_permission_is_refused(tmp_path, capsys, monkey
     locked = tmp_path / 'locked'
     locked.mkdir()
     real_access = os.access
-    monkeypatch.setattr(validation.os, 'access',
-                        lambda path, mode: False if Path(path) == locked
-                        else real_access(path, mode))
+    monkeypatch.setattr(
+        validation.os,
+        'access',
+        lambda path, mode: False if Path(path) == locked else real_access(path, mode),
+    )
     before = disk_state(tmp_path)
     assert run.main(_start(str(locked / 'runs' / 'deeper'))) == 2
     assert_refused(capsys.readouterr(), f'cannot create directories in {locked}')
@@ -170,6 +210,7 @@ def test_a_log_root_without_write_permission_is_refused(tmp_path, capsys, monkey
 
 def test_run_experiment_itself_refuses_a_bad_log_root(tmp_path):
     from garage_experiments import run_experiment  # pylint: disable=import-outside-toplevel
+
     file = tmp_path / 'file'
     file.write_text('')
     with pytest.raises(ConfigError, match='is not a directory'):
@@ -189,12 +230,14 @@ def test_a_read_only_log_root_from_the_shell(cli, tmp_path):
 
 # ---- --gpu ----
 
+
 def test_gpu_without_cuda_warns_once_and_records_the_cpu(monkeypatch, capsys):
     monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
     assert run.main(['qmp_dnc', '--gpu', '0', '--dry_run']) == 0
     captured = capsys.readouterr()
-    assert captured.err == ('run.py: warning: --gpu 0 ignored: CUDA is not available, training '
-                            'on the CPU\n')
+    assert captured.err == (
+        'run.py: warning: --gpu 0 ignored: CUDA is not available, training on the CPU\n'
+    )
     assert json.loads(captured.out)['gpu'] is None  # as variant.json records it
 
 
@@ -207,6 +250,7 @@ def test_a_gpu_index_the_machine_lacks_is_refused(monkeypatch, capsys):
 
 
 # ---- resume: the run directory is checked before anything is logged into it ----
+
 
 def _variant(**overrides: object) -> dict:
     return {'config': {**as_dict(resolve_config('qmp_dnc', {'n_epochs': 5})), **overrides}}
@@ -234,12 +278,13 @@ def _write(name: str, content: bytes | str) -> Callable[[Path], None]:
     def mutate(directory: Path) -> None:
         data = content.encode() if isinstance(content, str) else content
         (directory / name).write_bytes(data)
+
     return mutate
 
 
 def _truncate_params(directory: Path) -> None:
     data = pickle.dumps({'stats': list(range(100))})
-    (directory / 'params.pkl').write_bytes(data[:len(data) // 2])
+    (directory / 'params.pkl').write_bytes(data[: len(data) // 2])
 
 
 def _with_config(**overrides: object) -> Callable[[Path], None]:
@@ -248,46 +293,63 @@ def _with_config(**overrides: object) -> Callable[[Path], None]:
 
 def _name_a_missing_replay_chunk(directory: Path) -> None:
     """A snapshot.json describing this params.pkl and naming a chunk that replay/ lacks."""
-    info = {'epochs_done': 1, 'params_inode': os.stat(directory / 'params.pkl').st_ino,
-            'replay_chunks': ['0123abcd-000000-states.npy']}
+    info = {
+        'epochs_done': 1,
+        'params_inode': os.stat(directory / 'params.pkl').st_ino,
+        'replay_chunks': ['0123abcd-000000-states.npy'],
+    }
     (directory / 'snapshot.json').write_text(json.dumps(info))
 
 
 RUN_DIR_CASES = {
     'empty params.pkl': (_write('params.pkl', b''), 'params.pkl is empty'),
     'truncated params.pkl': (_truncate_params, 'params.pkl is truncated or not a snapshot'),
-    'garbage params.pkl': (_write('params.pkl', b'\x00garbage\xff' * 10),
-                           'params.pkl is truncated or not a snapshot'),
+    'garbage params.pkl': (
+        _write('params.pkl', b'\x00garbage\xff' * 10),
+        'params.pkl is truncated or not a snapshot',
+    ),
     'text params.pkl': (_write('params.pkl', 'hello world\n'), 'is truncated or not a snapshot'),
-    'params.pkl with trailing data': (_write('params.pkl', pickle.dumps(1) + b'junk'),
-                                      'params.pkl has data after its end'),
-    'params.pkl naming missing code': (_write('params.pkl', b'cno_such_module\nThing\n)R.'),
-                                       "needs code that no longer exists (No module named"),
-    'malformed variant.json': (_write('variant.json', '{"config": {"lr": '),
-                               'variant.json is not readable JSON'),
+    'params.pkl with trailing data': (
+        _write('params.pkl', pickle.dumps(1) + b'junk'),
+        'params.pkl has data after its end',
+    ),
+    'params.pkl naming missing code': (
+        _write('params.pkl', b'cno_such_module\nThing\n)R.'),
+        'needs code that no longer exists (No module named',
+    ),
+    'malformed variant.json': (
+        _write('variant.json', '{"config": {"lr": '),
+        'variant.json is not readable JSON',
+    ),
     'empty variant.json': (_write('variant.json', ''), 'variant.json is not readable JSON'),
     'binary variant.json': (_write('variant.json', b'\xff\xfe\x00'), 'not readable JSON'),
     'variant.json without config': (_write('variant.json', '{"lr": 1}'), 'no "config" object'),
     'variant.json that is a list': (_write('variant.json', '[]'), 'no "config" object'),
-    'variant.json with an unknown key': (_with_config(num_epochs=5),
-                                         "variant.json sets unknown flags ['num_epochs']"),
+    'variant.json with an unknown key': (
+        _with_config(num_epochs=5),
+        "variant.json sets unknown flags ['num_epochs']",
+    ),
     'variant.json with a string lr': (_with_config(lr='fast'), "invalid lr: 'fast'"),
     'variant.json with a float seed': (_with_config(seed=1.5), 'invalid seed: 1.5'),
     'variant.json with a bool epochs': (_with_config(n_epochs=True), 'invalid n_epochs: True'),
     'variant.json with an unknown env': (_with_config(env='Nope-v0'), "invalid env: 'Nope-v0'"),
-    'variant.json with a NaN lr': (_with_config(lr=float('nan')),
-                                   'cannot run: --lr must be a finite number'),
+    'variant.json with a NaN lr': (
+        _with_config(lr=float('nan')),
+        'cannot run: --lr must be a finite number',
+    ),
     'variant.json with a negative seed': (_with_config(seed=-3), 'cannot run: --seed must be'),
     'missing variant.json': (lambda d: (d / 'variant.json').unlink(), 'has no variant.json'),
-    'missing replay chunk': (_name_a_missing_replay_chunk,
-                             'replay/ lacks 1 chunk file(s) of the snapshot '
-                             '(e.g. 0123abcd-000000-states.npy)'),
+    'missing replay chunk': (
+        _name_a_missing_replay_chunk,
+        'replay/ lacks 1 chunk file(s) of the snapshot (e.g. 0123abcd-000000-states.npy)',
+    ),
 }
 
 
 @pytest.mark.parametrize('mutate, message', RUN_DIR_CASES.values(), ids=RUN_DIR_CASES.keys())
-def test_resume_refuses_a_damaged_run_directory_and_leaves_it_as_it_was(mutate, message, run_dir,
-                                                                        capsys):
+def test_resume_refuses_a_damaged_run_directory_and_leaves_it_as_it_was(
+    mutate, message, run_dir, capsys
+):
     mutate(run_dir)
     before = disk_state(run_dir)
     assert run.main(['resume', '--snapshot_dir', str(run_dir), '--n_epochs', '9']) == 2

@@ -1,4 +1,5 @@
 """The speed benchmark runs end to end (for crashes only: timings are never asserted)."""
+
 from __future__ import annotations
 
 import subprocess
@@ -12,18 +13,28 @@ from conftest import REPO_ROOT
 @pytest.mark.slow
 @pytest.mark.mujoco
 def test_collection_speed_quick_mode_runs():
-    result = subprocess.run([sys.executable, 'benchmarks/collection_speed.py', '--quick'],
-                            cwd=REPO_ROOT, capture_output=True, text=True, timeout=600,
-                            check=False)
+    result = subprocess.run(
+        [sys.executable, 'benchmarks/collection_speed.py', '--quick'],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     for line in ('MetaWorldMT10-v2   qmp_dnc', '2 workers / 1', 'evaluation on JacoReachMT5-v1'):
         assert line in result.stdout, line
 
 
 def test_row_groups_quick_mode_runs_and_both_paths_agree():
-    result = subprocess.run([sys.executable, 'benchmarks/row_groups.py', '--quick'],
-                            cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
-                            check=False)
+    result = subprocess.run(
+        [sys.executable, 'benchmarks/row_groups.py', '--quick'],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     rows = [line for line in result.stdout.splitlines() if ' ms ' in line]
     assert len(rows) == 4
@@ -34,13 +45,22 @@ def test_row_groups_quick_mode_runs_and_both_paths_agree():
 def _end_to_end():
     sys.path.insert(0, str(REPO_ROOT / 'benchmarks'))
     import end_to_end  # noqa: PLC0415  (a script, not a package)
+
     return end_to_end
 
 
-MT10 = {'batch_size': 5000, 'steps_per_epoch': 10, 'gradient_steps_per_itr': 500,
-        'num_evaluation_episodes': 100}
-WALKER = {'batch_size': 4000, 'steps_per_epoch': 1, 'gradient_steps_per_itr': 6000,
-          'num_evaluation_episodes': 40}
+MT10 = {
+    'batch_size': 5000,
+    'steps_per_epoch': 10,
+    'gradient_steps_per_itr': 500,
+    'num_evaluation_episodes': 100,
+}
+WALKER = {
+    'batch_size': 4000,
+    'steps_per_epoch': 1,
+    'gradient_steps_per_itr': 6000,
+    'num_evaluation_episodes': 40,
+}
 
 
 def test_a_fraction_of_an_epoch_keeps_the_presets_mix_of_work():
@@ -48,19 +68,32 @@ def test_a_fraction_of_an_epoch_keeps_the_presets_mix_of_work():
     # MT10, 0.1: one of the ten rounds (preset batch and gradient steps), one evaluation
     # episode per task instead of ten; the first round fills each buffer to its share.
     plan = end_to_end.epoch_plan(MT10, 10, 0.1)
-    assert plan.flags == {'steps_per_epoch': 1, 'num_evaluation_episodes': 10,
-                          'min_buffer_size': 500}
-    assert (plan.rounds_fraction, plan.eval_fraction, plan.env_steps_per_epoch) == \
-        (0.1, 0.1, 50_000)
+    assert plan.flags == {
+        'steps_per_epoch': 1,
+        'num_evaluation_episodes': 10,
+        'min_buffer_size': 500,
+    }
+    assert (plan.rounds_fraction, plan.eval_fraction, plan.env_steps_per_epoch) == (
+        0.1,
+        0.1,
+        50_000,
+    )
     # A whole epoch changes nothing but the warm-up.
     assert end_to_end.epoch_plan(MT10, 10, 1.0).flags == {
-        'steps_per_epoch': 10, 'num_evaluation_episodes': 100, 'min_buffer_size': 500}
+        'steps_per_epoch': 10,
+        'num_evaluation_episodes': 100,
+        'min_buffer_size': 500,
+    }
     # Walker has one round per epoch: a quarter shrinks the round (4000 -> 1000 steps, 6000 ->
     # 1500 gradient steps); 10 evaluation episodes per task -> round(2.5) = 2.
     plan = end_to_end.epoch_plan(WALKER, 4, 0.25)
-    assert plan.flags == {'steps_per_epoch': 1, 'batch_size': 1000,
-                          'gradient_steps_per_itr': 1500, 'num_evaluation_episodes': 8,
-                          'min_buffer_size': 250}
+    assert plan.flags == {
+        'steps_per_epoch': 1,
+        'batch_size': 1000,
+        'gradient_steps_per_itr': 1500,
+        'num_evaluation_episodes': 8,
+        'min_buffer_size': 250,
+    }
     assert (plan.rounds_fraction, plan.eval_fraction) == (0.25, 0.2)
     with pytest.raises(ValueError, match=r'in \(0, 1\]'):
         end_to_end.epoch_plan(MT10, 10, 0.0)
@@ -69,13 +102,19 @@ def test_a_fraction_of_an_epoch_keeps_the_presets_mix_of_work():
 @pytest.mark.slow
 @pytest.mark.mujoco
 def test_end_to_end_quick_mode_runs():
-    result = subprocess.run([sys.executable, 'benchmarks/end_to_end.py', '--quick'],
-                            cwd=REPO_ROOT, capture_output=True, text=True, timeout=600,
-                            check=False)
+    result = subprocess.run(
+        [sys.executable, 'benchmarks/end_to_end.py', '--quick'],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     lines = result.stdout.splitlines()
-    assert any(line.startswith('JacoReachMT5-v1 (quick settings) this checkout: ')
-               for line in lines), result.stdout
+    assert any(
+        line.startswith('JacoReachMT5-v1 (quick settings) this checkout: ') for line in lines
+    ), result.stdout
     assert any('baseline/new' in line for line in lines) or 'no baseline' in result.stdout
 
 

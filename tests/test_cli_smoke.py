@@ -1,4 +1,5 @@
 """Every method through ``run.py`` for real: training happens, logs and snapshots appear."""
+
 from __future__ import annotations
 
 import csv
@@ -20,8 +21,10 @@ QMP_ONLY = ('Evaluation/Mixture/SuccessRate', 'Train/OwnPolicyFreq', 'Train/Task
 
 def read_progress(log_dir: Path) -> list[dict[str, float]]:
     with open(log_dir / 'progress.csv', newline='') as file:
-        return [{k: float(v) if v not in ('', None) else math.nan for k, v in row.items()}
-                for row in csv.DictReader(file)]
+        return [
+            {k: float(v) if v not in ('', None) else math.nan for k, v in row.items()}
+            for row in csv.DictReader(file)
+        ]
 
 
 def train(cli, tmp_path: Path, method: str, *flags: str) -> Path:
@@ -79,8 +82,16 @@ def critic_adam_steps(algo) -> int:
 
 
 def test_qmp_variants_run_and_reruns_never_overwrite(cli, tmp_path):
-    flags = ('--n_epochs', '1', '--qmp_score_action', 'sample', '--qmp_score_critic', 'min',
-             '--policy_sampling_freq', '3')
+    flags = (
+        '--n_epochs',
+        '1',
+        '--qmp_score_action',
+        'sample',
+        '--qmp_score_critic',
+        'min',
+        '--policy_sampling_freq',
+        '3',
+    )
     first = train(cli, tmp_path, 'qmp_dnc', *flags)
     before = (first / 'progress.csv').read_bytes()
     second = train(cli, tmp_path, 'qmp_dnc', '--n_epochs', '1', '--qmp_selection', 'uniform')
@@ -93,9 +104,21 @@ def test_qmp_variants_run_and_reruns_never_overwrite(cli, tmp_path):
 
 
 def test_dnc_regularisation_and_distillation_run(cli, tmp_path):
-    log_dir = train(cli, tmp_path, 'dnc_sac', '--n_epochs', '2', '--kl_coeff', '0.1',
-                    '--sampling_type', 'i+j', '--distillation_period', '1',
-                    '--distillation_n_epochs', '5')
+    log_dir = train(
+        cli,
+        tmp_path,
+        'dnc_sac',
+        '--n_epochs',
+        '2',
+        '--kl_coeff',
+        '0.1',
+        '--sampling_type',
+        'i+j',
+        '--distillation_period',
+        '1',
+        '--distillation_n_epochs',
+        '5',
+    )
     row = read_progress(log_dir)[-1]
     # differently initialised policies: a positive KL
     assert row['Train/PolicyKL'] > 0
@@ -105,13 +128,16 @@ def test_dnc_regularisation_and_distillation_run(cli, tmp_path):
         algo = pickle.load(file)['algo']
     # distilled once (after epoch 1, never after epoch 0): 5 Adam steps, copied into all
     assert {float(s['step']) for s in algo.central_optimizer.state.values()} == {5.0}
-    for policy_parameter, central_parameter in zip(algo.policies.parameters(),
-                                                   algo.central_policy.parameters(), strict=True):
+    for policy_parameter, central_parameter in zip(
+        algo.policies.parameters(), algo.central_policy.parameters(), strict=True
+    ):
         assert all(torch.equal(policy_parameter[t], central_parameter[0]) for t in range(4))
 
 
-@pytest.mark.parametrize('method, flags', [('qmp_uds_dnc', ['--sharing_quantile', '0.5']),
-                                           ('dnc_sac', ['--kl_coeff', '0.1'])])
+@pytest.mark.parametrize(
+    'method, flags',
+    [('qmp_uds_dnc', ['--sharing_quantile', '0.5']), ('dnc_sac', ['--kl_coeff', '0.1'])],
+)
 def test_every_logged_metric_is_documented_in_the_readme(method, flags, cli, tmp_path):
     log_dir = train(cli, tmp_path, method, '--n_epochs', '1', *flags)
     readme = (REPO_ROOT / 'README.md').read_text()
@@ -138,10 +164,30 @@ def test_ray_sampler_collects_and_trains(cli, tmp_path):
 @pytest.mark.mujoco
 @pytest.mark.parametrize('method', ['qmp_dnc', 'qmp_sac', 'uds_dnc', 'qmp_uds_dnc'])
 def test_one_metaworld_mt10_iteration(method, cli, tmp_path):
-    result = cli([method, '--env=MetaWorldMT10-v2', '--log_root', str(tmp_path),
-                  '--n_epochs', '1', '--steps_per_epoch', '1', '--min_buffer_size', '500',
-                  '--gradient_steps_per_itr', '20', '--buffer_batch_size', '32',
-                  '--num_evaluation_episodes', '10', '--hidden_sizes', '32', '32'], timeout=600)
+    result = cli(
+        [
+            method,
+            '--env=MetaWorldMT10-v2',
+            '--log_root',
+            str(tmp_path),
+            '--n_epochs',
+            '1',
+            '--steps_per_epoch',
+            '1',
+            '--min_buffer_size',
+            '500',
+            '--gradient_steps_per_itr',
+            '20',
+            '--buffer_batch_size',
+            '32',
+            '--num_evaluation_episodes',
+            '10',
+            '--hidden_sizes',
+            '32',
+            '32',
+        ],
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     # All tasks share one observation space, so garage's batch check finds nothing amiss.
     assert 'outside observation_space' not in result.stderr
@@ -161,20 +207,42 @@ def test_one_metaworld_mt10_iteration(method, cli, tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.mujoco
-@pytest.mark.parametrize('env_id, n_tasks, horizon, flags', [
-    ('JacoReachMT5-v1', 5, 200, []),
-    ('MazeLarge-10-v0', 10, 600, []),
-    ('Walker2dMT4-v0', 4, 1000, []),
-    ('KitchenMTEasy-v0', 2, 140, ['--task_name', '4,9']),  # a task subset keeps it short
-    ('MetaWorldCDS-v1', 4, 500, []),
-])
-def test_one_qmp_dnc_iteration_on_each_mujoco_env(env_id, n_tasks, horizon, flags, cli,
-                                                  tmp_path):
-    result = cli(['qmp_dnc', f'--env={env_id}', '--log_root', str(tmp_path), '--n_epochs', '1',
-                  '--batch_size', str(n_tasks * horizon), '--min_buffer_size', str(horizon),
-                  '--gradient_steps_per_itr', '20', '--buffer_batch_size', '32',
-                  '--num_evaluation_episodes', str(n_tasks), '--hidden_sizes', '32', '32',
-                  *flags], timeout=600)
+@pytest.mark.parametrize(
+    'env_id, n_tasks, horizon, flags',
+    [
+        ('JacoReachMT5-v1', 5, 200, []),
+        ('MazeLarge-10-v0', 10, 600, []),
+        ('Walker2dMT4-v0', 4, 1000, []),
+        ('KitchenMTEasy-v0', 2, 140, ['--task_name', '4,9']),  # a task subset keeps it short
+        ('MetaWorldCDS-v1', 4, 500, []),
+    ],
+)
+def test_one_qmp_dnc_iteration_on_each_mujoco_env(env_id, n_tasks, horizon, flags, cli, tmp_path):
+    result = cli(
+        [
+            'qmp_dnc',
+            f'--env={env_id}',
+            '--log_root',
+            str(tmp_path),
+            '--n_epochs',
+            '1',
+            '--batch_size',
+            str(n_tasks * horizon),
+            '--min_buffer_size',
+            str(horizon),
+            '--gradient_steps_per_itr',
+            '20',
+            '--buffer_batch_size',
+            '32',
+            '--num_evaluation_episodes',
+            str(n_tasks),
+            '--hidden_sizes',
+            '32',
+            '32',
+            *flags,
+        ],
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert 'outside observation_space' not in result.stderr
     (log_dir,) = tmp_path.iterdir()
@@ -189,10 +257,30 @@ def test_one_qmp_dnc_iteration_on_each_mujoco_env(env_id, n_tasks, horizon, flag
 @pytest.mark.slow
 @pytest.mark.mujoco
 def test_supervised_data_sharing_on_the_reacher(cli, tmp_path):
-    result = cli(['uds_dnc', '--env=JacoReachMT5-v1', '--unsupervised', 'false',
-                  '--log_root', str(tmp_path), '--n_epochs', '1', '--min_buffer_size', '200',
-                  '--gradient_steps_per_itr', '20', '--buffer_batch_size', '32',
-                  '--num_evaluation_episodes', '5', '--hidden_sizes', '32', '32'], timeout=600)
+    result = cli(
+        [
+            'uds_dnc',
+            '--env=JacoReachMT5-v1',
+            '--unsupervised',
+            'false',
+            '--log_root',
+            str(tmp_path),
+            '--n_epochs',
+            '1',
+            '--min_buffer_size',
+            '200',
+            '--gradient_steps_per_itr',
+            '20',
+            '--buffer_batch_size',
+            '32',
+            '--num_evaluation_episodes',
+            '5',
+            '--hidden_sizes',
+            '32',
+            '32',
+        ],
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     (log_dir,) = tmp_path.iterdir()
     row = read_progress(log_dir)[-1]

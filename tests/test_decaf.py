@@ -1,5 +1,6 @@
 """DECAF critics: the mixture value, who learns from whose loss, and targets that
 follow every task's critic (the release's stale targets, §10 item 14, fixed)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -40,8 +41,9 @@ def test_only_the_own_base_critic_and_weight_net_learn_from_a_task_loss():
 def test_targets_follow_every_task_critic():
     torch.manual_seed(0)
     np.random.seed(0)
-    algorithm = build_algorithm(resolve_config('decaf', {'hidden_sizes': [8]}),
-                                make_env('PointReachMT-v0'))
+    algorithm = build_algorithm(
+        resolve_config('decaf', {'hidden_sizes': [8]}), make_env('PointReachMT-v0')
+    )
     episodes = algorithm._sampler.obtain_samples(0, 400, algorithm.policy.get_param_values())
     algorithm.replay_buffer.add_episodes(episodes)
     before = algorithm.target_critics.base.q1.output.weight.detach().clone()

@@ -1,5 +1,6 @@
 """The main job ``tools/demo.py``: its figures come out of a real (tiny) run of both methods,
 its selection-frequency table, and its bad-input handling."""
+
 from __future__ import annotations
 
 import subprocess
@@ -15,8 +16,14 @@ import demo  # noqa: E402
 
 
 def run_demo(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, 'tools/demo.py', *args], cwd=REPO_ROOT,
-                          capture_output=True, text=True, timeout=timeout, check=False)
+    return subprocess.run(
+        [sys.executable, 'tools/demo.py', *args],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
 @pytest.mark.slow
@@ -33,8 +40,7 @@ def test_quick_demo_trains_both_methods_and_writes_the_three_figures(tmp_path):
 
 def test_selection_frequencies_average_epochs_then_seeds():
     def run(value_00, value_01):
-        columns = {f'Train/Task{i}/Policy{j}Freq': np.zeros(2)
-                   for i in range(4) for j in range(4)}
+        columns = {f'Train/Task{i}/Policy{j}Freq': np.zeros(2) for i in range(4) for j in range(4)}
         columns['Train/Task0/Policy0Freq'] = np.array([value_00, np.nan])  # NaN epochs skipped
         columns['Train/Task0/Policy1Freq'] = np.array([value_01, 1 - value_01])
         return columns
@@ -45,12 +51,15 @@ def test_selection_frequencies_average_epochs_then_seeds():
     assert table[0, 1] == pytest.approx(0.5)  # mean of mean(0.6, 0.4) and mean(0, 1)
 
 
-@pytest.mark.parametrize('args, message', [
-    (['--jobs', '0'], '--jobs must be >= 1'),
-    (['--seeds', '1', '1'], '--seeds must be distinct'),
-    (['--env', 'JacoReachMT5-v1'], "argument --env: invalid choice: 'JacoReachMT5-v1'"),
-    (['--n_epochs', 'x'], "invalid int value: 'x'"),
-])
+@pytest.mark.parametrize(
+    'args, message',
+    [
+        (['--jobs', '0'], '--jobs must be >= 1'),
+        (['--seeds', '1', '1'], '--seeds must be distinct'),
+        (['--env', 'JacoReachMT5-v1'], "argument --env: invalid choice: 'JacoReachMT5-v1'"),
+        (['--n_epochs', 'x'], "invalid int value: 'x'"),
+    ],
+)
 def test_bad_input_is_one_line_and_exit_code_2(args, message, tmp_path):
     result = run_demo(*args, '--out_dir', str(tmp_path), timeout=120)
     assert result.returncode == 2

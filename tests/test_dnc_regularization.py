@@ -1,5 +1,6 @@
 """DnC regularisation: coefficient order, the closed-form KL, the states each
 sampling type uses, and that a zero coefficient leaves separated SAC unchanged."""
+
 from __future__ import annotations
 
 import copy
@@ -30,8 +31,7 @@ def test_coefficient_order_is_pinned():
     beta = coefficient_matrix([float(k) for k in range(9)], 3)
     # entry i*N + j pulls policy i towards policy j; the diagonal is unused
     assert beta.tolist() == [[0, 1, 2], [3, 0, 5], [6, 7, 0]]
-    torch.testing.assert_close(coefficient_matrix([0.3], 2),
-                               torch.tensor([[0.0, 0.3], [0.3, 0.0]]))
+    torch.testing.assert_close(coefficient_matrix([0.3], 2), torch.tensor([[0.0, 0.3], [0.3, 0.0]]))
 
 
 def test_gaussian_kl_is_the_closed_form():
@@ -57,29 +57,37 @@ def constant_policies() -> TaskTanhGaussianPolicies:
 def hand_kl(j: int, i: int) -> float:
     """KL(pi_j || pi_i) per dimension for the constant policies."""
     sj, si = math.exp(LOG_STDS[j]), math.exp(LOG_STDS[i])
-    return math.log(si / sj) + (sj ** 2 + (MEANS[j] - MEANS[i]).item() ** 2) / (2 * si ** 2) - 0.5
+    return math.log(si / sj) + (sj**2 + (MEANS[j] - MEANS[i]).item() ** 2) / (2 * si**2) - 0.5
 
 
 def test_divergences_and_penalty_match_hand_values_for_every_sampling_type():
     expected = torch.tensor([[hand_kl(j, i) for j in range(3)] for i in range(3)])
     states = torch.randn(3, 6, 2)
     for sampling_type in ('all', 'i', 'j', 'i+j'):
-        divergence, defined = dnc_divergences(constant_policies(), states,
-                                              torch.tensor([True, True, False]),
-                                              sampling_type, representation=False)
+        divergence, defined = dnc_divergences(
+            constant_policies(),
+            states,
+            torch.tensor([True, True, False]),
+            sampling_type,
+            representation=False,
+        )
         torch.testing.assert_close(divergence, expected.float(), atol=1e-5, rtol=1e-5)
-        assert defined.tolist() == [[True, True, False], [True, True, False],
-                                    [False, False, False]]
+        assert defined.tolist() == [[True, True, False], [True, True, False], [False, False, False]]
         beta = coefficient_matrix([0.5], 3)
         penalty = dnc_penalty(divergence, defined, beta)
-        torch.testing.assert_close(penalty, torch.tensor(
-            [0.5 * hand_kl(1, 0), 0.5 * hand_kl(0, 1), 0.0]), atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(
+            penalty,
+            torch.tensor([0.5 * hand_kl(1, 0), 0.5 * hand_kl(0, 1), 0.0]),
+            atol=1e-5,
+            rtol=1e-5,
+        )
 
 
 def test_only_the_regularised_policy_is_pulled():
     policies = constant_policies()
-    divergence, _ = dnc_divergences(policies, torch.randn(3, 4, 2), torch.ones(3, dtype=bool),
-                                    'all', representation=False)
+    divergence, _ = dnc_divergences(
+        policies, torch.randn(3, 4, 2), torch.ones(3, dtype=bool), 'all', representation=False
+    )
     divergence[0, 1].backward()  # KL(pi_1 || pi_0): a gradient for policy 0 only
     grad = policies.mean_head.bias.grad
     assert torch.any(grad[0] != 0) and torch.all(grad[1] == 0) and torch.all(grad[2] == 0)
@@ -105,8 +113,9 @@ def test_zero_coefficients_leave_separated_sac_unchanged():
     env = make_env('PointReachMT-v0')
     torch.manual_seed(0)
     np.random.seed(0)
-    algorithm = build_algorithm(resolve_config('dnc_sac', {'hidden_sizes': [8],
-                                                           'kl_coeff': [0.0] * 16}), env)
+    algorithm = build_algorithm(
+        resolve_config('dnc_sac', {'hidden_sizes': [8], 'kl_coeff': [0.0] * 16}), env
+    )
     assert not algorithm.regularize
     episodes = algorithm._sampler.obtain_samples(0, 400, algorithm.policy.get_param_values())
     algorithm.replay_buffer.add_episodes(episodes)
@@ -121,22 +130,39 @@ def test_zero_coefficients_leave_separated_sac_unchanged():
     # critics (the actor and temperature steps leave them alone) with the policies as they
     # were before the step; replay the TD target's draws to reach the actor's.
     torch.manual_seed(2)
-    sac_losses.td_target(batch, policies_before, algorithm.target_critics, alpha,
-                         algorithm.discount, algorithm.reward_scale)
-    objective, _, _ = sac_losses.actor_objective(batch.states, policies_before,
-                                                 algorithm.critics, alpha)
-    np.testing.assert_allclose(algorithm.last_stats['PolicyLoss'],
-                               objective.mean(1).detach().numpy(), rtol=1e-6, atol=1e-7)
+    sac_losses.td_target(
+        batch,
+        policies_before,
+        algorithm.target_critics,
+        alpha,
+        algorithm.discount,
+        algorithm.reward_scale,
+    )
+    objective, _, _ = sac_losses.actor_objective(
+        batch.states, policies_before, algorithm.critics, alpha
+    )
+    np.testing.assert_allclose(
+        algorithm.last_stats['PolicyLoss'], objective.mean(1).detach().numpy(), rtol=1e-6, atol=1e-7
+    )
     assert 'PolicyKLPenalty' not in algorithm.method_stats
 
 
 def distillation_learner(sampling_type='all', n_epochs=5):
     torch.manual_seed(0)
     np.random.seed(0)
-    algorithm = build_algorithm(resolve_config('dnc_sac', {
-        'hidden_sizes': [8], 'distillation_period': 1, 'distillation_n_epochs': n_epochs,
-        'buffer_batch_size': 12, 'sampling_type': sampling_type}),
-        make_env('PointReachMT-v0'))
+    algorithm = build_algorithm(
+        resolve_config(
+            'dnc_sac',
+            {
+                'hidden_sizes': [8],
+                'distillation_period': 1,
+                'distillation_n_epochs': n_epochs,
+                'buffer_batch_size': 12,
+                'sampling_type': sampling_type,
+            },
+        ),
+        make_env('PointReachMT-v0'),
+    )
     episodes = algorithm._sampler.obtain_samples(0, 400, algorithm.policy.get_param_values())
     algorithm.replay_buffer.add_episodes(episodes)
     return algorithm
@@ -148,9 +174,9 @@ def test_distillation_makes_every_policy_the_central_one():
     algorithm.after_epoch(0)  # never at epoch 0
     assert torch.equal(before, algorithm.policies.mean_head.weight)
     algorithm.after_epoch(1)
-    for policy_parameter, central_parameter in zip(algorithm.policies.parameters(),
-                                                   algorithm.central_policy.parameters(),
-                                                   strict=True):
+    for policy_parameter, central_parameter in zip(
+        algorithm.policies.parameters(), algorithm.central_policy.parameters(), strict=True
+    ):
         for task in range(4):
             assert torch.equal(policy_parameter[task], central_parameter[0])
     assert not torch.equal(before[0], algorithm.policies.mean_head.weight[0])
@@ -159,8 +185,9 @@ def test_distillation_makes_every_policy_the_central_one():
 def test_the_central_policy_starts_as_policy_0_and_persists_across_distillations():
     algorithm = distillation_learner(n_epochs=3)
     central, optimizer = algorithm.central_policy, algorithm.central_optimizer
-    for policy_parameter, central_parameter in zip(algorithm.policies.parameters(),
-                                                   central.parameters(), strict=True):
+    for policy_parameter, central_parameter in zip(
+        algorithm.policies.parameters(), central.parameters(), strict=True
+    ):
         assert torch.equal(policy_parameter[:1], central_parameter)
     algorithm.distill()
     after_first = [p.detach().clone() for p in central.parameters()]
@@ -186,19 +213,20 @@ def test_snapshot_and_to_keep_the_central_policy_and_its_optimizer():
     algorithm.distill()
     restored = pickle.loads(pickle.dumps(algorithm))
     restored.to('cpu')
-    for saved, loaded in zip(algorithm.central_policy.parameters(),
-                             restored.central_policy.parameters(), strict=True):
+    for saved, loaded in zip(
+        algorithm.central_policy.parameters(), restored.central_policy.parameters(), strict=True
+    ):
         assert torch.equal(saved, loaded)
-    assert {float(state['step']) for state in restored.central_optimizer.state.values()} \
-        == {2.0}
+    assert {float(state['step']) for state in restored.central_optimizer.state.values()} == {2.0}
     assert restored.central_optimizer.param_groups[0]['params'][0] is next(
-        restored.central_policy.parameters())
+        restored.central_policy.parameters()
+    )
 
 
-@pytest.mark.parametrize('sampling_type, per_buffer', [('all', 3), ('i', 3), ('j', 12),
-                                                       ('i+j', 6)])
-def test_distillation_samples_per_buffer_follow_the_sampling_type(sampling_type, per_buffer,
-                                                                 monkeypatch):
+@pytest.mark.parametrize('sampling_type, per_buffer', [('all', 3), ('i', 3), ('j', 12), ('i+j', 6)])
+def test_distillation_samples_per_buffer_follow_the_sampling_type(
+    sampling_type, per_buffer, monkeypatch
+):
     algorithm = distillation_learner(sampling_type, n_epochs=2)
     calls = []
     original = algorithm.replay_buffer.sample
@@ -215,6 +243,7 @@ def test_distillation_samples_per_buffer_follow_the_sampling_type(sampling_type,
 
 def test_the_penalty_part_and_its_statistics_match_hand_values():
     from learning.dnc_regularization import DnCPenalty
+
     assert DnCPenalty.from_flags([0.0] * 9, 3, 'all', False) is None  # plain separated SAC
     part = DnCPenalty.from_flags([0.5], 3, 'i', False)
     has_data = torch.tensor([True, True, False])
@@ -224,5 +253,6 @@ def test_the_penalty_part_and_its_statistics_match_hand_values():
     torch.testing.assert_close(stats['PolicyKLPenalty'], penalty)
     # Each policy's mean divergence from the others it is defined against (task 2 has no
     # data: no pair, so 0).
-    torch.testing.assert_close(stats['PolicyKL'], torch.tensor(
-        [hand_kl(1, 0), hand_kl(0, 1), 0.0]), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(
+        stats['PolicyKL'], torch.tensor([hand_kl(1, 0), hand_kl(0, 1), 0.0]), atol=1e-5, rtol=1e-5
+    )

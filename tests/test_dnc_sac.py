@@ -1,4 +1,5 @@
 """The separated learner: gradient-step allocation, per-task masking, routing, and ``to()``."""
+
 from __future__ import annotations
 
 import copy
@@ -13,12 +14,15 @@ from garage_experiments import build_algorithm
 from learning.algorithms.dnc_sac import allocate_gradient_steps
 
 
-@pytest.mark.parametrize('total, collected, expected', [
-    (1000, [500, 300, 200], [500, 300, 200]),
-    (10, [1, 999], [1, 9]),  # at least one step for a task that collected anything
-    (100, [250, 0, 750], [25, 0, 75]),  # none for a task that collected nothing
-    (7, [0, 0], [0, 0]),
-])
+@pytest.mark.parametrize(
+    'total, collected, expected',
+    [
+        (1000, [500, 300, 200], [500, 300, 200]),
+        (10, [1, 999], [1, 9]),  # at least one step for a task that collected anything
+        (100, [250, 0, 750], [25, 0, 75]),  # none for a task that collected nothing
+        (7, [0, 0], [0, 0]),
+    ],
+)
 def test_gradient_steps_follow_the_data_share(total, collected, expected):
     np.testing.assert_array_equal(allocate_gradient_steps(total, np.array(collected)), expected)
 
@@ -42,9 +46,16 @@ class Trainer:
 def algo():
     torch.manual_seed(0)
     np.random.seed(0)
-    config = resolve_config('qmp_dnc', {'batch_size': 200, 'min_buffer_size': 50,
-                                        'gradient_steps_per_itr': 8, 'buffer_batch_size': 8,
-                                        'hidden_sizes': [8, 8]})
+    config = resolve_config(
+        'qmp_dnc',
+        {
+            'batch_size': 200,
+            'min_buffer_size': 50,
+            'gradient_steps_per_itr': 8,
+            'buffer_batch_size': 8,
+            'hidden_sizes': [8, 8],
+        },
+    )
     algorithm = build_algorithm(config, make_env('PointReachMT-v0'))
     trainer = Trainer(algorithm._sampler)
     trainer.algo = algorithm
@@ -52,9 +63,13 @@ def algo():
 
 
 def parameters(algorithm):
-    return [p.detach().clone() for p in list(algorithm.policies.parameters())
-            + list(algorithm.critics.parameters()) + list(algorithm.target_critics.parameters())
-            + [algorithm.log_alpha]]
+    return [
+        p.detach().clone()
+        for p in list(algorithm.policies.parameters())
+        + list(algorithm.critics.parameters())
+        + list(algorithm.target_critics.parameters())
+        + [algorithm.log_alpha]
+    ]
 
 
 def test_warm_up_round_collects_min_buffer_size_per_task_then_trains(algo):
@@ -122,8 +137,7 @@ def test_sampling_policy_is_the_mixture_for_qmp_and_routing_otherwise():
     assert qmp._sampler._policy is not qmp.exploration_policy
 
 
-def test_the_update_returns_its_statistics_and_the_step_keeps_the_active_tasks(algo,
-                                                                               monkeypatch):
+def test_the_update_returns_its_statistics_and_the_step_keeps_the_active_tasks(algo, monkeypatch):
     algorithm, trainer = algo
     while (algorithm.replay_buffer.sizes() < 50).any():
         algorithm.train_once(trainer)
@@ -134,8 +148,10 @@ def test_the_update_returns_its_statistics_and_the_step_keeps_the_active_tasks(a
     assert all(value.shape == (4,) for value in stats.values())
     for key, value in before.items():  # the update itself writes nothing
         np.testing.assert_array_equal(algorithm.last_stats[key], value)
-    returned = {key: torch.arange(4, dtype=torch.float32) + 10 * i
-                for i, key in enumerate(algorithm.last_stats)}
+    returned = {
+        key: torch.arange(4, dtype=torch.float32) + 10 * i
+        for i, key in enumerate(algorithm.last_stats)
+    }
     monkeypatch.setattr(algorithm, '_update', lambda tasks: returned)
     algorithm._gradient_step(active)
     for key, value in returned.items():

@@ -1,6 +1,7 @@
 """Tests of the toy environment family, the Gymnasium adapter, the multi-task contract and the
 registry (``environments/point_reach.py``, ``gymnasium_adapter.py``, ``multitask.py``,
 ``registry.py``)."""
+
 import dataclasses
 import functools
 import importlib
@@ -30,6 +31,7 @@ def _scripted_action(observation, task):
 
 
 # --------------------------------------------------------------------------- PointReachMT-v0
+
 
 def test_point_reach_family_facts():
     env = make_env('PointReachMT-v0')
@@ -72,8 +74,9 @@ def test_goals_differ_per_task():
     assert len(GOALS) == N_TASKS
     for index, goal in enumerate(GOALS):
         angle = math.radians(point_reach.GOAL_ANGLES_DEG[index])
-        np.testing.assert_allclose(goal, [-0.8 + 1.3 * math.cos(angle),
-                                          -0.8 + 1.3 * math.sin(angle)], atol=1e-6)
+        np.testing.assert_allclose(
+            goal, [-0.8 + 1.3 * math.cos(angle), -0.8 + 1.3 * math.sin(angle)], atol=1e-6
+        )
         assert np.all(np.abs(goal) <= 1.0)
 
 
@@ -164,6 +167,7 @@ def test_horizon_timeout_and_first_step():
 
 # --------------------------------------------------------------------------- GymnasiumEnv
 
+
 class CountingEnv(gymnasium.Env):
     """Terminates (or truncates) at step ``end_step``; reports assorted infos."""
 
@@ -186,16 +190,25 @@ class CountingEnv(gymnasium.Env):
         self.count += 1
         self.shared[0] = float(self.count)  # the same array every step
         ended = self.count >= self.end_step
-        info = {'text': 'hello', 'listed': [1, 2], 'int': 3, 'float': 2.5, 'flag': True,
-                'np_float': np.float32(1.5), 'array': self.array_info,
-                'strings': np.array(['a', 'b']), 'objects': np.array([None]),
-                'success': 1.0}
+        info = {
+            'text': 'hello',
+            'listed': [1, 2],
+            'int': 3,
+            'float': 2.5,
+            'flag': True,
+            'np_float': np.float32(1.5),
+            'array': self.array_info,
+            'strings': np.array(['a', 'b']),
+            'objects': np.array([None]),
+            'success': 1.0,
+        }
         return self.shared, 1.0, ended and not self.truncate, ended and self.truncate, info
 
 
 def _adapter(end_step, max_episode_length, truncate=False, seed=None):
-    return GymnasiumEnv(functools.partial(CountingEnv, end_step, truncate),
-                        max_episode_length, seed=seed)
+    return GymnasiumEnv(
+        functools.partial(CountingEnv, end_step, truncate), max_episode_length, seed=seed
+    )
 
 
 def _run_episode(adapter):
@@ -257,9 +270,19 @@ def test_adapter_refuses_a_non_box_space():
 
 
 def test_numeric_infos_directly():
-    info = {'s': 'x', 'l': [1.0], 't': (1, 2), 'd': {'a': 1}, 'n': None, 'i': 1,
-            'u8': np.uint8(3), 'b': np.bool_(True), 'a': np.arange(3),
-            'c': np.array([1 + 2j]), 'o': np.array([object()])}
+    info = {
+        's': 'x',
+        'l': [1.0],
+        't': (1, 2),
+        'd': {'a': 1},
+        'n': None,
+        'i': 1,
+        'u8': np.uint8(3),
+        'b': np.bool_(True),
+        'a': np.arange(3),
+        'c': np.array([1 + 2j]),
+        'o': np.array([object()]),
+    }
     kept = numeric_infos(info)
     assert set(kept) == {'i', 'u8', 'b', 'a'}
     assert kept['a'] is not info['a']
@@ -330,28 +353,38 @@ def test_train_and_test_envs_differ():
 
 # --------------------------------------------------------------------------- split_observation
 
-RAW = np.array([[0.1, 0.2, 0.0, 0.0, 1.0, 0.0],
-                [0.3, -0.4, 1.0, 0.0, 0.0, 0.0],
-                [-0.5, 0.6, 0.0, 0.0, 0.0, 1.0]], np.float32)
+RAW = np.array(
+    [
+        [0.1, 0.2, 0.0, 0.0, 1.0, 0.0],
+        [0.3, -0.4, 1.0, 0.0, 0.0, 0.0],
+        [-0.5, 0.6, 0.0, 0.0, 0.0, 1.0],
+    ],
+    np.float32,
+)
 EXPECTED_IDS = [2, 0, 3]
 
 
 @pytest.mark.parametrize('backend', ['numpy', 'torch'])
 @pytest.mark.parametrize('batched', [True, False])
-@pytest.mark.parametrize('mode, include, expected', [
-    ('slice', False, RAW[:, :2]),
-    ('zero', False, np.concatenate([RAW[:, :2], np.zeros((3, 4), np.float32)], axis=1)),
-    ('slice', True, RAW),
-    ('zero', True, RAW),
-])
+@pytest.mark.parametrize(
+    'mode, include, expected',
+    [
+        ('slice', False, RAW[:, :2]),
+        ('zero', False, np.concatenate([RAW[:, :2], np.zeros((3, 4), np.float32)], axis=1)),
+        ('slice', True, RAW),
+        ('zero', True, RAW),
+    ],
+)
 def test_split_observation(backend, batched, mode, include, expected):
     raw = RAW if batched else RAW[0]
     expected = expected if batched else expected[0]
     expected_ids = EXPECTED_IDS if batched else EXPECTED_IDS[0]
     observations = torch.from_numpy(raw.copy()) if backend == 'torch' else raw.copy()
     original = observations.clone() if backend == 'torch' else observations.copy()
-    for splitter in (lambda o: split_observation(o, N_TASKS, mode, include),
-                     ObservationSplitter(N_TASKS, mode, include)):
+    for splitter in (
+        lambda o: split_observation(o, N_TASKS, mode, include),
+        ObservationSplitter(N_TASKS, mode, include),
+    ):
         states, task_ids = splitter(observations)
         assert type(states) is type(observations)
         if backend == 'torch':
@@ -380,8 +413,10 @@ def test_family_splitter_on_real_observations():
 
 # --------------------------------------------------------------------------- gymnasium checks
 
+
 def test_gymnasium_env_checker_and_render():
     from gymnasium.utils.env_checker import check_env
+
     env = PointReachTaskEnv(GOALS[0])
     check_env(env, skip_render_check=True)
     env.reset(seed=0)
@@ -404,6 +439,7 @@ def test_gymnasium_env_checker_and_render():
 
 # --------------------------------------------------------------------------- registry
 
+
 def test_make_env_unknown_kwarg_raises():
     with pytest.raises(ValueError, match='bogus_flag'):
         make_env('PointReachMT-v0', bogus_flag=1)
@@ -424,8 +460,9 @@ def test_every_family_takes_its_facts_from_its_registry_row():
 
 
 def test_a_family_builds_its_tasks_with_the_registry_horizon(monkeypatch):
-    monkeypatch.setitem(ENVS, 'PointReachMT-v0',
-                        dataclasses.replace(ENVS['PointReachMT-v0'], max_episode_length=7))
+    monkeypatch.setitem(
+        ENVS, 'PointReachMT-v0', dataclasses.replace(ENVS['PointReachMT-v0'], max_episode_length=7)
+    )
     env = point_reach.PointReachMT()
     assert env.max_episode_length == 7
     task_env = env.get_train_envs()[2]

@@ -1,4 +1,5 @@
 """``EpochClock``: the ``Time/...`` metrics add up as documented (on a fake clock)."""
+
 from __future__ import annotations
 
 import pytest

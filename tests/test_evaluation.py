@@ -1,5 +1,6 @@
 """``infrastructure/evaluation.py``: deterministic (mean) actions, any-step success, the episode
 count per task, and hand-computed returns on scripted envs."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -38,9 +39,14 @@ class RewardIsActionEnv(FakeBoxEnv):
             step_type = StepType.TIMEOUT
         else:
             step_type = StepType.MID
-        return EnvStep(self.spec, action, float(action[0]), self._obs.copy(),
-                       {'success': success, 'task_id': self.task_id}, step_type)
-
+        return EnvStep(
+            self.spec,
+            action,
+            float(action[0]),
+            self._obs.copy(),
+            {'success': success, 'task_id': self.task_id},
+            step_type,
+        )
 
 
 class MeanDiffersFromSample:
@@ -59,14 +65,20 @@ class MeanDiffersFromSample:
 
 def test_mean_actions_any_step_success_and_hand_computed_returns():
     policy = MeanDiffersFromSample()
-    stats, task_ids = evaluate(policy, [RewardIsActionEnv(0), RewardIsActionEnv(1)],
-                               episodes_per_task=3, max_episode_length=HORIZON, discount=0.5)
+    stats, task_ids = evaluate(
+        policy,
+        [RewardIsActionEnv(0), RewardIsActionEnv(1)],
+        episodes_per_task=3,
+        max_episode_length=HORIZON,
+        discount=0.5,
+    )
     assert policy.resets == 3
     np.testing.assert_array_equal(task_ids, [0, 1] * 3)
     # Task 0 runs 4 steps at reward 0.5 (the mean, not the sampled -1); task 1 stops after 2.
     np.testing.assert_allclose(stats['return'], [2.0, 0.5] * 3)
-    np.testing.assert_allclose(stats['discounted_return'],
-                               [0.5 * (1 + 0.5 + 0.25 + 0.125), 0.25 * 1.5] * 3)
+    np.testing.assert_allclose(
+        stats['discounted_return'], [0.5 * (1 + 0.5 + 0.25 + 0.125), 0.25 * 1.5] * 3
+    )
     np.testing.assert_array_equal(stats['length'], [4, 2] * 3)
     # Task 0 succeeded at step 2 only, and counts as a success (any step), not its last step.
     np.testing.assert_array_equal(stats['success'], [1.0, 0.0] * 3)
@@ -75,10 +87,12 @@ def test_mean_actions_any_step_success_and_hand_computed_returns():
 
 
 @pytest.mark.parametrize('num_evaluation_episodes, per_task', [(10, 2), (4, 1), (13, 3)])
-def test_episodes_per_task_is_the_total_divided_by_the_task_count(num_evaluation_episodes,
-                                                                   per_task):
-    config = resolve_config('dnc_sac', {'hidden_sizes': [8],
-                                        'num_evaluation_episodes': num_evaluation_episodes})
+def test_episodes_per_task_is_the_total_divided_by_the_task_count(
+    num_evaluation_episodes, per_task
+):
+    config = resolve_config(
+        'dnc_sac', {'hidden_sizes': [8], 'num_evaluation_episodes': num_evaluation_episodes}
+    )
     algorithm = build_algorithm(config, make_env('PointReachMT-v0'))
     results = algorithm._evaluate()
     assert algorithm._evaluator.episodes_per_task == per_task

@@ -5,6 +5,7 @@ so an episode depends only on its env's start. With the start noise off, every s
 env is the same and the two paths must give identical statistics; with it on, the lockstep
 path's copies draw their own seeded starts (``docs/deviations.md``), reproducibly.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -39,8 +40,7 @@ def _policy(env) -> CountingPolicy:
         policies.mean_head.weight.mul_(0.3)
         for task_id, goal in enumerate(point_reach.GOALS):
             direction = (goal - point_reach.START) / np.linalg.norm(goal - point_reach.START)
-            policies.mean_head.bias[task_id, 0] = torch.atanh(
-                torch.as_tensor(0.95 * direction))
+            policies.mean_head.bias[task_id, 0] = torch.atanh(torch.as_tensor(0.95 * direction))
     return CountingPolicy(env.spec, policies, env.split_observation)
 
 
@@ -68,8 +68,9 @@ def test_same_statistics_as_sequential_evaluation_without_start_noise(monkeypatc
         # call holds the episodes still running (the task policy's rows are independent).
         lengths = actual[0]['length']
         assert policy.batch_sizes[0] == N_TASKS * EPISODES
-        assert policy.batch_sizes == [int((lengths > step).sum())
-                                      for step in range(int(lengths.max()))]
+        assert policy.batch_sizes == [
+            int((lengths > step).sum()) for step in range(int(lengths.max()))
+        ]
         assert sequential_calls > len(policy.batch_sizes)
         policy.batch_sizes.clear()
     lengths = actual[0]['length']
@@ -77,24 +78,29 @@ def test_same_statistics_as_sequential_evaluation_without_start_noise(monkeypatc
 
 
 def test_one_env_per_task_is_the_sequential_path_with_start_noise():
-    sequential_env, lockstep_env = make_env('PointReachMT-v0', seed=3), \
-        make_env('PointReachMT-v0', seed=3)
+    sequential_env, lockstep_env = (
+        make_env('PointReachMT-v0', seed=3),
+        make_env('PointReachMT-v0', seed=3),
+    )
     policy = _policy(sequential_env)
     evaluator = LockstepEvaluator(lockstep_env.get_test_envs(), EPISODES, envs_per_task=1)
     for _ in range(2):
-        _assert_same_stats(evaluate(policy, sequential_env.get_test_envs(), EPISODES, HORIZON,
-                                    0.99),
-                           evaluator.evaluate(policy, HORIZON, 0.99))
+        _assert_same_stats(
+            evaluate(policy, sequential_env.get_test_envs(), EPISODES, HORIZON, 0.99),
+            evaluator.evaluate(policy, HORIZON, 0.99),
+        )
 
 
 @pytest.mark.parametrize('envs_per_task', [EPISODES, 2])
 def test_copies_are_seeded_apart_and_reproducible(envs_per_task):
     env = make_env('PointReachMT-v0', seed=1)
     policy = _policy(env)
-    first = LockstepEvaluator(make_env('PointReachMT-v0', seed=1).get_test_envs(), EPISODES,
-                              envs_per_task)
-    second = LockstepEvaluator(make_env('PointReachMT-v0', seed=1).get_test_envs(), EPISODES,
-                               envs_per_task)
+    first = LockstepEvaluator(
+        make_env('PointReachMT-v0', seed=1).get_test_envs(), EPISODES, envs_per_task
+    )
+    second = LockstepEvaluator(
+        make_env('PointReachMT-v0', seed=1).get_test_envs(), EPISODES, envs_per_task
+    )
     stats, task_ids = first.evaluate(policy, HORIZON, 0.99)
     _assert_same_stats((stats, task_ids), second.evaluate(policy, HORIZON, 0.99))
     for task_id in range(N_TASKS):  # the episodes of one task start apart

@@ -1,4 +1,5 @@
 """``infrastructure/garage_compat.py``: each adaptation of garage 2021.3.0 to this stack."""
+
 from __future__ import annotations
 
 import importlib
@@ -33,8 +34,9 @@ def test_ray_workers_get_a_hook_that_resolves_to_the_adaptation(monkeypatch):
     garage_compat.init_ray(num_cpus=1)
     runtime_env = calls[0]['runtime_env']
     module_name, function_name = runtime_env['worker_process_setup_hook'].rsplit('.', 1)
-    assert getattr(importlib.import_module(module_name), function_name) is \
-        garage_compat.ray_setup_hook
+    assert (
+        getattr(importlib.import_module(module_name), function_name) is garage_compat.ray_setup_hook
+    )
     # The workers import the hook and the env factories from the repository root.
     assert runtime_env['env_vars']['PYTHONPATH'].split(os.pathsep)[0] == garage_compat.PROJECT_ROOT
     assert os.path.isfile(os.path.join(garage_compat.PROJECT_ROOT, 'run.py'))

@@ -7,6 +7,7 @@ the goal itself, towards the closest pose they can hold (SLSQP); the stage logic
 tested by setting the arm to the goal before a step. Run as a script to print steps/s of one
 task env through the adapter.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -60,8 +61,9 @@ def family() -> Iterator[JacoReachMT5]:
     env.close()
 
 
-def _inverse_kinematics(jaco: JacoReachTaskEnv, goal: np.ndarray,
-                       required: bool = True) -> np.ndarray | None:
+def _inverse_kinematics(
+    jaco: JacoReachTaskEnv, goal: np.ndarray, required: bool = True
+) -> np.ndarray | None:
     """Joint positions (within the joint ranges) that put the hand body at ``goal``.
 
     Damped least squares on ``mujoco.mj_jac`` in a scratch ``MjData``, from the initial pose
@@ -111,8 +113,9 @@ def _pd_action(jaco: JacoReachTaskEnv, pose: np.ndarray) -> np.ndarray:
     return np.clip((torque + data.qfrc_bias) / GEARS, -1.0, 1.0)
 
 
-def _holdable_pose_near(jaco: JacoReachTaskEnv, goal: np.ndarray,
-                        max_load: float) -> tuple[np.ndarray, float]:
+def _holdable_pose_near(
+    jaco: JacoReachTaskEnv, goal: np.ndarray, max_load: float
+) -> tuple[np.ndarray, float]:
     """The joint positions closest (hand to ``goal``) among those the motors can hold at rest.
 
     Holding at rest needs ``|bias force / gear| <= 1`` on every joint; ``max_load`` < 1 keeps a
@@ -130,10 +133,13 @@ def _holdable_pose_near(jaco: JacoReachTaskEnv, goal: np.ndarray,
 
     result = scipy.optimize.minimize(
         lambda q: np.linalg.norm(at_rest(q).xpos[hand] - goal),
-        np.clip(model.qpos0, model.jnt_range[:, 0], model.jnt_range[:, 1]), method='SLSQP',
+        np.clip(model.qpos0, model.jnt_range[:, 0], model.jnt_range[:, 1]),
+        method='SLSQP',
         bounds=model.jnt_range.tolist(),
-        constraints=[{'type': 'ineq',
-                      'fun': lambda q: max_load - np.abs(at_rest(q).qfrc_bias / GEARS)}])
+        constraints=[
+            {'type': 'ineq', 'fun': lambda q: max_load - np.abs(at_rest(q).qfrc_bias / GEARS)}
+        ],
+    )
     assert result.success, result.message
     return result.x, float(result.fun)
 
@@ -155,13 +161,22 @@ def _drive_to(env: TaskOneHotWrapper, goal: np.ndarray, max_steps: int) -> tuple
     return step, env_step
 
 
-def _expected_reward(task_id: int, jaco: JacoReachTaskEnv, action: np.ndarray,
-                     goal: np.ndarray, stage: int, success: bool) -> dict[str, float]:
+def _expected_reward(
+    task_id: int,
+    jaco: JacoReachTaskEnv,
+    action: np.ndarray,
+    goal: np.ndarray,
+    stage: int,
+    success: bool,
+) -> dict[str, float]:
     """The release's reward terms (``environments/jaco.py``) from the post-step simulator state."""
     data = jaco.data
     distance = np.linalg.norm(data.body('jaco_link_hand').xpos - goal)
-    ctrl = (-0.01 * np.sum(action ** 2) - 0.001 * np.abs(data.qvel).mean()
-            - 1e-5 * np.abs(data.qacc).mean())
+    ctrl = (
+        -0.01 * np.sum(action**2)
+        - 0.001 * np.abs(data.qvel).mean()
+        - 1e-5 * np.abs(data.qacc).mean()
+    )
     dist = 0.0 if task_id == 3 else -distance
     if task_id == STAY:
         stage_term = 0.0
@@ -170,8 +185,13 @@ def _expected_reward(task_id: int, jaco: JacoReachTaskEnv, action: np.ndarray,
     else:
         stage_term = -0.4 * max(3 - stage, 0)
     shift = -2.0 if task_id == 1 else 0.0
-    return {'reward': dist + stage_term + ctrl + shift, 'dist_reward': dist,
-            'stage_reward': stage_term, 'ctrl_reward': ctrl, 'distance': distance}
+    return {
+        'reward': dist + stage_term + ctrl + shift,
+        'dist_reward': dist,
+        'stage_reward': stage_term,
+        'ctrl_reward': ctrl,
+        'distance': distance,
+    }
 
 
 def _numpy(array: np.ndarray | torch.Tensor) -> np.ndarray:
@@ -199,13 +219,20 @@ def test_family_facts(family: JacoReachMT5) -> None:
         assert env_step.env_info['task_id'] == task_id
         jaco = env.gymnasium_env
         data = jaco.data
-        expected = np.concatenate([data.qpos, data.qvel, [1.0, 0.0, 0.0],
-                                   data.body('jaco_link_hand').xpos]).astype(np.float32)
+        expected = np.concatenate(
+            [data.qpos, data.qvel, [1.0, 0.0, 0.0], data.body('jaco_link_hand').xpos]
+        ).astype(np.float32)
         np.testing.assert_array_equal(env_step.observation[:18], expected)
         assert env.observation_space.contains(env_step.observation)
         keys.append(set(env_step.env_info))
-    assert keys[0] == {'stage_reward', 'ctrl_reward', 'dist_reward', 'success',
-                       'stages_completed', 'task_id'}
+    assert keys[0] == {
+        'stage_reward',
+        'ctrl_reward',
+        'dist_reward',
+        'success',
+        'stages_completed',
+        'task_id',
+    }
     assert all(k == keys[0] for k in keys), 'garage stacks infos of all tasks together'
 
 
@@ -230,8 +257,9 @@ def test_split_observation(include_task_id: bool, as_torch: bool) -> None:
         if not include_task_id:
             expected[..., 18:] = 0.0
         np.testing.assert_array_equal(_numpy(states), expected)
-        np.testing.assert_array_equal(_numpy(task_ids), np.argmax(
-            _numpy(observations)[..., 18:], axis=-1))
+        np.testing.assert_array_equal(
+            _numpy(task_ids), np.argmax(_numpy(observations)[..., 18:], axis=-1)
+        )
     np.testing.assert_array_equal(_numpy(raw), _numpy(original))
     assert _numpy(splitter(raw)[1]).tolist() == [3, 0, 4, 1, 2]
 
@@ -301,8 +329,9 @@ def test_reward_matches_the_formula(family: JacoReachMT5, task_id: int) -> None:
     data = jaco.data
     np.testing.assert_array_equal(env_step.observation[QPOS], data.qpos.astype(np.float32))
     np.testing.assert_array_equal(env_step.observation[QVEL], data.qvel.astype(np.float32))
-    np.testing.assert_array_equal(env_step.observation[HAND],
-                                  data.body('jaco_link_hand').xpos.astype(np.float32))
+    np.testing.assert_array_equal(
+        env_step.observation[HAND], data.body('jaco_link_hand').xpos.astype(np.float32)
+    )
     np.testing.assert_array_equal(data.mocap_pos[0], goal)
 
     # reward_fn: the same reward from the observation, minus the velocity/acceleration terms,
@@ -312,10 +341,10 @@ def test_reward_matches_the_formula(family: JacoReachMT5, task_id: int) -> None:
         np.testing.assert_allclose(reward_goal, _initial_hand_position(), atol=1e-12)
         assert 0.0 < np.linalg.norm(reward_goal - goal) < 0.01
         observed_distance = np.linalg.norm(env_step.observation[HAND] - reward_goal)
-        action_only = -observed_distance - 0.01 * np.sum(ACTION ** 2)
+        action_only = -observed_distance - 0.01 * np.sum(ACTION**2)
     else:
         np.testing.assert_array_equal(reward_goal, goal)
-        action_only = expected['reward'] - expected['ctrl_reward'] - 0.01 * np.sum(ACTION ** 2)
+        action_only = expected['reward'] - expected['ctrl_reward'] - 0.01 * np.sum(ACTION**2)
     for observation in (env_step.observation, env_step.observation[:18]):
         assert jaco.reward_fn(observation, ACTION) == pytest.approx(action_only, abs=1e-5)
     batch = np.stack([env_step.observation] * 3)
@@ -482,8 +511,9 @@ def test_stay_goal_is_the_reset_pose_in_train_and_test_envs(family: JacoReachMT5
         assert jaco.success_steps == sum(in_radius) < 30
         assert successes == [0.0] * MAX_EPISODE_LENGTH
         assert env_step.step_type == StepType.TIMEOUT and info['stages_completed'] == 0.0
-    train, test = (e.gymnasium_env for e in (family.get_train_envs()[STAY],
-                                          family.get_test_envs()[STAY]))
+    train, test = (
+        e.gymnasium_env for e in (family.get_train_envs()[STAY], family.get_test_envs()[STAY])
+    )
     assert train is not test and train.goals != test.goals
 
 
@@ -548,8 +578,9 @@ def test_unstable_simulation_ends_the_episode(family: JacoReachMT5) -> None:
     env.step(np.zeros(6))
     jaco.data.qvel[1] = 1e11
     data = jaco.data
-    before = np.concatenate([data.qpos, data.qvel, [1.0, 0.0, 0.0],
-                             data.body('jaco_link_hand').xpos]).astype(np.float32)
+    before = np.concatenate(
+        [data.qpos, data.qvel, [1.0, 0.0, 0.0], data.body('jaco_link_hand').xpos]
+    ).astype(np.float32)
     env_step = env.step(np.zeros(6))
     assert env_step.step_type == StepType.TERMINAL
     assert env_step.env_info['ctrl_reward'] < -100.0 and env_step.reward < -100.0
@@ -606,8 +637,9 @@ def test_test_envs_differ_from_train_envs() -> None:
 
 
 @pytest.mark.mujoco
-@pytest.mark.filterwarnings('ignore:.*A Box observation space (minimum|maximum) value is '
-                            '-?infinity:UserWarning')
+@pytest.mark.filterwarnings(
+    'ignore:.*A Box observation space (minimum|maximum) value is -?infinity:UserWarning'
+)
 @pytest.mark.parametrize('task_id', [1, STAY])
 def test_gymnasium_env_checker(task_id: int) -> None:
     """Joint positions, velocities and the hand position are unbounded, which the checker flags."""
@@ -618,8 +650,10 @@ def test_gymnasium_env_checker(task_id: int) -> None:
 
 @pytest.mark.mujoco
 def test_offscreen_rendering() -> None:
-    frame = render_offscreen('from environments.jaco import JacoReachTaskEnv\n'
-                             'env = JacoReachTaskEnv(0, width=64, height=48)')
+    frame = render_offscreen(
+        'from environments.jaco import JacoReachTaskEnv\n'
+        'env = JacoReachTaskEnv(0, width=64, height=48)'
+    )
     assert frame['shape'] == [48, 64, 3] and frame['dtype'] == 'uint8'
     assert frame['std'] > 0.0  # a picture, not a blank frame
 

@@ -4,6 +4,7 @@ Building one task environment loads the whole kitchen model (~0.6 s), so the ten
 environments are built once for the module and the other tests build as few as they can.
 Run as a script to print steps/s of one task environment through the adapter.
 """
+
 from __future__ import annotations
 
 import os
@@ -40,13 +41,29 @@ PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STATE_DIM = 60
 N_TASKS = 10
 HORIZON = 140
-EXPECTED_TASK_NAMES = ('slide cabinet-open', 'slide cabinet-close', 'hinge cabinet-open',
-                       'hinge cabinet-close', 'bottom burner-on', 'bottom burner-off',
-                       'top burner-on', 'top burner-off', 'light switch-on', 'light switch-off')
+EXPECTED_TASK_NAMES = (
+    'slide cabinet-open',
+    'slide cabinet-close',
+    'hinge cabinet-open',
+    'hinge cabinet-close',
+    'bottom burner-on',
+    'bottom burner-off',
+    'top burner-on',
+    'top burner-off',
+    'light switch-on',
+    'light switch-off',
+)
 EXPECTED_THRESHOLDS = (0.1, 0.1, 0.1, 0.3, 0.3, 0.3, 0.3, 0.3, 0.3, 0.3)
 # pos_noise_amp of franka_config.xml's joints 9..29 (D4RL's object-noise amplitudes).
-EXPECTED_OBJECT_NOISE = (0.005, 0.005) + (0.0005,) * 6 + (0.005,) * 3 + (0.1,) * 3 \
-    + (0.005,) * 3 + (0.1,) * 3 + (0.005,)
+EXPECTED_OBJECT_NOISE = (
+    (0.005, 0.005)
+    + (0.0005,) * 6
+    + (0.005,) * 3
+    + (0.1,) * 3
+    + (0.005,) * 3
+    + (0.1,) * 3
+    + (0.005,)
+)
 ROBOT_NOISE = 0.1 * 0.1  # robot_noise_ratio x pos_noise_amp of the arm joints
 
 
@@ -104,8 +121,9 @@ def test_family_facts(kitchen: KitchenMTEasy) -> None:
 def test_tables_are_d4rl_as_repeated_by_gymnasium_robotics() -> None:
     for element, indices in OBS_ELEMENT_INDICES.items():
         np.testing.assert_array_equal(indices, gr_kitchen.OBS_ELEMENT_INDICES[element])
-        np.testing.assert_array_equal(OBS_ELEMENT_GOALS[element],
-                                      gr_kitchen.OBS_ELEMENT_GOALS[element])
+        np.testing.assert_array_equal(
+            OBS_ELEMENT_GOALS[element], gr_kitchen.OBS_ELEMENT_GOALS[element]
+        )
     assert set(OBS_ELEMENT_INDICES) == set(gr_kitchen.OBS_ELEMENT_INDICES)
     np.testing.assert_array_equal(object_noise_amplitudes(), EXPECTED_OBJECT_NOISE)
     # Each reverse task starts where its forward twin ends, and the other way round.
@@ -133,8 +151,12 @@ def test_one_hot_and_task_id(kitchen: KitchenMTEasy, task_id: int) -> None:
     np.testing.assert_array_equal(env_step.observation[STATE_DIM:], _one_hot(task_id))
     assert env_step.env_info['task_id'] == task_id
     assert env_step.env_info['success'] == 0.0
-    assert set(env_step.env_info) == {'task_id', 'success', 'distance_to_goal',
-                                      'distance_to_object'}
+    assert set(env_step.env_info) == {
+        'task_id',
+        'success',
+        'distance_to_goal',
+        'distance_to_object',
+    }
     assert all(isinstance(value, (int, float)) for value in env_step.env_info.values())
     assert -20.0 <= env_step.reward <= 0.0
 
@@ -180,8 +202,12 @@ def test_each_task_starts_in_the_opposite_configuration(kitchen: KitchenMTEasy) 
 
 @pytest.mark.mujoco
 def test_goal_vector(kitchen: KitchenMTEasy) -> None:
-    fixed = {'microwave': (-0.75,), 'kettle': (-0.23, 0.75, 1.62, 0.99, 0.0, 0.0, -0.06),
-             'bottom burner': (-0.88, -0.01), 'light switch': (-0.69, -0.05)}
+    fixed = {
+        'microwave': (-0.75,),
+        'kettle': (-0.23, 0.75, 1.62, 0.99, 0.0, 0.0, -0.06),
+        'bottom burner': (-0.88, -0.01),
+        'light switch': (-0.69, -0.05),
+    }
     vectors = []
     for env, task in zip(kitchen.get_train_envs(), TASKS, strict=True):
         observation, _ = env.reset()
@@ -189,12 +215,12 @@ def test_goal_vector(kitchen: KitchenMTEasy) -> None:
         np.testing.assert_array_equal(vector, goal_vector(task).astype(np.float32))
         np.testing.assert_array_equal(vector, env.gymnasium_env.goal_vector.astype(np.float32))
         for element, goal in fixed.items():
-            np.testing.assert_allclose(vector[list(OBS_ELEMENT_INDICES[element])], goal,
-                                       rtol=1e-6)
+            np.testing.assert_allclose(vector[list(OBS_ELEMENT_INDICES[element])], goal, rtol=1e-6)
         if task.element not in fixed:
             np.testing.assert_allclose(vector[task.indices], task.goal, rtol=1e-6)
-        untouched = np.setdiff1d(np.arange(30), np.concatenate(
-            [OBS_ELEMENT_INDICES[e] for e in (*fixed, task.element)]))
+        untouched = np.setdiff1d(
+            np.arange(30), np.concatenate([OBS_ELEMENT_INDICES[e] for e in (*fixed, task.element)])
+        )
         assert not vector[untouched].any()
         vectors.append(vector)
     # Burner-on and burner-off (and light on/off) share their goal vector, as in the release;
@@ -210,13 +236,16 @@ def test_tolerance_known_values() -> None:
     assert tolerance(0.0, (0.0, 0.3), 0.5) == 1.0
     assert tolerance(0.3, (0.0, 0.3), 0.5) == 1.0  # bounds are inclusive
     assert tolerance(0.8, (0.0, 0.3), 0.5) == pytest.approx(0.1)  # at the margin
-    assert tolerance(0.55, (0.0, 0.3), 0.5) == pytest.approx(0.1 ** 0.25)  # half the margin
+    assert tolerance(0.55, (0.0, 0.3), 0.5) == pytest.approx(0.1**0.25)  # half the margin
     assert tolerance(-0.5, (0.0, 0.3), 0.5) == pytest.approx(0.1)  # below the lower bound
-    assert tolerance(1.3, (0.0, 0.3), 0.5) == pytest.approx(0.1 ** 4)
+    assert tolerance(1.3, (0.0, 0.3), 0.5) == pytest.approx(0.1**4)
     assert tolerance(0.2, (0.0, 0.1), 0.0) == 0.0  # no margin: a step
     assert tolerance(0.2, (0.0, 0.1), 0.1, value_at_margin=0.5) == pytest.approx(0.5)
-    for bad in ({'bounds': (1.0, 0.0), 'margin': 1.0}, {'bounds': (0.0, 1.0), 'margin': -1.0},
-                {'bounds': (0.0, 1.0), 'margin': 1.0, 'value_at_margin': 1.0}):
+    for bad in (
+        {'bounds': (1.0, 0.0), 'margin': 1.0},
+        {'bounds': (0.0, 1.0), 'margin': -1.0},
+        {'bounds': (0.0, 1.0), 'margin': 1.0, 'value_at_margin': 1.0},
+    ):
         with pytest.raises(ValueError):
             tolerance(2.0, **bad)
 
@@ -365,14 +394,18 @@ def test_gymnasium_env_checker() -> None:
 
 @pytest.mark.mujoco
 def test_offscreen_rendering() -> None:
-    frame = render_offscreen('from environments.kitchen import make_kitchen_task_env\n'
-                             "env = make_kitchen_task_env('light switch-off')")
+    frame = render_offscreen(
+        'from environments.kitchen import make_kitchen_task_env\n'
+        "env = make_kitchen_task_env('light switch-off')"
+    )
     assert frame['shape'] == [400, 400, 3] and frame['dtype'] == 'uint8'
     assert frame['std'] > 10.0  # a picture, not a blank frame
 
 
 if __name__ == '__main__':
     family = KitchenMTEasy(seed=0, task_name='0')
-    print(f'{family.task_names[0]}: {steps_per_second(family.get_train_envs()[0]):.0f} '
-          f'steps/s through the adapter (random actions)')
+    print(
+        f'{family.task_names[0]}: {steps_per_second(family.get_train_envs()[0]):.0f} '
+        f'steps/s through the adapter (random actions)'
+    )
     family.close()

@@ -4,6 +4,7 @@
 ``learning/`` nor ``environments/``. ``environments/`` may use ``infrastructure/`` but not
 ``learning/``. ``learning/`` may import both.
 """
+
 from __future__ import annotations
 
 import ast
@@ -30,7 +31,7 @@ def imported_modules(source: str, module: str) -> list[str]:
             names.extend(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
             if node.level:
-                base = package_parts[:len(package_parts) - node.level + 1]
+                base = package_parts[: len(package_parts) - node.level + 1]
                 names.append('.'.join(base + ([node.module] if node.module else [])))
             else:
                 names.append(node.module or '')
@@ -65,7 +66,8 @@ def test_every_form_of_import_is_caught(tmp_path):
         'def f():\n'
         '    from learning.networks.decaf import DecafTwinCritics\n'
         'from . import sibling\n'
-        'from ..multitask import X\n')
+        'from ..multitask import X\n'
+    )
     assert violations(tmp_path, 'environments', ('learning',)) == [
         'environments/__init__.py: learning.garage_compat',
         'environments/sub/deep.py: learning',
@@ -73,6 +75,8 @@ def test_every_form_of_import_is_caught(tmp_path):
     ]
     # Relative imports resolve inside the package, so they are never a violation here.
     assert imported_modules('from ..multitask import X', 'environments.sub.deep') == [
-        'environments.multitask']
+        'environments.multitask'
+    ]
     assert imported_modules('from . import sibling', 'environments.sub.deep') == [
-        'environments.sub']
+        'environments.sub'
+    ]

@@ -3,6 +3,7 @@
 The family (10 train + 10 test environments, under two seconds) is built once for the module.
 Run as a script to print steps/s of one task environment through the adapter.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -37,8 +38,10 @@ PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STATE_DIM = 4
 N_TASKS = 10
 # D4RL's pointmaze LARGE_MAZE ('G' marks D4RL's single-goal cell, a free cell).
-D4RL_LARGE_MAZE = ('############\\#OOOO#OOOOO#\\#O##O#O#O#O#\\#OOOOOO#OOO#\\#O####O###O#\\'
-                   '#OO#O#OOOOO#\\##O#O#O#O###\\#OO#OOO#OGO#\\############')
+D4RL_LARGE_MAZE = (
+    '############\\#OOOO#OOOOO#\\#O##O#O#O#O#\\#OOOOOO#OOO#\\#O####O###O#\\'
+    '#OO#O#OOOOO#\\##O#O#O#O###\\#OO#OOO#OGO#\\############'
+)
 # Shortest path lengths in cells (the release's metadata: short <= 9, medium 10-12, long >= 13).
 PATH_LENGTHS = (9, 9, 9, 9, 11, 11, 11, 12, 14, 15)
 POSITION_TOLERANCE = 1e-5
@@ -170,8 +173,9 @@ def test_reset_near_start_cell_and_goal_not_in_observation(maze: MazeLarge10) ->
             # The observation is the point's own state plus the one-hot: nothing else.
             task_env = env.gymnasium_env
             position, velocity = task_env.get_state()
-            np.testing.assert_allclose(observation[:STATE_DIM],
-                                       np.concatenate([position, velocity]), atol=1e-6)
+            np.testing.assert_allclose(
+                observation[:STATE_DIM], np.concatenate([position, velocity]), atol=1e-6
+            )
             np.testing.assert_array_equal(task_env.goal, goal)
     # Tasks 0 and 4 share a start cell: their states are drawn from the same distribution.
     assert TASKS[0][0] == TASKS[4][0] and TASKS[0][1] != TASKS[4][1]
@@ -207,8 +211,12 @@ def test_actions_move_along_rows_and_columns(maze: MazeLarge10) -> None:
 def test_reward_success_and_termination_on_hand_set_states(maze: MazeLarge10) -> None:
     env = maze.get_train_envs()[0]
     goal = np.array(TASKS[0][1], dtype=np.float64)  # (5, 8); cells (5, 7) and (5, 9) are free
-    for position, expect_success in (((5.0, 7.0), False), ((5.0, 7.45), False),
-                                     ((5.0, 8.4), True), ((5.0, 7.6), True)):
+    for position, expect_success in (
+        ((5.0, 7.0), False),
+        ((5.0, 7.45), False),
+        ((5.0, 8.4), True),
+        ((5.0, 7.6), True),
+    ):
         env.reset()
         env.gymnasium_env.set_state(position, (0.0, 0.0))
         env_step = env.step(np.zeros(2))
@@ -346,14 +354,17 @@ def test_renderer_is_created_lazily(maze: MazeLarge10) -> None:
 
 @pytest.mark.mujoco
 def test_offscreen_rendering() -> None:
-    frame = render_offscreen('from environments.maze import make_maze_task_env\n'
-                             'env = make_maze_task_env((1, 3), (5, 8))')
+    frame = render_offscreen(
+        'from environments.maze import make_maze_task_env\nenv = make_maze_task_env((1, 3), (5, 8))'
+    )
     assert frame['shape'] == [400, 400, 3] and frame['dtype'] == 'uint8'
     assert frame['std'] > 10.0  # a picture, not a blank frame
 
 
 if __name__ == '__main__':
     family = MazeLarge10(seed=0)
-    print(f'{family.task_names[0]}: {steps_per_second(family.get_train_envs()[0]):.0f} '
-          f'steps/s through the adapter (random actions)')
+    print(
+        f'{family.task_names[0]}: {steps_per_second(family.get_train_envs()[0]):.0f} '
+        f'steps/s through the adapter (random actions)'
+    )
     family.close()

@@ -1,5 +1,6 @@
 """MCAL: one multihead actor, per-task critics, one temperature, and QMP over the
 actor's heads scored by the task's own critic."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -15,12 +16,14 @@ from learning.networks.multihead import MultiheadTanhGaussianPolicy
 def filled(method: str):
     torch.manual_seed(0)
     np.random.seed(0)
-    algorithm = build_algorithm(resolve_config(method, {'hidden_sizes': [8],
-                                                        'buffer_batch_size': 16}),
-                                make_env('PointReachMT-v0'))
+    algorithm = build_algorithm(
+        resolve_config(method, {'hidden_sizes': [8], 'buffer_batch_size': 16}),
+        make_env('PointReachMT-v0'),
+    )
     policy = algorithm.exploration_policy or algorithm.policy
     algorithm.replay_buffer.add_episodes(
-        algorithm._sampler.obtain_samples(0, 400, policy.get_param_values()))
+        algorithm._sampler.obtain_samples(0, 400, policy.get_param_values())
+    )
     return algorithm
 
 
@@ -57,7 +60,10 @@ def test_qmp_mcal_switches_over_heads_with_the_task_critic():
         _, means = algorithm.policies.propose(states)
         for row in range(4):
             task = int(task_ids[row])
-            scores = [algorithm.critics(states[row].expand(4, 1, -1),
-                                        means[j, row].expand(4, 1, -1))[0][task, 0].item()
-                      for j in range(4)]
+            scores = [
+                algorithm.critics(states[row].expand(4, 1, -1), means[j, row].expand(4, 1, -1))[0][
+                    task, 0
+                ].item()
+                for j in range(4)
+            ]
             assert info['selected_policy'][row] == int(np.argmax(scores))

@@ -3,6 +3,7 @@
 The family (4 train and 4 test environments, about 2 s) is built once for the module. Run as a
 script to print steps/s through the adapter.
 """
+
 from __future__ import annotations
 
 import pickle
@@ -54,20 +55,34 @@ DOOR_JOINT, DRAWER_JOINT = 'doorjoint', 'goal_slidey'
 DOOR_OPEN, DRAWER_OPEN = -np.pi / 2, -0.1605
 # The release: initial hand, the task's object (body, joint, initial joint value, range), goal
 # offset from the object's position.
-HAND_INIT = {'door-open': (0.0, 0.6, 0.2), 'door-close': (-0.6, 0.6, 0.2),
-             'drawer-open': (0.0, 0.6, 0.2), 'drawer-close': (0.0, 0.6, 0.2)}
-OBJECT = {'door-open': ('door', DOOR_JOINT, 0.0, DOOR_LOW, DOOR_HIGH),
-          'door-close': ('door', DOOR_JOINT, -1.5708, DOOR_LOW, DOOR_HIGH),  # Meta-World's value
-          'drawer-open': ('drawer', DRAWER_JOINT, 0.0, DRAWER_LOW, DRAWER_HIGH),
-          'drawer-close': ('drawer', DRAWER_JOINT, -0.15, DRAWER_LOW, DRAWER_HIGH)}
-GOAL_OFFSET = {'door-open': (-0.3, -0.45, 0.0), 'door-close': (0.2, -0.2, 0.0),
-               'drawer-open': (0.0, -0.36, 0.09), 'drawer-close': (0.0, -0.16, 0.09)}
+HAND_INIT = {
+    'door-open': (0.0, 0.6, 0.2),
+    'door-close': (-0.6, 0.6, 0.2),
+    'drawer-open': (0.0, 0.6, 0.2),
+    'drawer-close': (0.0, 0.6, 0.2),
+}
+OBJECT = {
+    'door-open': ('door', DOOR_JOINT, 0.0, DOOR_LOW, DOOR_HIGH),
+    'door-close': ('door', DOOR_JOINT, -1.5708, DOOR_LOW, DOOR_HIGH),  # Meta-World's value
+    'drawer-open': ('drawer', DRAWER_JOINT, 0.0, DRAWER_LOW, DRAWER_HIGH),
+    'drawer-close': ('drawer', DRAWER_JOINT, -0.15, DRAWER_LOW, DRAWER_HIGH),
+}
+GOAL_OFFSET = {
+    'door-open': (-0.3, -0.45, 0.0),
+    'door-close': (0.2, -0.2, 0.0),
+    'drawer-open': (0.0, -0.36, 0.09),
+    'drawer-close': (0.0, -0.16, 0.09),
+}
 # Where the object a task does not use stays (the scene's defaults, the release's placements),
 # always closed.
 DEFAULT_POSITION = {'door': (-0.1, 0.9, 0.15), 'drawer': (0.4, 0.9, 0.0)}
 ZERO_ACTION = np.zeros(4, dtype=np.float32)
-METAWORLD_CLASSES = {'door-open': SawyerDoorEnvV3, 'door-close': SawyerDoorCloseEnvV3,
-                     'drawer-open': SawyerDrawerOpenEnvV3, 'drawer-close': SawyerDrawerCloseEnvV3}
+METAWORLD_CLASSES = {
+    'door-open': SawyerDoorEnvV3,
+    'door-close': SawyerDoorCloseEnvV3,
+    'drawer-open': SawyerDrawerOpenEnvV3,
+    'drawer-close': SawyerDrawerCloseEnvV3,
+}
 
 
 @pytest.fixture(scope='module')
@@ -102,8 +117,9 @@ def test_family_facts_one_hot_and_split(family: MetaWorldCDS) -> None:
     np.testing.assert_array_equal(family.spec.action_space.high, np.ones(4))
 
     observations = []
-    for task_id, (train_env, test_env) in enumerate(zip(family.get_train_envs(),
-                                                        family.get_test_envs(), strict=True)):
+    for task_id, (train_env, test_env) in enumerate(
+        zip(family.get_train_envs(), family.get_test_envs(), strict=True)
+    ):
         assert train_env is not test_env and train_env.task_name == TASK_NAMES[task_id]
         expected = np.eye(N_TASKS, dtype=np.float32)[task_id]
         for env in (train_env, test_env):
@@ -132,8 +148,7 @@ def test_family_facts_one_hot_and_split(family: MetaWorldCDS) -> None:
 
 
 @pytest.mark.mujoco
-def test_scene_holds_both_objects_and_the_observation_tracks_them(
-        family: MetaWorldCDS) -> None:
+def test_scene_holds_both_objects_and_the_observation_tracks_them(family: MetaWorldCDS) -> None:
     for env in family.get_train_envs():
         sim = env.gymnasium_env.unwrapped
         for name in ('door', 'drawer', 'door_link', 'drawer_link'):
@@ -145,20 +160,22 @@ def test_scene_holds_both_objects_and_the_observation_tracks_them(
         moved = env.step(ZERO_ACTION).observation
         # Hand and gripper as Meta-World computes them; the object entries are the handle
         # positions MuJoCo reports, with their orientations.
-        np.testing.assert_allclose(moved[:4],
-                                   SawyerXYZEnv._get_curr_obs_combined_no_goal(sim)[:4],
-                                   atol=1e-6)
+        np.testing.assert_allclose(
+            moved[:4], SawyerXYZEnv._get_curr_obs_combined_no_goal(sim)[:4], atol=1e-6
+        )
         np.testing.assert_allclose(moved[DOOR_POS], sim.data.geom('handle').xpos, atol=1e-6)
-        np.testing.assert_allclose(moved[DRAWER_POS],
-                                   sim.data.body('drawer_link').xpos + DRAWER_HANDLE_OFFSET,
-                                   atol=1e-6)
-        np.testing.assert_allclose(moved[DRAWER.stop - 4:DRAWER.stop],
-                                   sim.data.body('drawer_link').xquat, atol=1e-6)
-        assert abs(np.linalg.norm(moved[DOOR.stop - 4:DOOR.stop]) - 1.0) < 1e-6
+        np.testing.assert_allclose(
+            moved[DRAWER_POS], sim.data.body('drawer_link').xpos + DRAWER_HANDLE_OFFSET, atol=1e-6
+        )
+        np.testing.assert_allclose(
+            moved[DRAWER.stop - 4 : DRAWER.stop], sim.data.body('drawer_link').xquat, atol=1e-6
+        )
+        assert abs(np.linalg.norm(moved[DOOR.stop - 4 : DOOR.stop]) - 1.0) < 1e-6
         # Both objects moved in the observation, whatever the task.
         assert np.linalg.norm(moved[DOOR] - observation[DOOR]) > 0.05, env.task_name
-        np.testing.assert_allclose(moved[DRAWER_POS] - observation[DRAWER_POS],
-                                   [0.0, -0.1 - drawer_before, 0.0], atol=2e-3)
+        np.testing.assert_allclose(
+            moved[DRAWER_POS] - observation[DRAWER_POS], [0.0, -0.1 - drawer_before, 0.0], atol=2e-3
+        )
 
 
 @pytest.mark.mujoco
@@ -167,19 +184,18 @@ def test_initial_positions(family: MetaWorldCDS) -> None:
         name = env.task_name
         sim = env.gymnasium_env.unwrapped
         body, joint, initial_value, low, high = OBJECT[name]
-        other_body, other_joint = (('drawer', DRAWER_JOINT) if body == 'door'
-                                   else ('door', DOOR_JOINT))
+        other_body, other_joint = (
+            ('drawer', DRAWER_JOINT) if body == 'door' else ('door', DOOR_JOINT)
+        )
         for _ in range(3):
             observation, _ = env.reset()
             position = sim.model.body(body).pos
             assert np.all(position >= low - 1e-9) and np.all(position <= high + 1e-9), name
             assert sim.data.joint(joint).qpos.item() == pytest.approx(initial_value)
-            np.testing.assert_allclose(sim.model.body(other_body).pos,
-                                       DEFAULT_POSITION[other_body])
+            np.testing.assert_allclose(sim.model.body(other_body).pos, DEFAULT_POSITION[other_body])
             assert sim.data.joint(other_joint).qpos.item() == pytest.approx(0.0, abs=1e-9)
             np.testing.assert_allclose(observation[:3], HAND_INIT[name], atol=0.02)
-            np.testing.assert_allclose(observation[GOAL], position + GOAL_OFFSET[name],
-                                       atol=1e-6)
+            np.testing.assert_allclose(observation[GOAL], position + GOAL_OFFSET[name], atol=1e-6)
 
 
 @pytest.mark.mujoco
@@ -213,8 +229,9 @@ def test_rewards_read_the_task_object(family: MetaWorldCDS) -> None:
         env.reset()
         env.step(action)
         observation = sim._last_stable_obs.copy()
-        own, other = ((DOOR_POS, DRAWER_POS) if env.task_name.startswith('door')
-                      else (DRAWER_POS, DOOR_POS))
+        own, other = (
+            (DOOR_POS, DRAWER_POS) if env.task_name.startswith('door') else (DRAWER_POS, DOOR_POS)
+        )
         reward = sim.evaluate_state(observation, action)[0]
         for entries, changes in ((own, True), (other, False)):
             shifted = observation.copy()
@@ -233,8 +250,14 @@ def test_each_task_matches_metaworlds_own_task(task_name: str) -> None:
     shared = TASK_CLASSES[task_name]()
     original = METAWORLD_CLASSES[task_name]()
     for env in (shared, original):
-        env.set_task(Task(task_name, pickle.dumps({'env_cls': type(env), 'rand_vec': position,
-                                                   'partially_observable': False})))
+        env.set_task(
+            Task(
+                task_name,
+                pickle.dumps(
+                    {'env_cls': type(env), 'rand_vec': position, 'partially_observable': False}
+                ),
+            )
+        )
     original.hand_init_pos = shared.hand_init_pos.copy()  # door-close's differs (as in the release)
     shared.reset()
     original.reset()
@@ -257,8 +280,9 @@ def test_each_task_matches_metaworlds_own_task(task_name: str) -> None:
 
 @pytest.mark.mujoco
 @pytest.mark.parametrize('opening, success, distance', [(0.04, 1.0, 0.05), (0.07, 0.0, 0.08)])
-def test_drawer_close_scores_the_observed_handle(family: MetaWorldCDS, opening: float,
-                                                 success: float, distance: float) -> None:
+def test_drawer_close_scores_the_observed_handle(
+    family: MetaWorldCDS, opening: float, success: float, distance: float
+) -> None:
     """The release's drawer-close rule: the handle as observed (drawer link + (0, -0.16, 0))
     within 0.065 of the target drawer + (0, -0.16, 0.09). Closed, the handle sits 0.01 short of
     the target at its height, so the distance is opening + 0.01: 4 cm open succeeds (0.05; with
@@ -269,10 +293,10 @@ def test_drawer_close_scores_the_observed_handle(family: MetaWorldCDS, opening: 
     set_joint(env, DRAWER_JOINT, -opening)
     env_step = env.step(ZERO_ACTION)
     drawer = sim.model.body('drawer').pos
-    np.testing.assert_allclose(env_step.observation[GOAL], drawer + (0.0, -0.16, 0.09),
-                               atol=1e-6)
-    np.testing.assert_allclose(env_step.observation[DRAWER_POS],
-                               drawer + (0.0, -0.17 - opening, 0.09), atol=1e-3)
+    np.testing.assert_allclose(env_step.observation[GOAL], drawer + (0.0, -0.16, 0.09), atol=1e-6)
+    np.testing.assert_allclose(
+        env_step.observation[DRAWER_POS], drawer + (0.0, -0.17 - opening, 0.09), atol=1e-3
+    )
     assert env_step.env_info['obj_to_target'] == pytest.approx(distance, abs=1e-3)
     assert env_step.env_info['success'] == success
     if success:
@@ -294,8 +318,11 @@ def test_scene_layout_is_the_releases() -> None:
 
     def subtree_geoms(root: str) -> list[int]:
         root_id = model.body(root).id
-        return [geom for geom in range(model.ngeom)
-                if root_id in _ancestors(model, model.geom_bodyid[geom])]
+        return [
+            geom
+            for geom in range(model.ngeom)
+            if root_id in _ancestors(model, model.geom_bodyid[geom])
+        ]
 
     door_geoms, drawer_geoms = subtree_geoms('door'), subtree_geoms('drawer')
     assert door_geoms and drawer_geoms
@@ -304,15 +331,25 @@ def test_scene_layout_is_the_releases() -> None:
         model.body('door').pos, model.body('drawer').pos = door, drawer
         data.joint(DOOR_JOINT).qpos, data.joint(DRAWER_JOINT).qpos = door_angle, drawer_slide
         mujoco.mj_forward(model, data)
-        return min(mujoco.mj_geomDistance(model, data, a, b, 0.5, None)
-                   for a in door_geoms for b in drawer_geoms)
+        return min(
+            mujoco.mj_geomDistance(model, data, a, b, 0.5, None)
+            for a in door_geoms
+            for b in drawer_geoms
+        )
 
     # Drawer tasks: the drawer anywhere in its range, closed to fully open, beside the door.
-    drawer_gaps = [gap(DEFAULT_POSITION['door'], 0.0, (x, 0.9, 0.0), slide)
-                   for x in (0.3, 0.35, 0.4) for slide in (0.0, DRAWER_OPEN)]
+    drawer_gaps = [
+        gap(DEFAULT_POSITION['door'], 0.0, (x, 0.9, 0.0), slide)
+        for x in (0.3, 0.35, 0.4)
+        for slide in (0.0, DRAWER_OPEN)
+    ]
     # Door tasks: the door at the corners of its range, closed to past open, beside the drawer.
-    door_gaps = [gap((x, y, 0.15), angle, DEFAULT_POSITION['drawer'], 0.0)
-                 for x in (-0.1, 0.0) for y in (0.85, 0.95) for angle in (0.0, -1.0, -2.0)]
+    door_gaps = [
+        gap((x, y, 0.15), angle, DEFAULT_POSITION['drawer'], 0.0)
+        for x in (-0.1, 0.0)
+        for y in (0.85, 0.95)
+        for angle in (0.0, -1.0, -2.0)
+    ]
     assert min(drawer_gaps) > 0.02 and min(door_gaps) > 0.02, (drawer_gaps, door_gaps)
 
 
@@ -380,11 +417,13 @@ def test_pickled_env_is_small_and_steps(family: MetaWorldCDS) -> None:
 
 @pytest.mark.mujoco
 # The object entries are unbounded (as in Meta-World), which the checker flags.
-@pytest.mark.filterwarnings('ignore:.*A Box observation space (minimum|maximum) value is '
-                            '-?infinity:UserWarning')
+@pytest.mark.filterwarnings(
+    'ignore:.*A Box observation space (minimum|maximum) value is -?infinity:UserWarning'
+)
 # Meta-World's SawyerXYZEnv still defines the legacy ``seed()`` method, which the checker flags.
-@pytest.mark.filterwarnings('ignore:.*Official support for the `seed` function is dropped'
-                            ':UserWarning')
+@pytest.mark.filterwarnings(
+    'ignore:.*Official support for the `seed` function is dropped:UserWarning'
+)
 def test_gymnasium_env_checker() -> None:
     """Checked on the task environment itself, with a goal variation set, as Gymnasium
     recommends (the goal-variation wrapper changes the goal on every reset by design)."""
@@ -395,10 +434,12 @@ def test_gymnasium_env_checker() -> None:
 
 @pytest.mark.mujoco
 def test_offscreen_rendering() -> None:
-    frame = render_offscreen('from environments.metaworld_cds import goal_variations, '
-                             'make_cds_env\n'
-                             "env = make_cds_env('drawer-open', "
-                             "goal_variations('drawer-open', 0), 0)")
+    frame = render_offscreen(
+        'from environments.metaworld_cds import goal_variations, '
+        'make_cds_env\n'
+        "env = make_cds_env('drawer-open', "
+        "goal_variations('drawer-open', 0), 0)"
+    )
     assert frame['shape'] == [480, 480, 3] and frame['dtype'] == 'uint8'
     assert frame['std'] > 0.0  # a picture, not a blank frame
 

@@ -4,6 +4,7 @@ MT10 is built once for the module (train and test benchmarks, about 17 s), while
 checks the factory in a fresh interpreter on the other core; MT50 is only checked without
 building it. Run as a script to print steps/s through the adapter.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -37,11 +38,27 @@ from environments.metaworld_mt import (
 from environments.multitask import MultiTaskEnv, TaskOneHotWrapper
 from environments.registry import ENVS, make_env
 
-MT10_TASKS = ('reach-v3', 'push-v3', 'pick-place-v3', 'door-open-v3', 'drawer-open-v3',
-              'drawer-close-v3', 'button-press-topdown-v3', 'peg-insert-side-v3',
-              'window-open-v3', 'window-close-v3')
-METAWORLD_INFO_KEYS = {'success', 'near_object', 'grasp_success', 'grasp_reward',
-                       'in_place_reward', 'obj_to_target', 'unscaled_reward'}
+MT10_TASKS = (
+    'reach-v3',
+    'push-v3',
+    'pick-place-v3',
+    'door-open-v3',
+    'drawer-open-v3',
+    'drawer-close-v3',
+    'button-press-topdown-v3',
+    'peg-insert-side-v3',
+    'window-open-v3',
+    'window-close-v3',
+)
+METAWORLD_INFO_KEYS = {
+    'success',
+    'near_object',
+    'grasp_success',
+    'grasp_reward',
+    'in_place_reward',
+    'obj_to_target',
+    'unscaled_reward',
+}
 GOAL = slice(36, 39)
 STATE_DIM = 39
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -103,14 +120,26 @@ def test_task_indices_are_the_releases() -> None:
     assert len(mt50) == len(set(mt50)) == 50
     assert set(mt50) == set(metaworld.env_dict.ALL_V3_ENVIRONMENTS)
     # Positions in MT50_V2, by hand from its listing (later duplicates dropped).
-    released = {0: 'assembly-v3', 13: 'door-close-v3', 18: 'drawer-close-v3',
-                27: 'lever-pull-v3', 28: 'peg-insert-side-v3', 29: 'pick-place-wall-v3',
-                31: 'reach-v3', 33: 'push-v3', 34: 'pick-place-v3', 39: 'peg-unplug-side-v3',
-                43: 'push-wall-v3', 44: 'reach-wall-v3', 49: 'window-close-v3'}
+    released = {
+        0: 'assembly-v3',
+        13: 'door-close-v3',
+        18: 'drawer-close-v3',
+        27: 'lever-pull-v3',
+        28: 'peg-insert-side-v3',
+        29: 'pick-place-wall-v3',
+        31: 'reach-v3',
+        33: 'push-v3',
+        34: 'pick-place-v3',
+        39: 'peg-unplug-side-v3',
+        43: 'push-wall-v3',
+        44: 'reach-wall-v3',
+        49: 'window-close-v3',
+    }
     assert {index: mt50[index] for index in released} == released
     # Meta-World 3's order differs exactly at 28..43, which is what the table fixes.
-    differing = [index for index, name in enumerate(metaworld.env_dict.MT50_V3)
-                 if name != mt50[index]]
+    differing = [
+        index for index, name in enumerate(metaworld.env_dict.MT50_V3) if name != mt50[index]
+    ]
     assert differing == list(range(28, 44))
     assert task_names('MT10') == MT10_TASKS == tuple(metaworld.env_dict.MT10_V3)
     for benchmark in ('MT10', 'MT50'):
@@ -243,23 +272,32 @@ def test_pickled_env_is_small_and_steps(mt10: MultiTaskEnv) -> None:
 
 @pytest.mark.mujoco
 def test_unpickled_env_works_in_a_fresh_process_without_a_benchmark(
-        mt10: MultiTaskEnv, tmp_path) -> None:
+    mt10: MultiTaskEnv, tmp_path
+) -> None:
     """A Ray worker unpickles environments: it must not rebuild the benchmark (slow, large),
     and it must see the same goal variations as the process that built the family."""
     path = tmp_path / 'env.pkl'
     path.write_bytes(pickle.dumps(mt10.get_train_envs()[1]))
-    script = ('import json, pickle, sys\n'
-              'import environments\n'
-              'from environments import metaworld_mt\n'
-              'with open(sys.argv[1], "rb") as file:\n'
-              '    env = pickle.load(file)\n'
-              'goals = [env.reset()[0][36:39].tolist() for _ in range(2)]\n'
-              'env.step(env.action_space.sample())\n'
-              'print(json.dumps([goals, metaworld_mt.get_benchmark.cache_info().currsize]))\n')
+    script = (
+        'import json, pickle, sys\n'
+        'import environments\n'
+        'from environments import metaworld_mt\n'
+        'with open(sys.argv[1], "rb") as file:\n'
+        '    env = pickle.load(file)\n'
+        'goals = [env.reset()[0][36:39].tolist() for _ in range(2)]\n'
+        'env.step(env.action_space.sample())\n'
+        'print(json.dumps([goals, metaworld_mt.get_benchmark.cache_info().currsize]))\n'
+    )
     python_path = os.pathsep.join(p for p in (PROJECT_ROOT, os.environ.get('PYTHONPATH')) if p)
-    result = subprocess.run([sys.executable, '-c', script, str(path)], cwd=PROJECT_ROOT,
-                            capture_output=True, text=True, timeout=120, check=False,
-                            env={**os.environ, 'PYTHONPATH': python_path})
+    result = subprocess.run(
+        [sys.executable, '-c', script, str(path)],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={**os.environ, 'PYTHONPATH': python_path},
+    )
     assert result.returncode == 0, result.stderr
     goals, benchmarks_built = json.loads(result.stdout.strip().splitlines()[-1])
     assert benchmarks_built == 0
@@ -287,8 +325,9 @@ def test_success_is_reachable_with_the_scripted_policy(mt10: MultiTaskEnv) -> No
 
 @pytest.mark.mujoco
 @pytest.mark.filterwarnings('ignore:.*is different from the unwrapped version:UserWarning')
-@pytest.mark.filterwarnings('ignore:.*A Box observation space (minimum|maximum) value is '
-                            '-?infinity:UserWarning')
+@pytest.mark.filterwarnings(
+    'ignore:.*A Box observation space (minimum|maximum) value is -?infinity:UserWarning'
+)
 def test_gymnasium_env_checker() -> None:
     """Meta-World's object dims are unbounded and the goal rotation is a wrapper, which the
     checker notes; everything it checks passes."""
@@ -312,7 +351,8 @@ def test_reseeding_repeats_the_goal_order() -> None:
 def test_offscreen_rendering() -> None:
     frame = render_offscreen(
         'from environments.metaworld_mt import goal_variations, make_metaworld_env\n'
-        "env = make_metaworld_env('MT10', 'reach-v3', goal_variations('MT10', 0, 'reach-v3'), 0)")
+        "env = make_metaworld_env('MT10', 'reach-v3', goal_variations('MT10', 0, 'reach-v3'), 0)"
+    )
     assert frame['shape'] == [480, 480, 3] and frame['dtype'] == 'uint8'
     assert frame['std'] > 10.0  # a picture, not a blank frame
 

@@ -1,4 +1,5 @@
 """The method table is the one source: README, flags, presets and checks follow from its rows."""
+
 from __future__ import annotations
 
 import re
@@ -16,8 +17,13 @@ from learning.networks.decaf import DecafTwinCritics
 from learning.policies import QSwitchMixturePolicy
 
 QSWITCH_FLAGS = {'qmp_score_action', 'qmp_score_critic', 'qmp_selection', 'policy_sampling_freq'}
-DNC_FLAGS = {'kl_coeff', 'sampling_type', 'regularize_representation', 'distillation_period',
-             'distillation_n_epochs'}
+DNC_FLAGS = {
+    'kl_coeff',
+    'sampling_type',
+    'regularize_representation',
+    'distillation_period',
+    'distillation_n_epochs',
+}
 UDS_FLAGS = {'sharing_quantile', 'unsupervised'}
 PCGRAD_FLAGS = {'use_pc_grad', 'skip_alpha_pc_grad'}
 
@@ -45,10 +51,12 @@ def accepted(method: str) -> set[str]:
 def test_every_row_takes_exactly_the_flag_groups_of_its_parts(method):
     spec = METHODS[method]
     flags = accepted(method)
-    for group_flags, takes in ((QSWITCH_FLAGS, spec.uses_qswitch),
-                               (DNC_FLAGS, spec.learner == 'separated'),
-                               (UDS_FLAGS, spec.shares_data),
-                               (PCGRAD_FLAGS, spec.learner == 'shared')):
+    for group_flags, takes in (
+        (QSWITCH_FLAGS, spec.uses_qswitch),
+        (DNC_FLAGS, spec.learner == 'separated'),
+        (UDS_FLAGS, spec.shares_data),
+        (PCGRAD_FLAGS, spec.learner == 'shared'),
+    ):
         assert (group_flags <= flags) == takes, group_flags
         assert not (group_flags & flags) or takes, group_flags
     assert {'lr', 'env', 'seed', 'batch_size', 'replay_capacity'} <= flags
@@ -66,10 +74,15 @@ def test_every_method_specific_flag_belongs_to_a_group_some_method_takes():
 
 def test_presets_come_from_the_learner_family():
     assert METHOD_PRESETS == {
-        **{m: {'policy_architecture': 'multihead', 'Q_architecture': 'multihead'}
-           for m in ('sac', 'mtsac', 'qmp_sac')},
-        **{m: {'policy_architecture': 'multihead', 'Q_architecture': 'separate'}
-           for m in ('mcal', 'qmp_mcal')}}
+        **{
+            m: {'policy_architecture': 'multihead', 'Q_architecture': 'multihead'}
+            for m in ('sac', 'mtsac', 'qmp_sac')
+        },
+        **{
+            m: {'policy_architecture': 'multihead', 'Q_architecture': 'separate'}
+            for m in ('mcal', 'qmp_mcal')
+        },
+    }
 
 
 def test_top_level_help_shows_every_row(capsys):
@@ -79,19 +92,27 @@ def test_top_level_help_shows_every_row(capsys):
         assert f'  {name:11s} {spec.description}' in out
 
 
-QMP_DECAF = MethodSpec('qmp_decaf', 'DECAF + QMP', 'DECAF critics, data collected by the '
-                       'Q-switch mixture', 'separated', uses_qswitch=True, decaf_critics=True)
+QMP_DECAF = MethodSpec(
+    'qmp_decaf',
+    'DECAF + QMP',
+    'DECAF critics, data collected by the Q-switch mixture',
+    'separated',
+    uses_qswitch=True,
+    decaf_critics=True,
+)
 
 
 def test_a_recombination_method_is_one_row(monkeypatch):
     monkeypatch.setitem(METHODS, 'qmp_decaf', QMP_DECAF)
     config = run.parse(['qmp_decaf', '--env=PointReachMT-v0', '--qmp_score_critic', 'min'])
     assert (config.method, config.qmp_score_critic) == ('qmp_decaf', 'min')
-    for argv, message in ((['--kl_coeff', '0.1'], 'does not combine with the DnC KL term'),
-                          (['--distillation_period', '1'], 'does not distil'),
-                          (['--partition', 'random'], '--partition random is offered for'),
-                          (['--sharing_quantile', '0.5'], 'unrecognized arguments'),
-                          (['--Q_architecture', 'multihead'], 'trains one network per task')):
+    for argv, message in (
+        (['--kl_coeff', '0.1'], 'does not combine with the DnC KL term'),
+        (['--distillation_period', '1'], 'does not distil'),
+        (['--partition', 'random'], '--partition random is offered for'),
+        (['--sharing_quantile', '0.5'], 'unrecognized arguments'),
+        (['--Q_architecture', 'multihead'], 'trains one network per task'),
+    ):
         with pytest.raises(ConfigError, match=message):
             run.parse(['qmp_decaf', '--env=PointReachMT-v0', *argv])
     config = resolve_config('qmp_decaf', {'env': 'PointReachMT-v0', 'hidden_sizes': [8]})
@@ -105,13 +126,19 @@ def test_a_recombination_method_is_one_row(monkeypatch):
 
 
 def test_min_buffer_size_cannot_exceed_the_replay_capacity(capsys):
-    assert run.parse(['qmp_dnc', '--min_buffer_size', '300',
-                      '--replay_capacity', '300']).replay_capacity == 300
+    assert (
+        run.parse(
+            ['qmp_dnc', '--min_buffer_size', '300', '--replay_capacity', '300']
+        ).replay_capacity
+        == 300
+    )
     assert run.main(['qmp_dnc', '--min_buffer_size', '300', '--replay_capacity', '299']) == 2
     captured = capsys.readouterr()
     assert captured.out == ''
     (line,) = captured.err.splitlines()
-    assert line == ('run.py: error: --min_buffer_size 300 is larger than --replay_capacity 299: '
-                    'a buffer that cannot hold that many transitions never starts training')
+    assert line == (
+        'run.py: error: --min_buffer_size 300 is larger than --replay_capacity 299: '
+        'a buffer that cannot hold that many transitions never starts training'
+    )
     assert run.main(['qmp_dnc', '--replay_capacity', '0']) == 2
     assert '--replay_capacity must be at least 1' in capsys.readouterr().err

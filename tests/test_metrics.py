@@ -3,6 +3,7 @@
 episodes (``Train/``), in evaluation (``Evaluation/``) and for the Q-switch mixture
 (``Evaluation/Mixture/``). Every expected number is worked out by hand in the comments.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -19,12 +20,16 @@ from infrastructure.evaluation import evaluate
 from infrastructure.metrics import batch_episode_stats, info_episode_stats, summarize
 from learning.algorithms.base import MultiTaskLearner
 
-SPEC = EnvSpec(akro.Box(-np.ones(2, np.float32), np.ones(2, np.float32)),
-               akro.Box(-np.ones(1, np.float32), np.ones(1, np.float32)), max_episode_length=10)
+SPEC = EnvSpec(
+    akro.Box(-np.ones(2, np.float32), np.ones(2, np.float32)),
+    akro.Box(-np.ones(1, np.float32), np.ones(1, np.float32)),
+    max_episode_length=10,
+)
 
 
-def _batch(lengths: list[int], task_ids: list[int], rewards: list[float],
-           infos: dict[str, list[float]]) -> EpisodeBatch:
+def _batch(
+    lengths: list[int], task_ids: list[int], rewards: list[float], infos: dict[str, list[float]]
+) -> EpisodeBatch:
     """An ``EpisodeBatch`` of the given per-step rewards and env infos; the last step of each
     episode is TERMINAL."""
     n_steps = sum(lengths)
@@ -34,18 +39,27 @@ def _batch(lengths: list[int], task_ids: list[int], rewards: list[float],
     env_infos = {key: np.asarray(values, dtype=np.float64) for key, values in infos.items()}
     env_infos['task_id'] = np.repeat(task_ids, lengths)
     env_infos.setdefault('success', np.zeros(n_steps))
-    return EpisodeBatch(env_spec=SPEC, episode_infos={},
-                        observations=np.zeros((n_steps, 2), np.float32),
-                        last_observations=np.zeros((len(lengths), 2), np.float32),
-                        actions=np.zeros((n_steps, 1), np.float32),
-                        rewards=np.asarray(rewards, dtype=np.float64), env_infos=env_infos,
-                        agent_infos={}, step_types=np.array(step_types, dtype=StepType),
-                        lengths=np.asarray(lengths))
+    return EpisodeBatch(
+        env_spec=SPEC,
+        episode_infos={},
+        observations=np.zeros((n_steps, 2), np.float32),
+        last_observations=np.zeros((len(lengths), 2), np.float32),
+        actions=np.zeros((n_steps, 1), np.float32),
+        rewards=np.asarray(rewards, dtype=np.float64),
+        env_infos=env_infos,
+        agent_infos={},
+        step_types=np.array(step_types, dtype=StepType),
+        lengths=np.asarray(lengths),
+    )
 
 
 def test_info_episode_stats_last_stage_and_mean_velocity() -> None:
-    stats = info_episode_stats({'stages_completed': [np.array([0, 1, 1, 2]), np.array([0.0])],
-                                'x_velocity': [np.array([1.0, 2.0, 6.0]), np.array([-0.5])]})
+    stats = info_episode_stats(
+        {
+            'stages_completed': [np.array([0, 1, 1, 2]), np.array([0.0])],
+            'x_velocity': [np.array([1.0, 2.0, 6.0]), np.array([-0.5])],
+        }
+    )
     np.testing.assert_array_equal(stats['stages_completed'], [2.0, 0.0])  # last, not max/mean
     np.testing.assert_allclose(stats['velocity'], [3.0, -0.5])  # (1 + 2 + 6) / 3
     assert info_episode_stats({}) == {}
@@ -53,8 +67,12 @@ def test_info_episode_stats_last_stage_and_mean_velocity() -> None:
 
 def test_batch_episode_stats_reads_the_infos_of_each_episode() -> None:
     # Two episodes of 3 and 2 steps; stages (0, 1, 1) then (2, 3); velocities (1, 2, 3), (5, 7).
-    batch = _batch([3, 2], [0, 1], [1.0, 1.0, 1.0, 2.0, 2.0],
-                   {'stages_completed': [0, 1, 1, 2, 3], 'x_velocity': [1, 2, 3, 5, 7]})
+    batch = _batch(
+        [3, 2],
+        [0, 1],
+        [1.0, 1.0, 1.0, 2.0, 2.0],
+        {'stages_completed': [0, 1, 1, 2, 3], 'x_velocity': [1, 2, 3, 5, 7]},
+    )
     stats = batch_episode_stats(batch, discount=1.0)
     np.testing.assert_array_equal(stats['stages_completed'], [1.0, 3.0])
     np.testing.assert_allclose(stats['velocity'], [2.0, 6.0])
@@ -64,11 +82,16 @@ def test_batch_episode_stats_reads_the_infos_of_each_episode() -> None:
 
 
 def test_summarize_pools_the_episodes() -> None:
-    base = {'return': np.array([1.0, 3.0]), 'discounted_return': np.array([1.0, 3.0]),
-            'length': np.array([2.0, 4.0]), 'success': np.array([1.0, 0.0]),
-            'terminated': np.array([0.0, 1.0])}
-    summary = summarize({**base, 'stages_completed': np.array([3.0, 0.0]),
-                         'velocity': np.array([2.0, 6.0])})
+    base = {
+        'return': np.array([1.0, 3.0]),
+        'discounted_return': np.array([1.0, 3.0]),
+        'length': np.array([2.0, 4.0]),
+        'success': np.array([1.0, 0.0]),
+        'terminated': np.array([0.0, 1.0]),
+    }
+    summary = summarize(
+        {**base, 'stages_completed': np.array([3.0, 0.0]), 'velocity': np.array([2.0, 6.0])}
+    )
     assert summary['StagesCompleted'] == 1.5 and summary['Velocity'] == 4.0
     assert 'StagesCompleted' not in summarize(base) and 'Velocity' not in summarize(base)
 
@@ -87,8 +110,11 @@ class _ScriptedEnv:
         t = self._t
         self._t += 1
         step_type = StepType.TERMINAL if self._t == len(self._velocities) else StepType.MID
-        info = {'x_velocity': self._velocities[t], 'stages_completed': self._stages[t],
-                'success': 0.0}
+        info = {
+            'x_velocity': self._velocities[t],
+            'stages_completed': self._stages[t],
+            'success': 0.0,
+        }
         return EnvStep(SPEC, action, 1.0, np.zeros(2, np.float32), info, step_type)
 
 
@@ -109,8 +135,9 @@ def _scripted_envs() -> list[_ScriptedEnv]:
 
 
 def test_evaluate_reports_mean_velocity_and_last_stage() -> None:
-    stats, task_ids = evaluate(_ZeroPolicy(), _scripted_envs(), episodes_per_task=2,
-                               max_episode_length=10, discount=1.0)
+    stats, task_ids = evaluate(
+        _ZeroPolicy(), _scripted_envs(), episodes_per_task=2, max_episode_length=10, discount=1.0
+    )
     np.testing.assert_array_equal(task_ids, [0, 1, 0, 1])
     np.testing.assert_allclose(stats['velocity'], [2.0, 5.0, 2.0, 5.0])
     np.testing.assert_array_equal(stats['stages_completed'], [1.0, 3.0, 1.0, 3.0])
@@ -123,10 +150,19 @@ class _Learner(MultiTaskLearner):
 
 
 def _learner(exploration_policy: _ZeroPolicy | None) -> _Learner:
-    return _Learner(2, _ZeroPolicy(), exploration_policy, sampler=None,
-                    test_envs=_scripted_envs(), max_episode_length=10, steps_per_epoch=1,
-                    discount=1.0, num_evaluation_episodes=2, evaluation_frequency=1,
-                    evaluate_before_training=False)
+    return _Learner(
+        2,
+        _ZeroPolicy(),
+        exploration_policy,
+        sampler=None,
+        test_envs=_scripted_envs(),
+        max_episode_length=10,
+        steps_per_epoch=1,
+        discount=1.0,
+        num_evaluation_episodes=2,
+        evaluation_frequency=1,
+        evaluate_before_training=False,
+    )
 
 
 def _clear_tabular() -> None:
@@ -146,8 +182,10 @@ def clean_tabular():
 def test_train_stages_completed_is_a_mean_over_tasks(clean_tabular) -> None:
     # Task 0: episodes ending at stages 1 and 3 (mean 2); task 1: one episode ending at 0.
     # Train/StagesCompleted = (2 + 0) / 2 = 1, not the pooled (1 + 3 + 0) / 3.
-    rounds = [_batch([2, 3], [0, 1], [0.0] * 5, {'stages_completed': [0, 1, 0, 0, 0]}),
-              _batch([2], [0], [0.0] * 2, {'stages_completed': [2, 3]})]
+    rounds = [
+        _batch([2, 3], [0, 1], [0.0] * 5, {'stages_completed': [0, 1, 0, 0, 0]}),
+        _batch([2], [0], [0.0] * 2, {'stages_completed': [2, 3]}),
+    ]
     _learner(None)._record_training(rounds, np.zeros(2, np.int64), 0)
     values = clean_tabular.as_dict
     assert values['Train/StagesCompleted'] == 1.0

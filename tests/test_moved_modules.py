@@ -1,4 +1,5 @@
 """Snapshots written before the plumbing left ``learning/`` still unpickle."""
+
 from __future__ import annotations
 
 import importlib

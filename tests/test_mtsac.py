@@ -1,5 +1,6 @@
 """The parameter-sharing learner: per-task temperature lookup, one temperature for ``sac``,
 a shared buffer of raw observations, and the SAC-class temperature loss."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -16,8 +17,16 @@ LOG_ALPHAS = torch.tensor([0.5, -0.5, 1.0, -1.0])
 def filled(method: str, **flags):
     torch.manual_seed(0)
     np.random.seed(0)
-    config = resolve_config(method, {'batch_size': 200, 'min_buffer_size': 50,
-                                     'buffer_batch_size': 64, 'hidden_sizes': [8, 8], **flags})
+    config = resolve_config(
+        method,
+        {
+            'batch_size': 200,
+            'min_buffer_size': 50,
+            'buffer_batch_size': 64,
+            'hidden_sizes': [8, 8],
+            **flags,
+        },
+    )
     algorithm = build_algorithm(config, make_env('PointReachMT-v0'))
     policy = algorithm.exploration_policy or algorithm.policy
     episodes = algorithm._sampler.obtain_samples(0, 400, policy.get_param_values())
@@ -31,8 +40,9 @@ def test_each_sample_uses_its_own_task_temperature():
     with torch.no_grad():
         algorithm.log_alpha.copy_(LOG_ALPHAS)
     algorithm._gradient_step()
-    np.testing.assert_allclose(algorithm.last_stats['AlphaTemperature'], LOG_ALPHAS.exp(),
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        algorithm.last_stats['AlphaTemperature'], LOG_ALPHAS.exp(), rtol=1e-6
+    )
 
 
 def test_sac_has_one_temperature_for_all_tasks():
@@ -60,16 +70,21 @@ def test_temperatures_fall_while_entropy_is_above_target():
     # Untrained policies have entropy above the target, so every task's gradient is positive
     # and Adam's first step lowers each log alpha by exactly lr.
     lr = algorithm.alpha_optimizer.param_groups[0]['lr']
-    np.testing.assert_allclose(algorithm.log_alpha.detach().numpy(), (LOG_ALPHAS - lr).numpy(),
-                               rtol=0, atol=1e-6)
+    np.testing.assert_allclose(
+        algorithm.log_alpha.detach().numpy(), (LOG_ALPHAS - lr).numpy(), rtol=0, atol=1e-6
+    )
 
 
 def test_the_learner_uses_the_release_sac_temperature_form(monkeypatch):
     from learning.algorithms import mtsac
+
     calls = []
     original = mtsac.sac_losses.alpha_temperature_objective
-    monkeypatch.setattr(mtsac.sac_losses, 'alpha_temperature_objective',
-                        lambda *args: calls.append(args) or original(*args))
+    monkeypatch.setattr(
+        mtsac.sac_losses,
+        'alpha_temperature_objective',
+        lambda *args: calls.append(args) or original(*args),
+    )
     monkeypatch.setattr(mtsac.sac_losses, 'temperature_objective', None)
     filled('mtsac')._gradient_step()
     assert len(calls) == 1

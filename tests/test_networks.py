@@ -1,4 +1,5 @@
 """Tests of ``learning/networks.py`` against independently built per-task reference networks."""
+
 import math
 
 import numpy as np
@@ -41,8 +42,7 @@ def _reference_forward(mlp: TaskMLP, task: int, x: torch.Tensor) -> torch.Tensor
             var = x.var(-1, unbiased=False, keepdim=True)
             normed = (x - mean) / torch.sqrt(var + 1e-5)
             # cross-check the hand formula against torch's layer_norm
-            torch.testing.assert_close(normed, F.layer_norm(x, x.shape[-1:]),
-                                       atol=1e-5, rtol=1e-5)
+            torch.testing.assert_close(normed, F.layer_norm(x, x.shape[-1:]), atol=1e-5, rtol=1e-5)
             x = normed * norm.weight[task, 0] + norm.bias[task, 0]
         x = torch.relu(linears[index](x))
     if mlp.output is not None:
@@ -69,8 +69,9 @@ def test_task_mlp_forward_matches_separate_linear_stacks(layer_norm, out_feature
     expected_width = out_features if out_features is not None else HIDDEN[-1]
     assert out.shape == (N_TASKS, 4, expected_width)
     for task in range(N_TASKS):
-        torch.testing.assert_close(out[task], _reference_forward(mlp, task, x[task]),
-                                   atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(
+            out[task], _reference_forward(mlp, task, x[task]), atol=1e-5, rtol=1e-5
+        )
     # the tasks really differ (otherwise the per-task check above would be vacuous)
     same_input = x[0].expand(N_TASKS, -1, -1)
     same_out = mlp(same_input)
@@ -90,8 +91,7 @@ def test_layer_norm_precedes_each_hidden_linear():
     _randomize(without)
     assert not torch.allclose(without(shifted), without(x), atol=1e-3)
     assert len(with_norm.norms) == len(HIDDEN)
-    assert [n.weight.shape for n in with_norm.norms] == [(N_TASKS, 1, IN),
-                                                           (N_TASKS, 1, HIDDEN[0])]
+    assert [n.weight.shape for n in with_norm.norms] == [(N_TASKS, 1, IN), (N_TASKS, 1, HIDDEN[0])]
 
 
 # Row task ids that take each of ``RowGroups``' three layer paths (N_TASKS = 3), all unordered.
@@ -116,8 +116,9 @@ def test_forward_selected_matches_forward_on_the_row_task(layer_norm, rows):
         full = torch.zeros(N_TASKS, 3, IN)
         full[task] = x[row]
         torch.testing.assert_close(out[row], mlp(full)[task], atol=1e-5, rtol=1e-5)
-        torch.testing.assert_close(out[row], _reference_forward(mlp, task, x[row]),
-                                   atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(
+            out[row], _reference_forward(mlp, task, x[row]), atol=1e-5, rtol=1e-5
+        )
 
 
 @pytest.mark.parametrize('rows', ROW_TASK_IDS)
@@ -209,8 +210,9 @@ def test_actor_and_critic_inits():
         bound = math.sqrt(6.0 / (fan_in + fan_out))
         assert layer.weight.abs().max() <= bound
         for task in range(3):
-            assert abs(layer.weight[task].std().item() - bound / math.sqrt(3)) \
-                < 0.15 * bound / math.sqrt(3)
+            assert abs(
+                layer.weight[task].std().item() - bound / math.sqrt(3)
+            ) < 0.15 * bound / math.sqrt(3)
         assert torch.equal(layer.bias, torch.zeros_like(layer.bias))
     critics = TaskTwinCritics(3, state_dim, action_dim, hidden)
     for mlp in (critics.q1, critics.q2):
@@ -244,10 +246,10 @@ def test_policies_forward_distribution():
     assert distribution.mean.shape == (N_TASKS, 4, OUT)
     for task in range(N_TASKS):
         mu, log_std = _actor_heads(actors, task, states[task])
-        torch.testing.assert_close(distribution.mean[task], torch.tanh(mu), atol=1e-5,
-                                   rtol=1e-5)
-        torch.testing.assert_close(distribution.stddev[task], log_std.clamp(-20, 2).exp(),
-                                   atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(distribution.mean[task], torch.tanh(mu), atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(
+            distribution.stddev[task], log_std.clamp(-20, 2).exp(), atol=1e-5, rtol=1e-5
+        )
     sample = distribution.rsample()
     assert sample.shape == (N_TASKS, 4, OUT)
     assert sample.abs().max() <= 1.0
@@ -262,11 +264,10 @@ def test_log_std_is_clamped(bias, expected_log_std):
         actors.log_std_head.weight.zero_()
         actors.log_std_head.bias.fill_(bias)
     states = torch.randn(N_TASKS, 4, IN)
-    for distribution in (actors(states),
-                         actors.for_rows(torch.tensor([0, 2]), states[:2])):
-        torch.testing.assert_close(distribution.stddev,
-                                   torch.full_like(distribution.stddev,
-                                                   math.exp(expected_log_std)))
+    for distribution in (actors(states), actors.for_rows(torch.tensor([0, 2]), states[:2])):
+        torch.testing.assert_close(
+            distribution.stddev, torch.full_like(distribution.stddev, math.exp(expected_log_std))
+        )
 
 
 @pytest.mark.parametrize('rows', ROW_TASK_IDS)
@@ -279,10 +280,10 @@ def test_policies_forward_selected(rows):
     distribution = actors.for_rows(task_ids, states)
     for row, task in enumerate(task_ids.tolist()):
         mu, log_std = _actor_heads(actors, task, states[row])
-        torch.testing.assert_close(distribution.mean[row], torch.tanh(mu), atol=1e-5,
-                                   rtol=1e-5)
-        torch.testing.assert_close(distribution.stddev[row], log_std.clamp(-20, 2).exp(),
-                                   atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(distribution.mean[row], torch.tanh(mu), atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(
+            distribution.stddev[row], log_std.clamp(-20, 2).exp(), atol=1e-5, rtol=1e-5
+        )
 
 
 def test_propose_returns_every_policy_on_every_state():
@@ -308,8 +309,9 @@ def test_propose_returns_every_policy_on_every_state():
     assert actors.mean_head.weight.grad is not None
 
 
-def _critic_reference(mlp: TaskMLP, task: int, state: torch.Tensor,
-                      action: torch.Tensor) -> torch.Tensor:
+def _critic_reference(
+    mlp: TaskMLP, task: int, state: torch.Tensor, action: torch.Tensor
+) -> torch.Tensor:
     return _reference_forward(mlp, task, torch.cat([state, action])[None])[0, 0]
 
 
@@ -333,8 +335,9 @@ def test_critics_score(layer_norm, rows):
             q1 = _critic_reference(critics.q1, task, states[b], candidates[p, b])
             q2 = _critic_reference(critics.q2, task, states[b], candidates[p, b])
             torch.testing.assert_close(q1_scores[p, b], q1, atol=1e-5, rtol=1e-5)
-            torch.testing.assert_close(min_scores[p, b], torch.minimum(q1, q2), atol=1e-5,
-                                       rtol=1e-5)
+            torch.testing.assert_close(
+                min_scores[p, b], torch.minimum(q1, q2), atol=1e-5, rtol=1e-5
+            )
             n_q2_lower += int(q2 < q1)
     assert 0 < n_q2_lower < n_candidates * n_rows  # both branches of the min are exercised
 
@@ -350,17 +353,24 @@ def test_critics_forward_matches_score():
     for task in range(N_TASKS):
         for b in range(6):
             torch.testing.assert_close(
-                q1[task, b], _critic_reference(critics.q1, task, states[task, b],
-                                               actions[task, b]), atol=1e-5, rtol=1e-5)
+                q1[task, b],
+                _critic_reference(critics.q1, task, states[task, b], actions[task, b]),
+                atol=1e-5,
+                rtol=1e-5,
+            )
             torch.testing.assert_close(
-                q2[task, b], _critic_reference(critics.q2, task, states[task, b],
-                                               actions[task, b]), atol=1e-5, rtol=1e-5)
+                q2[task, b],
+                _critic_reference(critics.q2, task, states[task, b], actions[task, b]),
+                atol=1e-5,
+                rtol=1e-5,
+            )
 
 
 def test_actor_objective_skips_critic_weight_gradients_but_not_the_policy_gradient():
     """Freezing the critics inside ``actor_objective`` changes no policy gradient."""
     from learning.algorithms import sac_losses
     from learning.networks import TaskTanhGaussianPolicies, TaskTwinCritics
+
     torch.manual_seed(7)
     policies = TaskTanhGaussianPolicies(3, 4, 2, (8, 8))
     critics = TaskTwinCritics(3, 4, 2, (8, 8))
@@ -387,6 +397,7 @@ def test_actor_objective_skips_critic_weight_gradients_but_not_the_policy_gradie
 def test_target_update_of_active_tasks_is_the_masked_polyak_formula():
     from learning.algorithms.dnc_sac import DnCSAC
     from learning.networks import TaskTwinCritics
+
     torch.manual_seed(9)
     learner = DnCSAC.__new__(DnCSAC)
     learner.critics = TaskTwinCritics(4, 3, 2, (6,), layer_norm=True)
@@ -396,8 +407,9 @@ def test_target_update_of_active_tasks_is_the_masked_polyak_formula():
     before = [p.detach().clone() for p in learner.target_critics.parameters()]
     learner._update_targets(tasks)
     mask = torch.as_tensor(tasks)
-    for old, new, online in zip(before, learner.target_critics.parameters(),
-                                learner.critics.parameters(), strict=True):
+    for old, new, online in zip(
+        before, learner.target_critics.parameters(), learner.critics.parameters(), strict=True
+    ):
         row_mask = mask.view((-1,) + (1,) * (old.dim() - 1))
         expected = torch.where(row_mask, old + 0.05 * (online.detach() - old), old)
         assert torch.equal(new.detach(), expected)
@@ -420,15 +432,22 @@ def test_critics_for_rows_matches_each_row_task_and_each_task_is_forward(rows):
     for row, task in enumerate(task_ids.tolist()):
         for k in range(3):
             torch.testing.assert_close(
-                q1[row, k], _critic_reference(critics.q1, task, states[row, k],
-                                              actions[row, k]), atol=1e-5, rtol=1e-5)
+                q1[row, k],
+                _critic_reference(critics.q1, task, states[row, k], actions[row, k]),
+                atol=1e-5,
+                rtol=1e-5,
+            )
             torch.testing.assert_close(
-                q2[row, k], _critic_reference(critics.q2, task, states[row, k],
-                                              actions[row, k]), atol=1e-5, rtol=1e-5)
+                q2[row, k],
+                _critic_reference(critics.q2, task, states[row, k], actions[row, k]),
+                atol=1e-5,
+                rtol=1e-5,
+            )
         torch.testing.assert_close(flat_q1[row], q1[row, 0], atol=1e-6, rtol=1e-6)
     per_task = torch.randn(N_TASKS, 4, IN), torch.rand(N_TASKS, 4, OUT)
-    for each, forward in zip(critics.for_rows(networks.EACH_TASK, *per_task),
-                             critics(*per_task), strict=True):
+    for each, forward in zip(
+        critics.for_rows(networks.EACH_TASK, *per_task), critics(*per_task), strict=True
+    ):
         assert torch.equal(each, forward)
 
 

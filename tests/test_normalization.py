@@ -1,4 +1,5 @@
 """``--norm_obs``: garage's running observation normalisation, the one-hot left alone."""
+
 from __future__ import annotations
 
 import math
@@ -22,8 +23,7 @@ class ScriptedEnv(FakeBoxEnv):
 
     def __init__(self, states):
         super().__init__(obs_dim=4, bound=10, max_episode_length=100)
-        self._observations = [np.concatenate([s, [0.0, 1.0]]).astype(np.float32)
-                              for s in states]
+        self._observations = [np.concatenate([s, [0.0, 1.0]]).astype(np.float32) for s in states]
         self._index = 0
 
     def _next(self):
@@ -36,7 +36,6 @@ class ScriptedEnv(FakeBoxEnv):
 
     def step(self, action):
         return EnvStep(self.spec, action, 0.0, self._next(), {}, StepType.MID)
-
 
 
 def test_hand_computed_values_with_a_large_alpha():
@@ -58,8 +57,9 @@ def test_state_dims_match_garage_normalize_with_its_default_alpha():
     garages = normalize(ScriptedEnv(states), normalize_obs=True)
     observations = [(ours.reset()[0], garages.reset()[0])]
     for _ in range(59):
-        observations.append((ours.step(np.zeros(1)).observation,
-                             garages.step(np.zeros(1)).observation))
+        observations.append(
+            (ours.step(np.zeros(1)).observation, garages.step(np.zeros(1)).observation)
+        )
     for mine, reference in observations:
         np.testing.assert_allclose(mine[:2], reference[:2], rtol=1e-5, atol=1e-6)
         # garage normalises the one-hot too: its own entry drifts below 1
@@ -73,8 +73,9 @@ def test_statistics_survive_pickling_and_the_spec_is_unbounded():
     restored = pickle.loads(pickle.dumps(env))
     np.testing.assert_array_equal(restored.obs_mean, env.obs_mean)
     np.testing.assert_array_equal(restored.obs_var, env.obs_var)
-    np.testing.assert_array_equal(restored.step(np.zeros(1)).observation,
-                                  env.step(np.zeros(1)).observation)
+    np.testing.assert_array_equal(
+        restored.step(np.zeros(1)).observation, env.step(np.zeros(1)).observation
+    )
     assert np.all(np.isinf(env.observation_space.low[:2]))
     assert env.observation_space.high[2:].tolist() == [10.0, 10.0]  # the one-hot's, kept
 

@@ -1,4 +1,5 @@
 """Tests of ``learning/optim.py``: ``TaskAdam`` equals one ``torch.optim.Adam`` per task."""
+
 import pytest
 import torch
 
@@ -13,8 +14,10 @@ LR = 3e-3
 
 def _make_params(seed: int) -> list[torch.nn.Parameter]:
     generator = torch.Generator().manual_seed(seed)
-    return [torch.nn.Parameter(torch.randn(N_TASKS, 3, 5, generator=generator)),
-            torch.nn.Parameter(torch.randn(N_TASKS, generator=generator))]
+    return [
+        torch.nn.Parameter(torch.randn(N_TASKS, 3, 5, generator=generator)),
+        torch.nn.Parameter(torch.randn(N_TASKS, generator=generator)),
+    ]
 
 
 @pytest.mark.parametrize('betas, eps', [((0.9, 0.999), 1e-8), ((0.5, 0.9), 1e-3)])
@@ -23,10 +26,12 @@ def test_task_adam_matches_separate_adams(betas, eps):
     params = _make_params(1)
     optimizer = TaskAdam(params, N_TASKS, lr=LR, betas=betas, eps=eps)
     # One independent Adam per (task, parameter) over a copy of the task's slice.
-    references = [[torch.nn.Parameter(p.detach()[task].clone()) for p in params]
-                  for task in range(N_TASKS)]
-    reference_optimizers = [torch.optim.Adam(ref, lr=LR, betas=betas, eps=eps)
-                            for ref in references]
+    references = [
+        [torch.nn.Parameter(p.detach()[task].clone()) for p in params] for task in range(N_TASKS)
+    ]
+    reference_optimizers = [
+        torch.optim.Adam(ref, lr=LR, betas=betas, eps=eps) for ref in references
+    ]
     n_active_steps = torch.zeros(N_TASKS, dtype=torch.int64)
     generator = torch.Generator().manual_seed(2)
     for step in range(20):
@@ -34,16 +39,20 @@ def test_task_adam_matches_separate_adams(betas, eps):
         if step == 0:
             active = torch.tensor([True, False, True, True])  # task 1 starts late
         # gradients of various scales; inactive tasks get (ignored) gradients too
-        grads = [torch.randn(p.shape, generator=generator)
-                 * 10.0 ** torch.randint(-3, 2, (1,), generator=generator).item()
-                 for p in params]
+        grads = [
+            torch.randn(p.shape, generator=generator)
+            * 10.0 ** torch.randint(-3, 2, (1,), generator=generator).item()
+            for p in params
+        ]
         optimizer.zero_grad()
         assert all(p.grad is None for p in params)
         for param, grad in zip(params, grads, strict=True):
             param.grad = grad.clone()
         before = [p.detach().clone() for p in params]
-        moments_before = [(m.clone(), v.clone())
-                          for m, v in zip(optimizer.exp_avg, optimizer.exp_avg_sq, strict=True)]
+        moments_before = [
+            (m.clone(), v.clone())
+            for m, v in zip(optimizer.exp_avg, optimizer.exp_avg_sq, strict=True)
+        ]
         optimizer.step(active)
         for task in range(N_TASKS):
             if active[task]:
@@ -55,19 +64,24 @@ def test_task_adam_matches_separate_adams(betas, eps):
             else:
                 for index, param in enumerate(params):
                     assert torch.equal(param.detach()[task], before[index][task])
-                    assert torch.equal(optimizer.exp_avg[index][task],
-                                       moments_before[index][0][task])
-                    assert torch.equal(optimizer.exp_avg_sq[index][task],
-                                       moments_before[index][1][task])
+                    assert torch.equal(
+                        optimizer.exp_avg[index][task], moments_before[index][0][task]
+                    )
+                    assert torch.equal(
+                        optimizer.exp_avg_sq[index][task], moments_before[index][1][task]
+                    )
             for index, param in enumerate(params):
-                torch.testing.assert_close(param.detach()[task], references[task][index].detach(),
-                                           atol=1e-6, rtol=1e-6)
+                torch.testing.assert_close(
+                    param.detach()[task], references[task][index].detach(), atol=1e-6, rtol=1e-6
+                )
                 if n_active_steps[task] > 0:
                     state = reference_optimizers[task].state[references[task][index]]
-                    torch.testing.assert_close(optimizer.exp_avg[index][task],
-                                               state['exp_avg'], atol=1e-6, rtol=1e-6)
-                    torch.testing.assert_close(optimizer.exp_avg_sq[index][task],
-                                               state['exp_avg_sq'], atol=1e-6, rtol=1e-6)
+                    torch.testing.assert_close(
+                        optimizer.exp_avg[index][task], state['exp_avg'], atol=1e-6, rtol=1e-6
+                    )
+                    torch.testing.assert_close(
+                        optimizer.exp_avg_sq[index][task], state['exp_avg_sq'], atol=1e-6, rtol=1e-6
+                    )
         for steps in optimizer.steps:
             assert torch.equal(steps, n_active_steps.double())
     # the test exercised both active and inactive steps for every task, and parameters moved
@@ -82,8 +96,9 @@ def test_inactive_task_is_bit_identical_even_with_nan_gradients():
         param.grad = torch.ones_like(param)
     optimizer.step(torch.ones(N_TASKS, dtype=torch.bool))
     state_before = [p.detach().clone() for p in params]
-    moments_before = [(m.clone(), v.clone()) for m, v in zip(optimizer.exp_avg,
-                                                             optimizer.exp_avg_sq, strict=True)]
+    moments_before = [
+        (m.clone(), v.clone()) for m, v in zip(optimizer.exp_avg, optimizer.exp_avg_sq, strict=True)
+    ]
     for param in params:
         grad = torch.randn_like(param)
         grad[2] = float('nan')
@@ -119,8 +134,10 @@ def test_task_adam_on_a_task_network_loss():
     reference = TaskMLP(N_TASKS, 3, (8,), 1, 'xavier_uniform', layer_norm=True)
     reference.load_state_dict(mlp.state_dict())
     optimizer = TaskAdam(mlp.parameters(), N_TASKS, lr=1e-2)
-    per_task_refs = [[torch.nn.Parameter(p.detach()[t].clone()) for p in reference.parameters()]
-                     for t in range(N_TASKS)]
+    per_task_refs = [
+        [torch.nn.Parameter(p.detach()[t].clone()) for p in reference.parameters()]
+        for t in range(N_TASKS)
+    ]
     ref_optimizers = [torch.optim.Adam(r, lr=1e-2) for r in per_task_refs]
     active = torch.tensor([True, False, False, True])
     for _ in range(5):
@@ -177,15 +194,18 @@ def test_task_adam_is_bit_identical_to_fused_separate_adams():
     (non-contiguous) gradient is handled too."""
     params = _make_params(5)
     optimizer = TaskAdam(params, N_TASKS, lr=LR)
-    references = [[torch.nn.Parameter(p.detach()[task].clone()) for p in params]
-                  for task in range(N_TASKS)]
+    references = [
+        [torch.nn.Parameter(p.detach()[task].clone()) for p in params] for task in range(N_TASKS)
+    ]
     reference_optimizers = [torch.optim.Adam(ref, lr=LR, fused=True) for ref in references]
     generator = torch.Generator().manual_seed(6)
     schedule = [[True, True, True, True], [True, False, True, False], [False, True, True, True]]
     for step in range(9):
         active = torch.tensor(schedule[step % 3])
-        grads = [torch.randn(N_TASKS, 5, 3, generator=generator).transpose(1, 2),
-                 torch.randn(N_TASKS, generator=generator)]
+        grads = [
+            torch.randn(N_TASKS, 5, 3, generator=generator).transpose(1, 2),
+            torch.randn(N_TASKS, generator=generator),
+        ]
         assert not grads[0].is_contiguous()
         for param, grad in zip(params, grads, strict=True):
             param.grad = grad

@@ -1,4 +1,5 @@
 """``--partition random``: one uniformly drawn policy per episode, which also owns its data."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -10,14 +11,21 @@ from garage_experiments import build_algorithm
 from learning.networks import TaskTanhGaussianPolicies
 from learning.policies import RandomPartitionPolicy
 
-TINY = {'batch_size': 200, 'min_buffer_size': 50, 'gradient_steps_per_itr': 8,
-        'buffer_batch_size': 8, 'hidden_sizes': [8, 8], 'partition': 'random'}
+TINY = {
+    'batch_size': 200,
+    'min_buffer_size': 50,
+    'gradient_steps_per_itr': 8,
+    'buffer_batch_size': 8,
+    'hidden_sizes': [8, 8],
+    'partition': 'random',
+}
 
 
 def test_one_draw_per_episode_held_until_reset_and_uniform_over_policies():
     env = make_env('PointReachMT-v0')
-    policy = RandomPartitionPolicy(env.spec, TaskTanhGaussianPolicies(4, 2, 2, (8,)),
-                                   env.split_observation)
+    policy = RandomPartitionPolicy(
+        env.spec, TaskTanhGaussianPolicies(4, 2, 2, (8,)), env.split_observation
+    )
     observations = np.stack([e.reset()[0] for e in env.get_train_envs()] * 50)  # 200 rows
     np.random.seed(0)
     policy.reset()
@@ -62,8 +70,9 @@ def test_dnc_sac_routes_each_episode_to_its_drawn_policy():
 
         @staticmethod
         def obtain_episodes(itr, batch_size=None):
-            return algorithm._sampler.obtain_samples(itr, batch_size,
-                                                     algorithm.policy.get_param_values())
+            return algorithm._sampler.obtain_samples(
+                itr, batch_size, algorithm.policy.get_param_values()
+            )
 
     episodes, _, _ = algorithm.train_once(Trainer())
     expected = np.zeros(4, dtype=np.int64)

@@ -1,4 +1,5 @@
 """PCGrad (Yu et al. 2020): conflicting gradients are projected; the combination rule."""
+
 from __future__ import annotations
 
 import torch

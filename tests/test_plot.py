@@ -1,4 +1,5 @@
 """``plot.py``: interval maths, interpolation, the final table and the selection heatmaps."""
+
 from __future__ import annotations
 
 import csv
@@ -28,8 +29,10 @@ def write_run(root, method: str, seed: int, rows: list[dict[str, float | str]]) 
     run_dir = os.path.join(root, f'{method}_PointReachMT-v0_None_{seed}')
     os.makedirs(run_dir)
     with open(os.path.join(run_dir, 'variant.json'), 'w') as file:
-        json.dump({'config': {'method': method, 'env': 'PointReachMT-v0', 'seed': seed,
-                              'name': 'None'}}, file)
+        json.dump(
+            {'config': {'method': method, 'env': 'PointReachMT-v0', 'seed': seed, 'name': 'None'}},
+            file,
+        )
     keys = sorted({key for row in rows for key in row})
     with open(os.path.join(run_dir, 'progress.csv'), 'w', newline='') as file:
         writer = csv.DictWriter(file, fieldnames=keys)
@@ -48,17 +51,43 @@ def evaluation(task_success: list[float]) -> dict[str, float]:
 def three_runs(tmp_path):
     """Two Separated seeds and one Separated + QMP seed, evaluated at epochs 0 and 2."""
     root = tmp_path / 'runs'
-    write_run(root, 'dnc_sac', 1, [
-        {'TotalEnvSteps': 0, **evaluation([0.0, 0.0])}, {'TotalEnvSteps': 100},
-        {'TotalEnvSteps': 200, **evaluation([0.0, 0.4])}])
-    write_run(root, 'dnc_sac', 2, [
-        {'TotalEnvSteps': 0, **evaluation([0.0, 0.0])}, {'TotalEnvSteps': 150},
-        {'TotalEnvSteps': 300, **evaluation([0.2, 0.6])}])
+    write_run(
+        root,
+        'dnc_sac',
+        1,
+        [
+            {'TotalEnvSteps': 0, **evaluation([0.0, 0.0])},
+            {'TotalEnvSteps': 100},
+            {'TotalEnvSteps': 200, **evaluation([0.0, 0.4])},
+        ],
+    )
+    write_run(
+        root,
+        'dnc_sac',
+        2,
+        [
+            {'TotalEnvSteps': 0, **evaluation([0.0, 0.0])},
+            {'TotalEnvSteps': 150},
+            {'TotalEnvSteps': 300, **evaluation([0.2, 0.6])},
+        ],
+    )
     freq = {(0, 0): [1.0, 0.6], (0, 1): [0.0, 0.4], (1, 0): [0.5, 0.0], (1, 1): [0.5, 1.0]}
-    write_run(root, 'qmp_dnc', 1, [
-        {'Epoch': epoch, 'TotalEnvSteps': 100 * (epoch + 1), **evaluation([1.0, 0.0]),
-         **{f'Train/Task{i}/Policy{j}Freq': values[epoch] for (i, j), values in freq.items()}}
-        for epoch in range(2)])
+    write_run(
+        root,
+        'qmp_dnc',
+        1,
+        [
+            {
+                'Epoch': epoch,
+                'TotalEnvSteps': 100 * (epoch + 1),
+                **evaluation([1.0, 0.0]),
+                **{
+                    f'Train/Task{i}/Policy{j}Freq': values[epoch] for (i, j), values in freq.items()
+                },
+            }
+            for epoch in range(2)
+        ],
+    )
     return root
 
 
@@ -103,27 +132,45 @@ def test_selection_heatmap_averages_over_training_and_picks_epochs(three_runs):
 
 def test_plot_command_writes_figures_and_the_final_table(three_runs, tmp_path):
     out = tmp_path / 'figures'
-    result = subprocess.run([sys.executable, 'plot.py', str(three_runs), '--out', str(out),
-                             '--reps', '200'], cwd=REPO_ROOT, capture_output=True, text=True,
-                            timeout=120, check=False)
+    result = subprocess.run(
+        [sys.executable, 'plot.py', str(three_runs), '--out', str(out), '--reps', '200'],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr
-    assert sorted(os.listdir(out)) == ['curves.png', 'final_performance.md',
-                                       'selection_PointReachMT-v0_qmp_dnc_None.png']
+    assert sorted(os.listdir(out)) == [
+        'curves.png',
+        'final_performance.md',
+        'selection_PointReachMT-v0_qmp_dnc_None.png',
+    ]
     for name in ('curves.png', 'selection_PointReachMT-v0_qmp_dnc_None.png'):
         with open(out / name, 'rb') as file:
             assert file.read(8) == b'\x89PNG\r\n\x1a\n'
     table = (out / 'final_performance.md').read_text()
     # Separated: finals 0.2 and 0.4 -> mean 0.3, t(0.975, 1) = 12.7062 * 0.1414 / 1.4142
     half = 12.7062047 * math.sqrt(0.02) / math.sqrt(2)
-    assert (f'| PointReachMT-v0 | Separated | 2 | SuccessRate | '
-            f'0.300 [{0.3 - half:.3f}, {0.3 + half:.3f}] | 0.300 [') in table
-    assert '| PointReachMT-v0 | Separated + QMP | 1 | SuccessRate | 0.500 [0.500, 0.500] | ' \
-           '0.500 [0.500, 0.500] |' in table
+    assert (
+        f'| PointReachMT-v0 | Separated | 2 | SuccessRate | '
+        f'0.300 [{0.3 - half:.3f}, {0.3 + half:.3f}] | 0.300 ['
+    ) in table
+    assert (
+        '| PointReachMT-v0 | Separated + QMP | 1 | SuccessRate | 0.500 [0.500, 0.500] | '
+        '0.500 [0.500, 0.500] |' in table
+    )
     assert table in result.stdout
 
 
 def test_plot_command_refuses_a_folder_without_runs(tmp_path):
-    result = subprocess.run([sys.executable, 'plot.py', str(tmp_path)], cwd=REPO_ROOT,
-                            capture_output=True, text=True, timeout=60, check=False)
+    result = subprocess.run(
+        [sys.executable, 'plot.py', str(tmp_path)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert result.returncode == 2 and 'Traceback' not in result.stderr
     assert result.stderr.startswith('plot.py: error: no run directories')

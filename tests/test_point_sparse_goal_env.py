@@ -2,6 +2,7 @@
 without termination, the horizon, the registry row and preset, and the property that makes it a
 test of behaviour sharing (the dense tasks' full-speed paths cross the sparse goal's region, the
 conflicting task's does not, and untrained-SAC-like random actions almost never get there)."""
+
 import math
 import pickle
 

@@ -2,6 +2,7 @@
 success and horizon, the multi-task contract, and the property that makes it a test of
 behaviour sharing (a greedy reach of the goal behind the wall gets stuck; another task's
 behaviour followed by the greedy reach gets there)."""
+
 import math
 import pickle
 
@@ -48,6 +49,7 @@ def place(task_env, xy):
 
 # --------------------------------------------------------------------------- family and contract
 
+
 def test_registry_row_preset_and_default():
     assert DEFAULT_ENV == ENV_ID
     info = ENVS[ENV_ID]
@@ -74,8 +76,7 @@ def test_family_facts_one_hot_and_infos():
         np.testing.assert_array_equal(observation[2:], np.eye(N_TASKS)[task])
         assert np.all(np.abs(observation[:2] - START) <= 0.05 + 1e-6)
         env_step = task_env.step(np.array([0.0, 0.5], np.float32))
-        np.testing.assert_allclose(env_step.observation[:2], observation[:2] + [0, 0.05],
-                                   atol=1e-6)
+        np.testing.assert_allclose(env_step.observation[:2], observation[:2] + [0, 0.05], atol=1e-6)
         assert env_step.env_info['task_id'] == task
         assert env_step.env_info['success'] == 0.0
         assert env_step.step_type == StepType.FIRST
@@ -92,8 +93,10 @@ def test_test_envs_are_separate_and_seeded_differently():
     train, test = env.get_train_envs(), env.get_test_envs()
     assert all(a is not b for a, b in zip(train, test, strict=True))
     assert not np.allclose(train[0].reset()[0], test[0].reset()[0])
-    np.testing.assert_array_equal(make_env(ENV_ID).get_train_envs()[0].reset()[0],
-                                  make_env(ENV_ID).get_train_envs()[0].reset()[0])
+    np.testing.assert_array_equal(
+        make_env(ENV_ID).get_train_envs()[0].reset()[0],
+        make_env(ENV_ID).get_train_envs()[0].reset()[0],
+    )
 
 
 def test_task_env_pickles_through_its_factory():
@@ -105,6 +108,7 @@ def test_task_env_pickles_through_its_factory():
 
 
 # --------------------------------------------------------------------------- dynamics
+
 
 def test_geometry_of_the_layout():
     np.testing.assert_allclose(WALLS, [[-0.2, 0.2, 0.3, 0.3], [0.2, -0.5, 0.3, 0.3]])
@@ -155,6 +159,7 @@ def test_random_motion_never_enters_the_wall():
 
 # --------------------------------------------------------------------------- reward and horizon
 
+
 def test_dense_reward_success_and_termination():
     task_env = make_env(ENV_ID).get_train_envs()[0]
     # from (0.95, 0.3), action (-0.5, 0) moves by -0.05 in x
@@ -192,6 +197,7 @@ def test_horizon_ends_with_a_timeout():
 
 # --------------------------------------------------------------------------- why it tests sharing
 
+
 def test_greedy_reach_of_the_goal_behind_the_wall_gets_stuck_in_the_corner():
     positions, last = run_episode(0, greedy(GOALS[0]))
     assert last.step_type == StepType.TIMEOUT and last.env_info['success'] == 0.0
@@ -218,12 +224,14 @@ def test_greedy_reach_solves_the_open_tasks(task):
     assert len(positions) - 1 <= 20
 
 
-@pytest.mark.parametrize('helper_task, leg_done', [
-    (1, lambda position: position[1] > 0.3),  # up the left side until above the bar
-    (2, lambda position: position[0] > 0.3),  # right along the bottom until past the bar
-])
-def test_another_tasks_behaviour_then_the_greedy_reach_gets_behind_the_wall(helper_task,
-                                                                          leg_done):
+@pytest.mark.parametrize(
+    'helper_task, leg_done',
+    [
+        (1, lambda position: position[1] > 0.3),  # up the left side until above the bar
+        (2, lambda position: position[0] > 0.3),  # right along the bottom until past the bar
+    ],
+)
+def test_another_tasks_behaviour_then_the_greedy_reach_gets_behind_the_wall(helper_task, leg_done):
     """What QMP's Q-switch can do: act with task 1's (or 2's) policy first, then task 0's."""
     switched = []
 
@@ -239,6 +247,7 @@ def test_another_tasks_behaviour_then_the_greedy_reach_gets_behind_the_wall(help
 
 
 # --------------------------------------------------------------------------- gymnasium and render
+
 
 def test_gymnasium_env_checker_and_render():
     env = PointWallTaskEnv(GOALS[0])

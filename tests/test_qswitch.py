@@ -1,5 +1,6 @@
 """The Q-switch mixture (paper Eq. 3): hand-computed choices with mock networks,
 the same rule on real networks, the single == batched path, and every variant flag."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -29,7 +30,8 @@ class MockPolicies(nn.Module):
     def propose(self, states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         self.calls += 1
         means = torch.arange(N_TASKS, dtype=torch.float32)[:, None, None].expand(
-            N_TASKS, states.shape[0], 1)
+            N_TASKS, states.shape[0], 1
+        )
         return means + 0.5, means.clone()
 
 
@@ -42,7 +44,7 @@ class MockCritics(nn.Module):
         self.targets = TARGETS.clone()
 
     def score(self, task_ids, states, candidates, critic):
-        q1 = -(candidates[..., 0] - self.targets[task_ids][None, :]) ** 2
+        q1 = -((candidates[..., 0] - self.targets[task_ids][None, :]) ** 2)
         return torch.minimum(q1, -candidates[..., 0]) if critic == 'min' else q1
 
 
@@ -82,7 +84,8 @@ def test_min_of_both_critics_changes_the_choice():
 def test_ties_go_to_the_lowest_index():
     policy = mixture()
     policy._critics.score = lambda task_ids, states, candidates, critic: torch.zeros(
-        candidates.shape[:2])
+        candidates.shape[:2]
+    )
     assert policy.get_action(observation(2))[1]['selected_policy'] == 0
 
 
@@ -98,8 +101,7 @@ def test_uniform_selection_ignores_the_critic_and_covers_all_policies():
     torch.manual_seed(0)
     policy = mixture(selection='uniform')
     observations = np.stack([observation(0)] * 3000)
-    counts = np.bincount(policy.get_actions(observations)[1]['selected_policy'],
-                         minlength=N_TASKS)
+    counts = np.bincount(policy.get_actions(observations)[1]['selected_policy'], minlength=N_TASKS)
     assert np.all(np.abs(counts / 3000 - 1 / 3) < 0.04)
 
 
@@ -135,8 +137,7 @@ def test_invalid_sampling_freq_is_refused():
 def real_networks():
     torch.manual_seed(3)
     env = make_env('PointReachMT-v0')
-    policies = TaskTanhGaussianPolicies(env.n_tasks, env.network_input_dim, env.action_dim,
-                                        (8, 8))
+    policies = TaskTanhGaussianPolicies(env.n_tasks, env.network_input_dim, env.action_dim, (8, 8))
     critics = TaskTwinCritics(env.n_tasks, env.network_input_dim, env.action_dim, (8, 8))
     observations = np.stack([env.get_train_envs()[t].reset()[0] for t in (0, 1, 2, 3, 2)])
     return env, policies, critics, observations
@@ -154,14 +155,16 @@ def test_real_networks_follow_the_rule(real_networks):
         for row in range(len(observations)):
             # Independent evaluation: Q1 of the row's task on every policy's mean action.
             task = int(task_ids[row])
-            scores = [critics(states[row].expand(env.n_tasks, 1, -1),
-                              means[j, row].expand(env.n_tasks, 1, -1))[0][task, 0].item()
-                      for j in range(env.n_tasks)]
+            scores = [
+                critics(
+                    states[row].expand(env.n_tasks, 1, -1), means[j, row].expand(env.n_tasks, 1, -1)
+                )[0][task, 0].item()
+                for j in range(env.n_tasks)
+            ]
             expected = int(np.argmax(scores))
             assert info['selected_policy'][row] == expected
             np.testing.assert_allclose(actions[row], sampled[expected, row].numpy(), atol=1e-6)
-            np.testing.assert_allclose(info['mean'][row], means[expected, row].numpy(),
-                                       atol=1e-6)
+            np.testing.assert_allclose(info['mean'][row], means[expected, row].numpy(), atol=1e-6)
 
 
 def test_single_step_call_is_the_batched_call(real_networks):
@@ -171,7 +174,7 @@ def test_single_step_call_is_the_batched_call(real_networks):
         torch.manual_seed(row)
         single_action, single_info = policy.get_action(observations[row])
         torch.manual_seed(row)
-        batch_action, batch_info = policy.get_actions(observations[row:row + 1])
+        batch_action, batch_info = policy.get_actions(observations[row : row + 1])
         np.testing.assert_array_equal(single_action, batch_action[0])
         assert single_info['selected_policy'] == batch_info['selected_policy'][0]
 
@@ -180,15 +183,18 @@ def test_param_values_carry_policies_and_critics(real_networks):
     env, policies, critics, observations = real_networks
     source = QSwitchMixturePolicy(env.spec, policies, critics, env.split_observation)
     torch.manual_seed(99)
-    other_policies = TaskTanhGaussianPolicies(env.n_tasks, env.network_input_dim,
-                                              env.action_dim, (8, 8))
+    other_policies = TaskTanhGaussianPolicies(
+        env.n_tasks, env.network_input_dim, env.action_dim, (8, 8)
+    )
     other_critics = TaskTwinCritics(env.n_tasks, env.network_input_dim, env.action_dim, (8, 8))
-    target = QSwitchMixturePolicy(env.spec, other_policies, other_critics,
-                                  env.split_observation)
+    target = QSwitchMixturePolicy(env.spec, other_policies, other_critics, env.split_observation)
     target.set_param_values(source.get_param_values())
-    for a, b in zip(list(policies.parameters()) + list(critics.parameters()),
-                    list(other_policies.parameters()) + list(other_critics.parameters()),
-                    strict=True):
+    for a, b in zip(
+        list(policies.parameters()) + list(critics.parameters()),
+        list(other_policies.parameters()) + list(other_critics.parameters()),
+        strict=True,
+    ):
         assert torch.equal(a, b)
-    assert all(v.device.type == 'cpu' for part in source.get_param_values().values()
-               for v in part.values())
+    assert all(
+        v.device.type == 'cpu' for part in source.get_param_values().values() for v in part.values()
+    )

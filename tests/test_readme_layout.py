@@ -1,4 +1,5 @@
 """The README's "Code layout" names what is in the tree (the parts whose layout is settled)."""
+
 from __future__ import annotations
 
 import re
@@ -19,9 +20,11 @@ def test_the_layout_names_every_top_level_module_and_folder():
     block = layout_block()
     named = set(re.findall(r'[\w.]+(?=/)|[\w]+\.py', block))
     top_level = {path.name for path in REPO_ROOT.glob('*.py')}
-    folders = {path.name for path in REPO_ROOT.iterdir()
-               if path.is_dir() and not path.name.startswith(('.', '_'))
-               and any(path.rglob('*.py'))}
+    folders = {
+        path.name
+        for path in REPO_ROOT.iterdir()
+        if path.is_dir() and not path.name.startswith(('.', '_')) and any(path.rglob('*.py'))
+    }
     assert top_level <= named, top_level - named
     assert folders <= named, folders - named
 

@@ -1,4 +1,5 @@
 """Tests of ``learning/replay.py`` (``PerTaskReplayBuffer``) on episodes of the toy env."""
+
 import pickle
 
 import numpy as np
@@ -64,16 +65,21 @@ def env():
 
 
 def _collect(env, policy, n_samples=400):
-    sampler = LocalSampler(agents=policy, envs=env.get_train_envs(),
-                           max_episode_length=env.max_episode_length, n_workers=env.n_tasks)
+    sampler = LocalSampler(
+        agents=policy,
+        envs=env.get_train_envs(),
+        max_episode_length=env.max_episode_length,
+        n_workers=env.n_tasks,
+    )
     return sampler.obtain_samples(0, n_samples, agent_update=None)
 
 
 @pytest.fixture(scope='module')
 def random_batch(env):
     torch.manual_seed(0)
-    policies = TaskTanhGaussianPolicies(env.n_tasks, env.network_input_dim, env.action_dim,
-                                        (16, 16))
+    policies = TaskTanhGaussianPolicies(
+        env.n_tasks, env.network_input_dim, env.action_dim, (16, 16)
+    )
     policy = TaskRoutingPolicy(env.spec, policies, env.split_observation)
     return _collect(env, policy)
 
@@ -100,9 +106,12 @@ def _per_task_steps(batch):
         steps['rewards'].append(episode.rewards[:, None])
         steps['next_observations'].append(episode.next_observations[:, :STATE_DIM])
         steps['terminals'].append(
-            np.array([s == StepType.TERMINAL for s in episode.step_types], np.float32)[:, None])
-    return {t: {k: np.concatenate(v) if v else np.zeros((0, 1)) for k, v in steps.items()}
-            for t, steps in expected.items()}
+            np.array([s == StepType.TERMINAL for s in episode.step_types], np.float32)[:, None]
+        )
+    return {
+        t: {k: np.concatenate(v) if v else np.zeros((0, 1)) for k, v in steps.items()}
+        for t, steps in expected.items()
+    }
 
 
 def _stored(buffer, task):
@@ -172,15 +181,15 @@ def test_sample_shapes_masking_and_sources(env, random_batch):
     mask = np.array([True, False, True, True])
     batch_size = 64
     batch = buffer.sample(batch_size, mask)
-    widths = {'observations': 2, 'actions': 2, 'rewards': 1, 'next_observations': 2,
-              'terminals': 1}
+    widths = {'observations': 2, 'actions': 2, 'rewards': 1, 'next_observations': 2, 'terminals': 1}
     assert set(batch) == set(KEYS)
     for key, width in widths.items():
         assert batch[key].shape == (N_TASKS, batch_size, width)
         assert batch[key].dtype == np.float32
         assert np.all(batch[key][1] == 0)
-    rows = {t: np.concatenate([_stored(buffer, t)[k] for k in KEYS], axis=1)
-            for t in range(N_TASKS)}
+    rows = {
+        t: np.concatenate([_stored(buffer, t)[k] for k in KEYS], axis=1) for t in range(N_TASKS)
+    }
     for task in np.flatnonzero(mask):
         sampled = np.concatenate([batch[k][task] for k in KEYS], axis=1)
         for row in sampled:
@@ -192,8 +201,7 @@ def test_sample_shapes_masking_and_sources(env, random_batch):
         assert len(np.unique(sampled, axis=0)) > batch_size // 2
         # rewards belong to this task's goal
         distance = np.linalg.norm(batch['next_observations'][task] - GOALS[task], axis=1)
-        np.testing.assert_allclose(batch['rewards'][task, :, 0], np.exp(-distance) - 1,
-                                   atol=1e-5)
+        np.testing.assert_allclose(batch['rewards'][task, :, 0], np.exp(-distance) - 1, atol=1e-5)
     # the same numpy seed gives the same sample
     np.random.seed(0)
     again = buffer.sample(batch_size, mask)
@@ -213,8 +221,7 @@ def test_pickle_round_trip_is_small_and_equivalent(env, random_batch, terminal_b
     assert restored.capacity_per_task == capacity
     for task in range(N_TASKS):
         for key in KEYS:
-            np.testing.assert_array_equal(_stored(restored, task)[key],
-                                          _stored(buffer, task)[key])
+            np.testing.assert_array_equal(_stored(restored, task)[key], _stored(buffer, task)[key])
     mask = np.ones(N_TASKS, bool)
     np.random.seed(3)
     expected = buffer.sample(32, mask)
@@ -228,8 +235,7 @@ def test_pickle_round_trip_is_small_and_equivalent(env, random_batch, terminal_b
     np.testing.assert_array_equal(restored.sizes(), buffer.sizes())
     for task in range(N_TASKS):
         for key in KEYS:
-            np.testing.assert_array_equal(_stored(restored, task)[key],
-                                          _stored(buffer, task)[key])
+            np.testing.assert_array_equal(_stored(restored, task)[key], _stored(buffer, task)[key])
 
 
 def test_pickle_round_trip_after_wraparound_and_with_empty_task(env, timeout_batch):
@@ -244,8 +250,7 @@ def test_pickle_round_trip_after_wraparound_and_with_empty_task(env, timeout_bat
     np.testing.assert_array_equal(restored_empty.sizes(), [0] * N_TASKS)
     for task in range(N_TASKS):
         for key in KEYS:
-            np.testing.assert_array_equal(_stored(restored, task)[key],
-                                          _stored(buffer, task)[key])
+            np.testing.assert_array_equal(_stored(restored, task)[key], _stored(buffer, task)[key])
     np.random.seed(5)
     expected = buffer.sample(16, np.ones(N_TASKS, bool))
     np.random.seed(5)
@@ -257,23 +262,24 @@ def test_pickle_round_trip_after_wraparound_and_with_empty_task(env, timeout_bat
     restored.add_episodes(timeout_batch)
     for task in range(N_TASKS):
         for key in KEYS:
-            np.testing.assert_array_equal(_stored(restored, task)[key],
-                                          _stored(buffer, task)[key])
+            np.testing.assert_array_equal(_stored(restored, task)[key], _stored(buffer, task)[key])
 
 
 def test_episode_changing_task_raises(env, timeout_batch):
     env_infos = {k: v.copy() for k, v in timeout_batch.env_infos.items()}
     env_infos['task_id'][10] = (env_infos['task_id'][10] + 1) % N_TASKS
-    broken = EpisodeBatch(env_spec=timeout_batch.env_spec,
-                          episode_infos=timeout_batch.episode_infos,
-                          observations=timeout_batch.observations,
-                          last_observations=timeout_batch.last_observations,
-                          actions=timeout_batch.actions,
-                          rewards=timeout_batch.rewards,
-                          env_infos=env_infos,
-                          agent_infos=timeout_batch.agent_infos,
-                          step_types=timeout_batch.step_types,
-                          lengths=timeout_batch.lengths)
+    broken = EpisodeBatch(
+        env_spec=timeout_batch.env_spec,
+        episode_infos=timeout_batch.episode_infos,
+        observations=timeout_batch.observations,
+        last_observations=timeout_batch.last_observations,
+        actions=timeout_batch.actions,
+        rewards=timeout_batch.rewards,
+        env_infos=env_infos,
+        agent_infos=timeout_batch.agent_infos,
+        step_types=timeout_batch.step_types,
+        lengths=timeout_batch.lengths,
+    )
     buffer = PerTaskReplayBuffer(N_TASKS, 1000, env.split_observation)
     with pytest.raises(ValueError, match='task'):
         buffer.add_episodes(broken)
@@ -287,10 +293,12 @@ def test_qmp_transitions_go_to_the_task_whose_reward_they_carry(env):
     buffer of ``task_id`` (whose reward it is), never of ``selected_policy``."""
     torch.manual_seed(0)
     np.random.seed(0)
-    algorithm = build_algorithm(resolve_config('qmp_dnc', {
-        'hidden_sizes': [8], 'qmp_selection': 'uniform'}), env)
+    algorithm = build_algorithm(
+        resolve_config('qmp_dnc', {'hidden_sizes': [8], 'qmp_selection': 'uniform'}), env
+    )
     episodes = algorithm._sampler.obtain_samples(
-        0, 400, algorithm.exploration_policy.get_param_values())
+        0, 400, algorithm.exploration_policy.get_param_values()
+    )
     task_ids = episodes.env_infos['task_id']
     selected = episodes.agent_infos['selected_policy']
     assert np.mean(selected != task_ids) > 0.5  # uniform over 4: about 3/4 foreign actions
@@ -314,31 +322,35 @@ def _path_buffer_paths(batch, split, keep_raw):
     for episode in batch.split():
         states, _ = split(episode.observations)
         next_states, _ = split(episode.next_observations)
-        path = {'observations': states.astype(np.float32),
-                'actions': episode.actions.astype(np.float32),
-                'rewards': episode.rewards.reshape(-1, 1).astype(np.float32),
-                'next_observations': next_states.astype(np.float32),
-                'terminals': (episode.step_types == StepType.TERMINAL).reshape(-1, 1)
-                .astype(np.float32)}
+        path = {
+            'observations': states.astype(np.float32),
+            'actions': episode.actions.astype(np.float32),
+            'rewards': episode.rewards.reshape(-1, 1).astype(np.float32),
+            'next_observations': next_states.astype(np.float32),
+            'terminals': (episode.step_types == StepType.TERMINAL)
+            .reshape(-1, 1)
+            .astype(np.float32),
+        }
         if keep_raw:
             path['raw_observations'] = episode.observations.astype(np.float32)
         yield int(episode.env_infos['task_id'][0]), path
 
 
-def test_samples_equal_garage_path_buffers_across_wraparound(env, random_batch, terminal_batch,
-                                                              timeout_batch):
+def test_samples_equal_garage_path_buffers_across_wraparound(
+    env, random_batch, terminal_batch, timeout_batch
+):
     """Same numpy seed, same transitions as one garage PathBuffer per task, also after the
     rings wrapped around mid-episode, with raw observations rebuilt exactly."""
     capacity = 130
-    buffer = PerTaskReplayBuffer(N_TASKS, capacity, env.split_observation,
-                                 keep_raw_observations=True)
+    buffer = PerTaskReplayBuffer(
+        N_TASKS, capacity, env.split_observation, keep_raw_observations=True
+    )
     references = [PathBuffer(capacity) for _ in range(N_TASKS)]
     for batch in (random_batch, terminal_batch, timeout_batch, terminal_batch, random_batch):
         buffer.add_episodes(batch)
         for task, path in _path_buffer_paths(batch, env.split_observation, True):
             references[task].add_path(path)
-        np.testing.assert_array_equal(buffer.sizes(),
-                                      [r.n_transitions_stored for r in references])
+        np.testing.assert_array_equal(buffer.sizes(), [r.n_transitions_stored for r in references])
         for seed, mask in ((0, np.ones(N_TASKS, bool)), (1, np.array([False, True, False, True]))):
             np.random.seed(seed)
             sample = buffer.sample(50, mask)
@@ -352,7 +364,8 @@ def test_samples_equal_garage_path_buffers_across_wraparound(env, random_batch, 
 
 
 def test_wrapped_ring_holds_the_latest_transitions_with_episode_final_next_states(
-        env, terminal_batch, timeout_batch):
+    env, terminal_batch, timeout_batch
+):
     """After wrapping, a task holds its last ``capacity`` transitions in order; the last
     step of every episode has that episode's final observation as next state."""
     capacity = 70
@@ -364,17 +377,21 @@ def test_wrapped_ring_holds_the_latest_transitions_with_episode_final_next_state
         episodes = [e for b in batches for e in b.split() if e.env_infos['task_id'][0] == task]
         expected_next = np.concatenate([e.next_observations for e in episodes])[-capacity:]
         stored = _stored(buffer, task)
-        np.testing.assert_array_equal(stored['next_observations'][:, :STATE_DIM],
-                                      expected_next[:, :STATE_DIM])
+        np.testing.assert_array_equal(
+            stored['next_observations'][:, :STATE_DIM], expected_next[:, :STATE_DIM]
+        )
         ends = np.cumsum([len(e.actions) for e in episodes]) - 1
         ends = ends[ends >= ends[-1] - capacity + 1] - (ends[-1] - capacity + 1)
-        finals = np.stack([e.last_observations[-1] for e in episodes])[-len(ends):]
-        np.testing.assert_array_equal(stored['next_observations'][ends, :STATE_DIM],
-                                      finals[:, :STATE_DIM])
+        finals = np.stack([e.last_observations[-1] for e in episodes])[-len(ends) :]
+        np.testing.assert_array_equal(
+            stored['next_observations'][ends, :STATE_DIM], finals[:, :STATE_DIM]
+        )
         # the next episode's first state differs from the final one it must not be mistaken for
-        firsts = [e.observations[0, :STATE_DIM] for e in episodes[-len(ends) + 1:]]
-        assert any(not np.array_equal(f, n) for f, n in
-                   zip(firsts, stored['next_observations'][ends[:-1], :STATE_DIM], strict=True))
+        firsts = [e.observations[0, :STATE_DIM] for e in episodes[-len(ends) + 1 :]]
+        assert any(
+            not np.array_equal(f, n)
+            for f, n in zip(firsts, stored['next_observations'][ends[:-1], :STATE_DIM], strict=True)
+        )
 
 
 def test_hand_computed_ring_eviction_and_final_states():
@@ -382,9 +399,14 @@ def test_hand_computed_ring_eviction_and_final_states():
 
     def add(states, final):
         n = len(states)
-        rings.add(1, np.array(states, np.float32)[:, None], np.zeros((n, 1), np.float32),
-                  np.arange(n, dtype=np.float32), np.zeros(n, np.uint8),
-                  np.array([final], np.float32))
+        rings.add(
+            1,
+            np.array(states, np.float32)[:, None],
+            np.zeros((n, 1), np.float32),
+            np.arange(n, dtype=np.float32),
+            np.zeros(n, np.uint8),
+            np.array([final], np.float32),
+        )
 
     add([0, 1, 2], 3)
     add([10, 11], 12)
@@ -403,8 +425,7 @@ def test_hand_computed_ring_eviction_and_final_states():
     for value in range(100):  # many one-step episodes: the final ring does not keep growing
         add([value], value + 0.5)
     assert rings.finals.shape[1] == 16
-    np.testing.assert_array_equal(ordered()['next_states'][0, :, 0],
-                                  np.arange(95, 100) + 0.5)
+    np.testing.assert_array_equal(ordered()['next_states'][0, :, 0], np.arange(95, 100) + 0.5)
     with pytest.raises(ValueError, match='does not fit'):
         add(list(range(6)), 6)
 
@@ -412,8 +433,14 @@ def test_hand_computed_ring_eviction_and_final_states():
 def test_store_with_task_ids_refuses_an_episode_without_them_and_stays_unchanged():
     rings = TransitionRings(1, capacity=5, state_dim=1, action_dim=1, with_task_ids=True)
     with pytest.raises(ValueError, match='needs task_ids'):
-        rings.add(0, np.zeros((2, 1), np.float32), np.zeros((2, 1), np.float32),
-                  np.zeros(2, np.float32), np.zeros(2, np.uint8), np.zeros(1, np.float32))
+        rings.add(
+            0,
+            np.zeros((2, 1), np.float32),
+            np.zeros((2, 1), np.float32),
+            np.zeros(2, np.float32),
+            np.zeros(2, np.uint8),
+            np.zeros(1, np.float32),
+        )
     np.testing.assert_array_equal(rings.added, [0])
     np.testing.assert_array_equal(rings.finals_added, [0])
 
@@ -421,8 +448,9 @@ def test_store_with_task_ids_refuses_an_episode_without_them_and_stays_unchanged
 def test_bytes_per_transition_are_close_to_the_minimum(env, timeout_batch):
     capacity = 1000
     for keep_raw in (False, True):
-        buffer = PerTaskReplayBuffer(N_TASKS, capacity, env.split_observation,
-                                     keep_raw_observations=keep_raw)
+        buffer = PerTaskReplayBuffer(
+            N_TASKS, capacity, env.split_observation, keep_raw_observations=keep_raw
+        )
         for _ in range(capacity // 50 + 2):
             buffer.add_episodes(timeout_batch)
         np.testing.assert_array_equal(buffer.sizes(), [capacity] * N_TASKS)
@@ -444,9 +472,14 @@ def test_sampling_is_uniform_over_the_live_rows():
     for length in (30, 40, 50, 20):  # 140 transitions: the first 40 are evicted
         states = np.arange(added, added + length, dtype=np.float32)[:, None]
         for ring in (0, 2):
-            rings.add(ring, states, np.zeros((length, 1), np.float32),
-                      np.zeros(length, np.float32), np.zeros(length, np.uint8),
-                      np.array([-1.0], np.float32))
+            rings.add(
+                ring,
+                states,
+                np.zeros((length, 1), np.float32),
+                np.zeros(length, np.float32),
+                np.zeros(length, np.uint8),
+                np.array([-1.0], np.float32),
+            )
         added += length
     np.random.seed(11)
     rows = rings.draw_rows(np.array([0, 2]), 20_000)
@@ -461,26 +494,31 @@ def test_sampling_is_uniform_over_the_live_rows():
         rings.draw_rows(np.array([1]), 4)
 
 
-def test_shared_buffer_equals_a_garage_path_buffer_of_raw_observations(env, random_batch,
-                                                                        terminal_batch):
+def test_shared_buffer_equals_a_garage_path_buffer_of_raw_observations(
+    env, random_batch, terminal_batch
+):
     capacity = 300
     shared = SharedReplayBuffer(N_TASKS, capacity, env.split_observation)
     reference = PathBuffer(capacity)
     for batch in (random_batch, terminal_batch, random_batch):
         shared.add_episodes(batch)
         for episode in batch.split():
-            reference.add_path({
-                'observations': episode.observations.astype(np.float32),
-                'actions': episode.actions.astype(np.float32),
-                'rewards': episode.rewards.reshape(-1, 1).astype(np.float32),
-                'next_observations': episode.next_observations.astype(np.float32),
-                'terminals': (episode.step_types == StepType.TERMINAL).reshape(-1, 1)
-                .astype(np.float32)})
+            reference.add_path(
+                {
+                    'observations': episode.observations.astype(np.float32),
+                    'actions': episode.actions.astype(np.float32),
+                    'rewards': episode.rewards.reshape(-1, 1).astype(np.float32),
+                    'next_observations': episode.next_observations.astype(np.float32),
+                    'terminals': (episode.step_types == StepType.TERMINAL)
+                    .reshape(-1, 1)
+                    .astype(np.float32),
+                }
+            )
     assert shared.size == reference.n_transitions_stored == capacity
     stored_raw = reference._buffer['observations']  # pylint: disable=protected-access
-    np.testing.assert_array_equal(shared.sizes(),
-                                  np.bincount(stored_raw[:, STATE_DIM:].argmax(1),
-                                              minlength=N_TASKS))
+    np.testing.assert_array_equal(
+        shared.sizes(), np.bincount(stored_raw[:, STATE_DIM:].argmax(1), minlength=N_TASKS)
+    )
     np.random.seed(2)
     sample = shared.sample(64)
     np.random.seed(2)
@@ -495,15 +533,21 @@ def test_shared_buffer_equals_a_garage_path_buffer_of_raw_observations(env, rand
 def test_observation_whose_one_hot_disagrees_with_task_id_raises(env, timeout_batch):
     observations = timeout_batch.observations.copy()
     observations[3, STATE_DIM:] = np.roll(observations[3, STATE_DIM:], 1)
-    broken = EpisodeBatch(env_spec=timeout_batch.env_spec,
-                          episode_infos=timeout_batch.episode_infos,
-                          observations=observations,
-                          last_observations=timeout_batch.last_observations,
-                          actions=timeout_batch.actions, rewards=timeout_batch.rewards,
-                          env_infos=timeout_batch.env_infos,
-                          agent_infos=timeout_batch.agent_infos,
-                          step_types=timeout_batch.step_types, lengths=timeout_batch.lengths)
-    for buffer in (PerTaskReplayBuffer(N_TASKS, 1000, env.split_observation),
-                   SharedReplayBuffer(N_TASKS, 1000, env.split_observation)):
+    broken = EpisodeBatch(
+        env_spec=timeout_batch.env_spec,
+        episode_infos=timeout_batch.episode_infos,
+        observations=observations,
+        last_observations=timeout_batch.last_observations,
+        actions=timeout_batch.actions,
+        rewards=timeout_batch.rewards,
+        env_infos=timeout_batch.env_infos,
+        agent_infos=timeout_batch.agent_infos,
+        step_types=timeout_batch.step_types,
+        lengths=timeout_batch.lengths,
+    )
+    for buffer in (
+        PerTaskReplayBuffer(N_TASKS, 1000, env.split_observation),
+        SharedReplayBuffer(N_TASKS, 1000, env.split_observation),
+    ):
         with pytest.raises(ValueError, match='one-hot'):
             buffer.add_episodes(broken)

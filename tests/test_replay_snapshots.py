@@ -5,6 +5,7 @@ chunks; a kill mid-snapshot leaves the previous snapshot loadable.
 The stores here hold hand-made rows whose state is their global index (the g-th transition
 ever added to a ring has state g), so which rows a chunk holds can be read off directly.
 """
+
 from __future__ import annotations
 
 import os
@@ -25,8 +26,14 @@ def _add(rings: TransitionRings, ring: int, first: int, length: int) -> None:
     """One episode of ``length`` steps whose states (and actions, rewards) are their global
     row indices ``first, first + 1, ...`` and whose final state is ``-(last + 1)``."""
     values = np.arange(first, first + length, dtype=np.float32)
-    rings.add(ring, values[:, None], values[:, None] * 10, values, np.zeros(length, np.uint8),
-              np.array([-(first + length)], np.float32))
+    rings.add(
+        ring,
+        values[:, None],
+        values[:, None] * 10,
+        values,
+        np.zeros(length, np.uint8),
+        np.array([-(first + length)], np.float32),
+    )
 
 
 def _save(directory, rings: TransitionRings, epoch: int) -> AtomicSnapshotter:
@@ -42,8 +49,11 @@ def _load(directory) -> TransitionRings:
 def _chunk_states(directory) -> dict[int, list[float]]:
     """Chunk number -> the states it holds (all rings, in ring order)."""
     folder = directory / 'replay'
-    return {int(name.split('-')[1]): np.load(folder / name)[:, 0].tolist()
-            for name in sorted(os.listdir(folder)) if name.endswith('-states.npy')}
+    return {
+        int(name.split('-')[1]): np.load(folder / name)[:, 0].tolist()
+        for name in sorted(os.listdir(folder))
+        if name.endswith('-states.npy')
+    }
 
 
 def _assert_same_rows(actual: TransitionRings, expected: TransitionRings) -> None:
@@ -51,8 +61,9 @@ def _assert_same_rows(actual: TransitionRings, expected: TransitionRings) -> Non
     for ring in range(expected.n_rings):
         rows = np.arange(int(expected.sizes()[ring]))[None]
         for key, value in expected.gather(np.array([ring]), rows).items():
-            np.testing.assert_array_equal(actual.gather(np.array([ring]), rows)[key], value,
-                                          err_msg=key)
+            np.testing.assert_array_equal(
+                actual.gather(np.array([ring]), rows)[key], value, err_msg=key
+            )
 
 
 def test_each_snapshot_writes_only_the_new_rows_and_drops_overwritten_chunks(tmp_path):
@@ -92,8 +103,7 @@ def test_a_ring_that_wrapped_since_the_last_snapshot_writes_its_last_capacity_ro
     _assert_same_rows(restored, rings)
 
 
-def test_a_kill_before_params_pkl_is_replaced_leaves_the_previous_snapshot(tmp_path,
-                                                                          monkeypatch):
+def test_a_kill_before_params_pkl_is_replaced_leaves_the_previous_snapshot(tmp_path, monkeypatch):
     rings = TransitionRings(1, CAPACITY, 1, 1)
     _add(rings, 0, 0, 3)
     _save(tmp_path, rings, 0)
@@ -116,7 +126,8 @@ def test_a_kill_before_params_pkl_is_replaced_leaves_the_previous_snapshot(tmp_p
     restored = _load(tmp_path)
     _assert_same_rows(restored, previous)
     assert remove_stray_temporaries(str(tmp_path)) == [
-        str(tmp_path / 'replay' / '.params-left-by-a-kill.tmp')]
+        str(tmp_path / 'replay' / '.params-left-by-a-kill.tmp')
+    ]
     # The resumed run's next snapshot rewrites chunk 1 and deletes nothing it needs.
     _add(restored, 0, 3, 4)
     _save(tmp_path, restored, 1)
@@ -157,8 +168,15 @@ def test_a_detached_shared_buffer_refuses_to_count_its_tasks(tmp_path):
     buffer = SharedReplayBuffer(2, CAPACITY, ObservationSplitter(2, 'slice', False))
     buffer._rings = TransitionRings(1, CAPACITY, 1, 1, with_task_ids=True)
     values = np.arange(3, dtype=np.float32)
-    buffer._rings.add(0, values[:, None], values[:, None], values, np.zeros(3, np.uint8),
-                      np.array([-3.0], np.float32), np.array([1, 1, 0], np.int16))
+    buffer._rings.add(
+        0,
+        values[:, None],
+        values[:, None],
+        values,
+        np.zeros(3, np.uint8),
+        np.array([-3.0], np.float32),
+        np.array([1, 1, 0], np.int16),
+    )
     np.testing.assert_array_equal(buffer.sizes(), [1, 2])
     AtomicSnapshotter(str(tmp_path), 'last', 1).save_itr_params(0, {'buffer': buffer})
     with open(tmp_path / 'params.pkl', 'rb') as file:

@@ -1,4 +1,5 @@
 """Runs that survive: kill and resume exactly, Ctrl-C, a closed console, fixed CSV columns."""
+
 from __future__ import annotations
 
 import csv
@@ -34,16 +35,24 @@ from infrastructure.snapshot_info import snapshot_epochs
 from infrastructure.snapshots import AtomicSnapshotter, atomic_pickle
 
 RUN_NAME = 'qmp_dnc_PointReachMT-v0_None_0'
-EPOCH_LINE = re.compile(r'^epoch (\d+)/(\d+) \| ([\d,]+) env steps \| eval success (\S+) '
-                        r'\(mixture (\S+)\) \| return eval (\S+) train (\S+) \| ([\d,]+) '
-                        r'steps/s \| \d+:\d\d:\d\d elapsed, ETA (\d+:\d\d:\d\d|\?)$')
+EPOCH_LINE = re.compile(
+    r'^epoch (\d+)/(\d+) \| ([\d,]+) env steps \| eval success (\S+) '
+    r'\(mixture (\S+)\) \| return eval (\S+) train (\S+) \| ([\d,]+) '
+    r'steps/s \| \d+:\d\d:\d\d elapsed, ETA (\d+:\d\d:\d\d|\?)$'
+)
 
 
 def start_run(args: list[str], hash_seed: str = '0', **popen_args) -> subprocess.Popen:
     env = dict(os.environ, PYTHONUNBUFFERED='1', PYTHONHASHSEED=hash_seed, OMP_NUM_THREADS='1')
     popen_args.setdefault('stdout', subprocess.PIPE)
-    return subprocess.Popen([sys.executable, 'run.py', *args], cwd=REPO_ROOT, env=env,
-                            stderr=subprocess.PIPE, text=True, **popen_args)
+    return subprocess.Popen(
+        [sys.executable, 'run.py', *args],
+        cwd=REPO_ROOT,
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+        **popen_args,
+    )
 
 
 def wait_until(condition, process: subprocess.Popen) -> None:
@@ -105,15 +114,17 @@ def test_a_killed_and_resumed_run_writes_what_an_uninterrupted_run_writes(tmp_pa
 @pytest.mark.slow
 def test_ctrl_c_ends_with_one_line_and_exit_code_130_also_when_resuming(tmp_path):
     run_dir = tmp_path / RUN_NAME
-    run = start_run(['qmp_dnc', '--log_root', str(tmp_path), '--n_epochs', '100',
-                     *TINY_TOY_FLAGS])
+    run = start_run(['qmp_dnc', '--log_root', str(tmp_path), '--n_epochs', '100', *TINY_TOY_FLAGS])
     wait_until(lambda: (run_dir / 'snapshot.json').exists(), run)
     run.send_signal(signal.SIGINT)
     stdout, stderr = run.communicate(timeout=120)
     assert run.returncode == 130 and 'Traceback' not in stderr
     last_line = stderr.strip().splitlines()[-1]
-    match = re.fullmatch(r'run\.py: interrupted at epoch (\d+)/100; continue with: python run\.py '
-                         r'resume --snapshot_dir (\S+)', last_line)
+    match = re.fullmatch(
+        r'run\.py: interrupted at epoch (\d+)/100; continue with: python run\.py '
+        r'resume --snapshot_dir (\S+)',
+        last_line,
+    )
     assert match and match.group(2) == str(run_dir), last_line
     first_epoch = EPOCH_LINE.match(stdout.splitlines()[2])  # after the two start lines
     assert first_epoch and first_epoch.group(1, 2, 3) == ('1', '100', '200')
@@ -125,15 +136,16 @@ def test_ctrl_c_ends_with_one_line_and_exit_code_130_also_when_resuming(tmp_path
     resumed.send_signal(signal.SIGINT)
     _, stderr = resumed.communicate(timeout=120)
     assert resumed.returncode == 130 and 'Traceback' not in stderr
-    assert re.fullmatch(r'run\.py: interrupted at epoch \d+/100; continue with: python run\.py '
-                        rf'resume --snapshot_dir {re.escape(str(run_dir))}',
-                        stderr.strip().splitlines()[-1])
+    assert re.fullmatch(
+        r'run\.py: interrupted at epoch \d+/100; continue with: python run\.py '
+        rf'resume --snapshot_dir {re.escape(str(run_dir))}',
+        stderr.strip().splitlines()[-1],
+    )
 
 
 @pytest.mark.slow
 def test_a_closed_console_does_not_stop_the_run(tmp_path):
-    run = start_run(['qmp_dnc', '--log_root', str(tmp_path), '--n_epochs', '3',
-                     *TINY_TOY_FLAGS])
+    run = start_run(['qmp_dnc', '--log_root', str(tmp_path), '--n_epochs', '3', *TINY_TOY_FLAGS])
     run.stdout.readline()  # like `run.py ... | head -1`
     run.stdout.close()
     stderr = run.stderr.read()
@@ -147,27 +159,45 @@ def test_the_console_line_holds_progress_success_return_speed_and_eta(monkeypatc
     clock = iter([1000.0, 1040.0])
     monkeypatch.setattr(logging_utils, 'time', SimpleNamespace(time=lambda: next(clock)))
     console = ConsoleOutput(n_epochs=10, start_epochs=1, start_env_steps=400)
-    line = console.epoch_line({'Epoch': 3, 'TotalEnvSteps': 1200, 'Evaluation/SuccessRate': 0.25,
-                               'Evaluation/Mixture/SuccessRate': 0.5,
-                               'Evaluation/AverageReturn': -1.5, 'Train/AverageReturn': -2.0})
+    line = console.epoch_line(
+        {
+            'Epoch': 3,
+            'TotalEnvSteps': 1200,
+            'Evaluation/SuccessRate': 0.25,
+            'Evaluation/Mixture/SuccessRate': 0.5,
+            'Evaluation/AverageReturn': -1.5,
+            'Train/AverageReturn': -2.0,
+        }
+    )
     # 800 new steps in 40 s; 7 epochs left at 20 s per epoch of this session.
-    assert line == ('epoch 3/10 | 1,200 env steps | eval success 0.25 (mixture 0.50) | '
-                    'return eval -1.50 train -2.00 | 20 steps/s | 0:00:40 elapsed, '
-                    'ETA 0:02:20')
+    assert line == (
+        'epoch 3/10 | 1,200 env steps | eval success 0.25 (mixture 0.50) | '
+        'return eval -1.50 train -2.00 | 20 steps/s | 0:00:40 elapsed, '
+        'ETA 0:02:20'
+    )
     assert EPOCH_LINE.match(line)
 
 
 def test_columns_start_with_epoch_steps_and_wall_time_then_sorted():
     assert column_order(['b', 'WallTime', 'a/c', 'TotalEnvSteps', 'Epoch', 'A']) == [
-        'Epoch', 'TotalEnvSteps', 'WallTime', 'A', 'a/c', 'b']
+        'Epoch',
+        'TotalEnvSteps',
+        'WallTime',
+        'A',
+        'a/c',
+        'b',
+    ]
 
 
 def test_truncating_progress_keeps_the_rows_up_to_the_snapshot(tmp_path):
     path = tmp_path / 'progress.csv'
     path.write_text('Epoch,TotalEnvSteps,WallTime,x\n1,10,0.1,a\n2,20,0.2,b\n3,30,0.3,c\n4,4')
     assert truncate_progress(str(path), 2) == 2  # row 3, and row 4 cut by a kill
-    assert path.read_text().splitlines() == ['Epoch,TotalEnvSteps,WallTime,x', '1,10,0.1,a',
-                                             '2,20,0.2,b']
+    assert path.read_text().splitlines() == [
+        'Epoch,TotalEnvSteps,WallTime,x',
+        '1,10,0.1,a',
+        '2,20,0.2,b',
+    ]
     assert truncate_progress(str(path), 2) == 0
 
 

@@ -1,4 +1,5 @@
 """``run_policy.py``: a trained run's policies replayed per task, with and without video."""
+
 from __future__ import annotations
 
 import json
@@ -15,8 +16,15 @@ from conftest import REPO_ROOT, TINY_TOY_FLAGS, run_cli
 
 def run_policy(args: list[str]) -> subprocess.CompletedProcess:
     env = dict(os.environ, OMP_NUM_THREADS='1')
-    return subprocess.run([sys.executable, 'run_policy.py', *args], cwd=REPO_ROOT, env=env,
-                          capture_output=True, text=True, timeout=300, check=False)
+    return subprocess.run(
+        [sys.executable, 'run_policy.py', *args],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
 
 
 def table_rows(stdout: str) -> dict[str, list[str]]:
@@ -56,8 +64,9 @@ def test_replays_every_task_of_the_task_policies_and_the_mixture(trained_run):
 @pytest.mark.slow
 def test_saves_one_video_per_chosen_task(trained_run, tmp_path):
     videos = tmp_path / 'videos'
-    result = run_policy([trained_run, '--episodes', '2', '--task', '1', '3',
-                         '--save_video', str(videos)])
+    result = run_policy(
+        [trained_run, '--episodes', '2', '--task', '1', '3', '--save_video', str(videos)]
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert sorted(table_rows(result.stdout)) == ['1', '3', 'all']
     assert sorted(os.listdir(videos)) == ['task1.mp4', 'task3.mp4']
@@ -73,14 +82,18 @@ def test_bad_run_directories_are_one_line_and_exit_2(tmp_path):
     fake = tmp_path / 'dnc_sac_PointReachMT-v0_None_0'
     fake.mkdir()
     (fake / 'variant.json').write_text(json.dumps({'config': {'method': 'dnc_sac'}}))
-    cases = [([str(tmp_path / 'missing')], 'is not a directory'),
-             ([str(tmp_path)], 'has no variant.json'),
-             ([str(fake)], 'has no params.pkl')]
+    cases = [
+        ([str(tmp_path / 'missing')], 'is not a directory'),
+        ([str(tmp_path)], 'has no variant.json'),
+        ([str(fake)], 'has no params.pkl'),
+    ]
     (fake_with_snapshot := tmp_path / 'with_snapshot').mkdir()
     (fake_with_snapshot / 'variant.json').write_text(fake.joinpath('variant.json').read_text())
     (fake_with_snapshot / 'params.pkl').write_bytes(b'not a pickle')
-    cases += [([str(fake_with_snapshot), '--mixture'], '--mixture needs a QMP run'),
-              ([str(fake_with_snapshot)], 'cannot load the snapshot')]
+    cases += [
+        ([str(fake_with_snapshot), '--mixture'], '--mixture needs a QMP run'),
+        ([str(fake_with_snapshot)], 'cannot load the snapshot'),
+    ]
     for args, message in cases:
         result = run_policy(args)
         assert result.returncode == 2, result.stderr
@@ -88,13 +101,14 @@ def test_bad_run_directories_are_one_line_and_exit_2(tmp_path):
         assert len(result.stderr.strip().splitlines()) == 1
 
 
-
 def test_a_replay_checks_the_variant_as_resume_does(tmp_path):
     from workflow.replay import ReplayError, check_run_dir  # pylint: disable=C0415
+
     (tmp_path / 'params.pkl').write_bytes(b'')  # loaded for real only after the check
-    for config, message in (({'method': 'dnc_sac', 'num_epochs': 5},
-                             "unknown flags ['num_epochs']"),
-                            ({'method': 'dnc_sac', 'lr': -1.0}, '--lr must be positive')):
+    for config, message in (
+        ({'method': 'dnc_sac', 'num_epochs': 5}, "unknown flags ['num_epochs']"),
+        ({'method': 'dnc_sac', 'lr': -1.0}, '--lr must be positive'),
+    ):
         (tmp_path / 'variant.json').write_text(json.dumps({'config': config}))
         with pytest.raises(ReplayError, match=re.escape(message)):
             check_run_dir(str(tmp_path), mixture=False)

@@ -1,4 +1,5 @@
 """SAC losses of N task learners against the formulas, computed by hand."""
+
 from __future__ import annotations
 
 import math
@@ -41,8 +42,9 @@ def constant_critics() -> TaskTwinCritics:
 def hand_log_prob(pre_tanh: torch.Tensor) -> torch.Tensor:
     """log N(z; mu_i, sigma_i) - log(1 - tanh(z)^2 + 1e-6), summed over action dims. (N, B)"""
     mu, sigma = MEANS[:, None, None], LOG_STDS[:, None, None].exp()
-    gaussian = (-(pre_tanh - mu) ** 2 / (2 * sigma ** 2) - torch.log(sigma)
-                - 0.5 * math.log(2 * math.pi))
+    gaussian = (
+        -((pre_tanh - mu) ** 2) / (2 * sigma**2) - torch.log(sigma) - 0.5 * math.log(2 * math.pi)
+    )
     squash = torch.log(1 - torch.tanh(pre_tanh) ** 2 + 1e-6)
     return (gaussian - squash).sum(-1)
 
@@ -55,24 +57,28 @@ def batch() -> sac_losses.TransitionBatch:
         actions=torch.rand(N, B, A, generator=generator) * 2 - 1,
         rewards=torch.randn(N, B, generator=generator),
         next_states=torch.randn(N, B, S, generator=generator),
-        terminals=torch.tensor([[0., 1., 0., 0., 1.], [1., 0., 0., 0., 0.]]))
+        terminals=torch.tensor([[0.0, 1.0, 0.0, 0.0, 1.0], [1.0, 0.0, 0.0, 0.0, 0.0]]),
+    )
 
 
 def test_td_target_equals_soft_bellman_backup(batch):
     alpha = torch.tensor([0.2, 0.05])
     policies, critics = constant_policies(), constant_critics()
     torch.manual_seed(7)
-    target = sac_losses.td_target(batch, policies, critics, alpha[:, None], discount=0.9,
-                                  reward_scale=3.0)
+    target = sac_losses.td_target(
+        batch, policies, critics, alpha[:, None], discount=0.9, reward_scale=3.0
+    )
     torch.manual_seed(7)
     pre_tanh, _ = policies(batch.next_states).rsample_with_pre_tanh_value()
-    soft_value = (torch.minimum(Q1_CONST, Q2_CONST)[:, None]
-                  - alpha[:, None] * hand_log_prob(pre_tanh))
+    soft_value = torch.minimum(Q1_CONST, Q2_CONST)[:, None] - alpha[:, None] * hand_log_prob(
+        pre_tanh
+    )
     expected = 3.0 * batch.rewards + (1 - batch.terminals) * 0.9 * soft_value
     torch.testing.assert_close(target, expected, rtol=1e-5, atol=1e-5)
     # Terminal rows do not bootstrap at all.
-    torch.testing.assert_close(target[batch.terminals == 1],
-                               3.0 * batch.rewards[batch.terminals == 1])
+    torch.testing.assert_close(
+        target[batch.terminals == 1], 3.0 * batch.rewards[batch.terminals == 1]
+    )
     assert not target.requires_grad
 
 
@@ -88,25 +94,29 @@ def test_actor_loss_is_alpha_log_pi_minus_min_q(batch):
     alpha = torch.tensor([0.5, 2.0])
     policies, critics = constant_policies(), constant_critics()
     torch.manual_seed(3)
-    objective, log_pi, entropy = sac_losses.actor_objective(batch.states, policies, critics,
-                                                            alpha[:, None])
+    objective, log_pi, entropy = sac_losses.actor_objective(
+        batch.states, policies, critics, alpha[:, None]
+    )
     loss = objective.mean(1)
     torch.manual_seed(3)
     pre_tanh, _ = policies(batch.states).rsample_with_pre_tanh_value()
     expected_log_pi = hand_log_prob(pre_tanh)
     torch.testing.assert_close(log_pi, expected_log_pi, rtol=1e-5, atol=1e-5)
-    expected = (alpha[:, None] * expected_log_pi
-                - torch.minimum(Q1_CONST, Q2_CONST)[:, None]).mean(1)
+    expected = (alpha[:, None] * expected_log_pi - torch.minimum(Q1_CONST, Q2_CONST)[:, None]).mean(
+        1
+    )
     torch.testing.assert_close(loss, expected, rtol=1e-5, atol=1e-5)
     # Entropy of the pre-tanh diagonal Gaussian: A * (0.5 log(2 pi e) + log sigma).
-    torch.testing.assert_close(entropy.mean(1),
-                               A * (0.5 * math.log(2 * math.pi * math.e) + LOG_STDS))
+    torch.testing.assert_close(
+        entropy.mean(1), A * (0.5 * math.log(2 * math.pi * math.e) + LOG_STDS)
+    )
 
 
 def test_actor_loss_gradient_reaches_only_own_policy(batch):
     policies = constant_policies()
-    objective, _, _ = sac_losses.actor_objective(batch.states, policies, constant_critics(),
-                                                 torch.ones(N, 1))
+    objective, _, _ = sac_losses.actor_objective(
+        batch.states, policies, constant_critics(), torch.ones(N, 1)
+    )
     objective[1].mean().backward()
     assert torch.all(policies.mean_head.bias.grad[0] == 0)
     assert torch.any(policies.mean_head.bias.grad[1] != 0)
@@ -115,8 +125,7 @@ def test_actor_loss_gradient_reaches_only_own_policy(batch):
 def test_temperature_loss_is_garage_form():
     log_alpha = torch.tensor([0.1, -0.3], requires_grad=True)
     log_pi = torch.tensor([[1.0, 3.0], [-2.0, 0.0]], requires_grad=True)
-    loss = sac_losses.temperature_objective(log_alpha[:, None], log_pi,
-                                            target_entropy=-2.0).mean(1)
+    loss = sac_losses.temperature_objective(log_alpha[:, None], log_pi, target_entropy=-2.0).mean(1)
     # task 0: -0.1 * mean(1 - 2, 3 - 2) = 0 ; task 1: 0.3 * mean(-4, -2) = -0.9
     torch.testing.assert_close(loss, torch.tensor([0.0, -0.9]), atol=1e-6, rtol=0)
     loss.sum().backward()

@@ -1,5 +1,6 @@
 """Parameter-sharing networks: shapes, head independence, single tanh, and the Q-switch over
 heads."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -17,8 +18,10 @@ N, S, A, B = 3, 5, 2, 4
 @pytest.fixture
 def nets():
     torch.manual_seed(0)
-    return (MultiheadTanhGaussianPolicy(N, N, S, A, (16, 16)),
-            MultiheadTwinCritics(N, N, S, A, (16, 16)))
+    return (
+        MultiheadTanhGaussianPolicy(N, N, S, A, (16, 16)),
+        MultiheadTwinCritics(N, N, S, A, (16, 16)),
+    )
 
 
 def test_multihead_shapes_and_row_selection(nets):
@@ -30,13 +33,15 @@ def test_multihead_shapes_and_row_selection(nets):
     assert sampled.shape == means.shape == (N, B, A)
     rows = torch.arange(B)
     torch.testing.assert_close(means[task_ids, rows], distribution.mean)
-    torch.testing.assert_close(policy.for_rows(task_ids, states[:, None]).mean[:, 0],
-                               distribution.mean)
+    torch.testing.assert_close(
+        policy.for_rows(task_ids, states[:, None]).mean[:, 0], distribution.mean
+    )
     q1, q2 = critics.for_rows(task_ids, states, distribution.mean)
     assert q1.shape == q2.shape == (B,)
     torch.testing.assert_close(critics.score(task_ids, states, means, 'q1')[task_ids, rows], q1)
-    torch.testing.assert_close(critics.score(task_ids, states, means, 'min')[task_ids, rows],
-                               torch.minimum(q1, q2))
+    torch.testing.assert_close(
+        critics.score(task_ids, states, means, 'min')[task_ids, rows], torch.minimum(q1, q2)
+    )
 
 
 def test_heads_are_independent_outputs_of_one_trunk(nets):
@@ -76,9 +81,10 @@ def test_shared_architecture_uses_one_head_for_every_task():
     other_tasks = policy.for_rows(torch.tensor([1, 2, 0, 1]), states).mean
     torch.testing.assert_close(same_task, other_tasks)
     actions = torch.rand(B, A)
-    torch.testing.assert_close(critics.for_rows(torch.zeros(B, dtype=torch.long), states,
-                                                actions)[0],
-                               critics.for_rows(torch.tensor([2, 1, 0, 2]), states, actions)[0])
+    torch.testing.assert_close(
+        critics.for_rows(torch.zeros(B, dtype=torch.long), states, actions)[0],
+        critics.for_rows(torch.tensor([2, 1, 0, 2]), states, actions)[0],
+    )
     with pytest.raises(ValueError, match='one head per task'):
         policy.propose(states)
 
@@ -97,8 +103,12 @@ def test_qswitch_over_heads_picks_the_hand_computed_argmax(nets):
         sampled, means = policy_net.propose(states)
         for row in range(B):
             # Independently: head task's Q1 of every head's mean action, one at a time.
-            scores = [critics.for_rows(task_ids[row:row + 1], states[row:row + 1],
-                                       means[j, row:row + 1])[0].item() for j in range(N)]
+            scores = [
+                critics.for_rows(
+                    task_ids[row : row + 1], states[row : row + 1], means[j, row : row + 1]
+                )[0].item()
+                for j in range(N)
+            ]
             expected = int(np.argmax(scores))
             assert info['selected_policy'][row] == expected
             np.testing.assert_allclose(actions[row], sampled[expected, row].numpy(), atol=1e-6)
@@ -118,6 +128,7 @@ def test_each_task_rows_use_head_i_on_row_i(nets):
     """``for_rows(EACH_TASK, ...)`` on (N, K, S) is row i through head i: what MCAL's actor
     trains with, equal to giving every row its task id."""
     from learning.networks import EACH_TASK
+
     policy, critics = nets
     states, actions = torch.randn(N, 3, S), torch.rand(N, 3, A)
     each = policy.for_rows(EACH_TASK, states)

@@ -1,4 +1,5 @@
 """``tools/trim_runs.py`` keeps what the figures read and nothing else."""
+
 from __future__ import annotations
 
 import csv
@@ -17,10 +18,17 @@ def _run_dir(root, name='qmp_dnc_X_s_1'):
     run.mkdir()
     (run / 'variant.json').write_text(json.dumps({'config': {'method': 'qmp_dnc'}}))
     (run / 'params.pkl').write_bytes(b'big')
-    columns = ['Epoch', 'TotalEnvSteps', 'Evaluation/SuccessRate',
-               'Evaluation/Task1/SuccessRate', 'Evaluation/Mixture/AverageReturn',
-               'Train/Task0/Policy1Freq', 'Train/Task0/SuccessRate', 'Time/Update',
-               'Evaluation/Task1/AverageDiscountedReturn']
+    columns = [
+        'Epoch',
+        'TotalEnvSteps',
+        'Evaluation/SuccessRate',
+        'Evaluation/Task1/SuccessRate',
+        'Evaluation/Mixture/AverageReturn',
+        'Train/Task0/Policy1Freq',
+        'Train/Task0/SuccessRate',
+        'Time/Update',
+        'Evaluation/Task1/AverageDiscountedReturn',
+    ]
     with open(run / 'progress.csv', 'w', newline='') as file:
         writer = csv.writer(file)
         writer.writerow(columns)
@@ -36,18 +44,33 @@ def test_keeps_the_plotted_columns_and_every_row(tmp_path):
     assert sorted(p.name for p in out.iterdir()) == ['progress.csv', 'variant.json']
     with open(out / 'progress.csv', newline='') as file:
         rows = list(csv.reader(file))
-    assert rows[0] == ['Epoch', 'TotalEnvSteps', 'Evaluation/SuccessRate',
-                       'Evaluation/Task1/SuccessRate', 'Evaluation/Mixture/AverageReturn',
-                       'Train/Task0/Policy1Freq']
+    assert rows[0] == [
+        'Epoch',
+        'TotalEnvSteps',
+        'Evaluation/SuccessRate',
+        'Evaluation/Task1/SuccessRate',
+        'Evaluation/Mixture/AverageReturn',
+        'Train/Task0/Policy1Freq',
+    ]
     assert rows[1:] == [['0', '1', '2', '3', '4', '5'], ['9', '10', '', '', '', '0.5']]
     assert json.loads((out / 'variant.json').read_text()) == {'config': {'method': 'qmp_dnc'}}
 
 
 def test_a_folder_that_is_not_a_run_is_refused_in_one_line(tmp_path):
     (tmp_path / 'empty').mkdir()
-    result = subprocess.run([sys.executable, 'tools/trim_runs.py', str(tmp_path / 'empty'),
-                             '--out', str(tmp_path / 'out')], cwd=REPO_ROOT,
-                            capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        [
+            sys.executable,
+            'tools/trim_runs.py',
+            str(tmp_path / 'empty'),
+            '--out',
+            str(tmp_path / 'out'),
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert result.returncode == 2
     assert len(result.stderr.strip().splitlines()) == 1 and 'not a run directory' in result.stderr
     assert not (tmp_path / 'out').exists()

@@ -5,6 +5,7 @@ The policies act (almost) deterministically here: every task policy's log-std he
 networks only, and the two samplers must return the same episodes in the same order, step for
 step, whatever order they draw their random numbers in.
 """
+
 from __future__ import annotations
 
 import pickle
@@ -43,8 +44,7 @@ def test_groups_follow_the_visit_order_and_hold_only_needed_visits():
 def _policies(qswitch: bool, sampling_freq: int = 1):
     torch.manual_seed(3)
     env = make_env('PointReachMT-v0', seed=5)
-    policies = make_policies('separate', N_TASKS, env.network_input_dim, env.action_dim,
-                             (16, 16))
+    policies = make_policies('separate', N_TASKS, env.network_input_dim, env.action_dim, (16, 16))
     with torch.no_grad():
         policies.log_std_head.weight.zero_()
         policies.log_std_head.bias.fill_(LOG_STD_MIN)
@@ -56,10 +56,12 @@ def _policies(qswitch: bool, sampling_freq: int = 1):
             policies.mean_head.bias[task_id, 0] = torch.atanh(torch.as_tensor(0.9 * direction))
     if not qswitch:
         return env, TaskRoutingPolicy(env.spec, policies, env.split_observation)
-    critics = make_critics('separate', N_TASKS, env.network_input_dim, env.action_dim,
-                           (16, 16), layer_norm=False)
-    return env, QSwitchMixturePolicy(env.spec, policies, critics, env.split_observation,
-                                     sampling_freq=sampling_freq)
+    critics = make_critics(
+        'separate', N_TASKS, env.network_input_dim, env.action_dim, (16, 16), layer_norm=False
+    )
+    return env, QSwitchMixturePolicy(
+        env.spec, policies, critics, env.split_observation, sampling_freq=sampling_freq
+    )
 
 
 def _assert_same_episodes(expected, actual):
@@ -68,8 +70,9 @@ def _assert_same_episodes(expected, actual):
     np.testing.assert_array_equal(actual.step_types, expected.step_types)
     for name in ('observations', 'last_observations', 'actions', 'rewards'):
         assert getattr(actual, name).dtype == getattr(expected, name).dtype, name
-        np.testing.assert_allclose(getattr(actual, name), getattr(expected, name),
-                                   rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(
+            getattr(actual, name), getattr(expected, name), rtol=1e-5, atol=1e-5
+        )
     for infos in ('env_infos', 'agent_infos', 'episode_infos'):
         expected_infos, actual_infos = getattr(expected, infos), getattr(actual, infos)
         assert sorted(actual_infos) == sorted(expected_infos), infos
@@ -79,8 +82,13 @@ def _assert_same_episodes(expected, actual):
 
 
 def _local(policy, env):
-    return LocalSampler(agents=policy, envs=env.get_train_envs(), max_episode_length=HORIZON,
-                        n_workers=N_TASKS, worker_class=DefaultWorker)
+    return LocalSampler(
+        agents=policy,
+        envs=env.get_train_envs(),
+        max_episode_length=HORIZON,
+        n_workers=N_TASKS,
+        worker_class=DefaultWorker,
+    )
 
 
 @pytest.mark.parametrize('qswitch, sampling_freq', [(False, 1), (True, 1), (True, 3)])
@@ -88,8 +96,7 @@ def test_same_episodes_as_the_local_sampler(qswitch, sampling_freq):
     env, policy = _policies(qswitch, sampling_freq)
     local = _local(policy, env)
     env_vec, policy_vec = _policies(qswitch, sampling_freq)
-    vectorized = VectorizedSampler(policy_vec, env_vec.get_train_envs(),
-                                   max_episode_length=HORIZON)
+    vectorized = VectorizedSampler(policy_vec, env_vec.get_train_envs(), max_episode_length=HORIZON)
     # Two collections: the second continues every env's episode stream; 333 steps take
     # several cycles and end inside one (whichever visit completes the batch).
     lengths = []
@@ -118,15 +125,18 @@ def test_loads_the_trainers_parameters_into_its_own_copy():
 
 def test_copies_per_task_are_seeded_apart_and_every_task_gets_its_share():
     env, policy = _policies(qswitch=False)
-    sampler = VectorizedSampler(policy, env.get_train_envs(), max_episode_length=HORIZON,
-                                envs_per_task=2)
+    sampler = VectorizedSampler(
+        policy, env.get_train_envs(), max_episode_length=HORIZON, envs_per_task=2
+    )
     episodes = sampler.obtain_samples(0, 2 * N_TASKS * HORIZON, policy.get_param_values())
     starts = np.concatenate([[0], np.cumsum(episodes.lengths)[:-1]])
     task_ids = episodes.env_infos['task_id'][starts]
     # Visits in cycle order: tasks 0..3, then 0..3 again (on the copies), ...
-    np.testing.assert_array_equal(task_ids[:2 * N_TASKS], np.tile(np.arange(N_TASKS), 2))
-    first_cycle, second_cycle = episodes.observations[starts[:N_TASKS]], \
-        episodes.observations[starts[N_TASKS:2 * N_TASKS]]
+    np.testing.assert_array_equal(task_ids[: 2 * N_TASKS], np.tile(np.arange(N_TASKS), 2))
+    first_cycle, second_cycle = (
+        episodes.observations[starts[:N_TASKS]],
+        episodes.observations[starts[N_TASKS : 2 * N_TASKS]],
+    )
     assert not np.allclose(first_cycle, second_cycle)  # the copies' resets differ
     sampler.shutdown_worker()
 
@@ -136,8 +146,7 @@ def test_worker_processes_collect_the_same_episodes_and_exit():
     env, policy = _policies(qswitch=True)
     one = VectorizedSampler(policy, env.get_train_envs(), max_episode_length=HORIZON)
     env2, policy2 = _policies(qswitch=True)
-    two = VectorizedSampler(policy2, env2.get_train_envs(), max_episode_length=HORIZON,
-                            n_workers=2)
+    two = VectorizedSampler(policy2, env2.get_train_envs(), max_episode_length=HORIZON, n_workers=2)
     try:
         for num_samples in (333, 120):
             expected = one.obtain_samples(0, num_samples, policy.get_param_values())
@@ -166,10 +175,12 @@ def test_pickles_for_snapshots_and_collects_after_unpickling():
     restored.shutdown_worker()
 
 
-@pytest.mark.parametrize('qswitch, sampling_freq, subsets', [(False, 1, True), (True, 1, True),
-                                                             (True, 3, False)])
+@pytest.mark.parametrize(
+    'qswitch, sampling_freq, subsets', [(False, 1, True), (True, 1, True), (True, 3, False)]
+)
 def test_the_policy_acts_on_running_rows_unless_it_keeps_per_row_memory(
-        qswitch, sampling_freq, subsets, monkeypatch):
+    qswitch, sampling_freq, subsets, monkeypatch
+):
     env, policy = _policies(qswitch, sampling_freq)
     batch_sizes = []
     get_actions = policy.get_actions

@@ -4,6 +4,7 @@ Rewards are recomputed by hand from the post-step simulator state, terminations 
 by setting the state, and success is checked with a shortened ``success_steps``. Run as a
 script to print steps/s of one task env through the adapter.
 """
+
 from __future__ import annotations
 
 import functools
@@ -117,14 +118,17 @@ def test_model_facts(family: Walker2dMT4) -> None:
         front = model.geom('ceiling_long')
         assert front.pos[0] - front.size[0] == pytest.approx(2.0)
         assert front.pos[0] + front.size[0] >= 10.0
-        assert all(model.geom(name).pos[0] + model.geom(name).size[0] < 0
-                   for name in ('ceiling1', 'ceiling2'))
+        assert all(
+            model.geom(name).pos[0] + model.geom(name).size[0] < 0
+            for name in ('ceiling1', 'ceiling2')
+        )
 
 
-def _expected(task_id: int, v: float, delta_h: float, nz: float, foot: float,
-              action: np.ndarray) -> tuple[float, float]:
+def _expected(
+    task_id: int, v: float, delta_h: float, nz: float, foot: float, action: np.ndarray
+) -> tuple[float, float]:
     """(reward, info x_velocity) of the release's reward terms, from the measured quantities."""
-    common = -1e-3 * float(np.sum(action ** 2)) + 1.0 + 0.1 * nz
+    common = -1e-3 * float(np.sum(action**2)) + 1.0 + 0.1 * nz
     if task_id == FORWARD:
         shaped = 3.0 - abs(v - 3.0)
         return common + shaped - abs(1.1 - delta_h) - 0.01 * foot, shaped
@@ -138,8 +142,9 @@ def _expected(task_id: int, v: float, delta_h: float, nz: float, foot: float,
 
 
 @pytest.mark.mujoco
-@pytest.mark.parametrize('task_id, x_speed', [(FORWARD, 4.0), (BACKWARD, -1.5),
-                                              (BALANCE, 0.7), (CRAWL, 1.0)])
+@pytest.mark.parametrize(
+    'task_id, x_speed', [(FORWARD, 4.0), (BACKWARD, -1.5), (BALANCE, 0.7), (CRAWL, 1.0)]
+)
 def test_reward_matches_the_formula(task_id: int, x_speed: float) -> None:
     walker = make_walker_env(task_id)
     walker.reset(seed=0)
@@ -153,11 +158,13 @@ def test_reward_matches_the_formula(task_id: int, x_speed: float) -> None:
 
     data = walker.data
     v = (data.qpos[0] - x_before) / DT
-    delta_h = data.body('torso').xpos[2] - max(data.body('foot').xpos[2],
-                                               data.body('foot_left').xpos[2])
+    delta_h = data.body('torso').xpos[2] - max(
+        data.body('foot').xpos[2], data.body('foot_left').xpos[2]
+    )
     foot = float(np.abs(data.qpos[[5, 8]] - feet_before).sum()) / DT
-    expected_reward, expected_velocity = _expected(task_id, v, delta_h, np.cos(data.qpos[2]),
-                                                   foot, ACTION)
+    expected_reward, expected_velocity = _expected(
+        task_id, v, delta_h, np.cos(data.qpos[2]), foot, ACTION
+    )
     assert reward == pytest.approx(expected_reward, rel=1e-9, abs=1e-9)
     assert info['x_velocity'] == pytest.approx(expected_velocity, rel=1e-9, abs=1e-9)
     assert abs(v - x_speed) < 0.5  # the hand-set speed really drives the velocity term
@@ -187,10 +194,11 @@ def test_reset_noise_random_steps_and_seeding() -> None:
 
 
 @pytest.mark.mujoco
-@pytest.mark.parametrize('task_id, height, falls', [(FORWARD, 0.5, True), (BALANCE, 0.7, True),
-                                                    (CRAWL, 0.5, False), (CRAWL, 0.2, True)])
-def test_falling_terminates(family: Walker2dMT4, task_id: int, height: float,
-                            falls: bool) -> None:
+@pytest.mark.parametrize(
+    'task_id, height, falls',
+    [(FORWARD, 0.5, True), (BALANCE, 0.7, True), (CRAWL, 0.5, False), (CRAWL, 0.2, True)],
+)
+def test_falling_terminates(family: Walker2dMT4, task_id: int, height: float, falls: bool) -> None:
     env = family.get_train_envs()[task_id]
     env.reset()
     # Lying flat at the given height: nothing touches the floor or a ceiling.
@@ -214,8 +222,13 @@ def test_surviving_success_steps_is_a_terminal_success(task_id: int) -> None:
         env_step = env.step(np.zeros(6))
         step_types.append(env_step.step_type)
         successes.append(env_step.env_info['success'])
-    assert step_types == [StepType.FIRST, StepType.MID, StepType.MID, StepType.MID,
-                          StepType.TERMINAL]
+    assert step_types == [
+        StepType.FIRST,
+        StepType.MID,
+        StepType.MID,
+        StepType.MID,
+        StepType.TERMINAL,
+    ]
     assert successes == [0.0, 0.0, 0.0, 0.0, 1.0]
     env.reset()  # the step count starts again
     assert [env.step(np.zeros(6)).env_info['success'] for _ in range(5)][-1] == 1.0
@@ -243,8 +256,15 @@ def test_crawl_ceiling_collision(family: Walker2dMT4) -> None:
     assert walker.touches_ceiling()
     assert info['collision_penalty'] == -10.0
     assert env_step.step_type == StepType.TERMINAL and info['success'] == 0.0
-    terms = ('x_vel_reward', 'ctrl_reward', 'angle_reward', 'height_reward', 'alive_reward',
-             'foot_reward', 'collision_penalty')
+    terms = (
+        'x_vel_reward',
+        'ctrl_reward',
+        'angle_reward',
+        'height_reward',
+        'alive_reward',
+        'foot_reward',
+        'collision_penalty',
+    )
     assert env_step.reward == pytest.approx(sum(info[key] for key in terms))
     assert info['height_reward'] == 0.0
 
@@ -288,8 +308,9 @@ def test_test_envs_differ_from_train_envs() -> None:
 
 
 @pytest.mark.mujoco
-@pytest.mark.filterwarnings('ignore:.*A Box observation space (minimum|maximum) value is '
-                            '-?infinity:UserWarning')
+@pytest.mark.filterwarnings(
+    'ignore:.*A Box observation space (minimum|maximum) value is -?infinity:UserWarning'
+)
 def test_gymnasium_env_checker() -> None:
     """Joint angles are unbounded (the torso hinge has no limits), which the checker flags."""
     walker = make_walker_env(CRAWL)
@@ -299,8 +320,10 @@ def test_gymnasium_env_checker() -> None:
 
 @pytest.mark.mujoco
 def test_offscreen_rendering() -> None:
-    frame = render_offscreen('from environments.walker import Walker2dTaskEnv\n'
-                             'env = Walker2dTaskEnv(3, width=64, height=48)')
+    frame = render_offscreen(
+        'from environments.walker import Walker2dTaskEnv\n'
+        'env = Walker2dTaskEnv(3, width=64, height=48)'
+    )
     assert frame['shape'] == [48, 64, 3] and frame['dtype'] == 'uint8'
     assert frame['std'] > 0.0  # a picture, not a blank frame
 

@@ -1,4 +1,5 @@
 """wandb is optional: refused cleanly when missing, and mirrors dowel's tabular when present."""
+
 from __future__ import annotations
 
 import sys
@@ -54,8 +55,7 @@ def test_start_wandb_passes_the_run_settings(monkeypatch, tmp_path):
     assert calls['config'] is config and calls['dir'] == str(tmp_path)
 
 
-def test_start_wandb_without_the_package_raises_an_import_error_with_the_fix(monkeypatch,
-                                                                               tmp_path):
+def test_start_wandb_without_the_package_raises_an_import_error_with_the_fix(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, 'wandb', None)
     with pytest.raises(ImportError, match='pip install wandb'):
         start_wandb({}, 'x', str(tmp_path))
@@ -65,6 +65,7 @@ def test_a_video_goes_to_wandb_as_media_at_its_env_step(monkeypatch):
     fake_module = types.SimpleNamespace(Video=lambda path, fps: ('video', path, fps))
     monkeypatch.setitem(sys.modules, 'wandb', fake_module)
     fake = FakeRun()
-    WandbOutput(fake).record(VideoRecord('Evaluation/Task1/Video', 'v.mp4',
-                                         np.zeros((2, 4, 4, 3), np.uint8), 40, 600))
+    WandbOutput(fake).record(
+        VideoRecord('Evaluation/Task1/Video', 'v.mp4', np.zeros((2, 4, 4, 3), np.uint8), 40, 600)
+    )
     assert fake.logged == [({'Evaluation/Task1/Video': ('video', 'v.mp4', 40)}, 600)]

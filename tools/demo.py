@@ -21,6 +21,7 @@ It prints a summary of the measured numbers. Usage::
     python tools/demo.py --seeds 1 2 3         # more seeds
     python tools/demo.py --quick               # a one-epoch smoke test of the whole pipeline
 """
+
 from __future__ import annotations
 
 import argparse
@@ -46,15 +47,32 @@ from environments.registry import ENVS  # noqa: E402  (light: imports no simulat
 
 # The illustrative point worlds the demo can draw, and the module that describes each layout
 # (GOALS, GOAL_RADII, WALLS, TASK_NAMES, STUCK_TASK). ``--env`` picks one; the default env first.
-LAYOUTS = {'PointWallMT-v0': 'environments.point_wall',
-           'PointSparseGoalMT-v0': 'environments.point_sparse_goal'}
+LAYOUTS = {
+    'PointWallMT-v0': 'environments.point_wall',
+    'PointSparseGoalMT-v0': 'environments.point_sparse_goal',
+}
 ENV_ID = 'PointWallMT-v0'  # set from --env by main()
 METHODS = (('dnc_sac', 'Separated'), ('qmp_dnc', 'Separated + QMP'))
 # One-epoch settings under which the whole pipeline runs in seconds (a smoke test, no learning).
-QUICK_FLAGS = ('--n_epochs', '1', '--batch_size', '200', '--min_buffer_size', '50',
-               '--gradient_steps_per_itr', '20', '--buffer_batch_size', '16',
-               '--steps_per_epoch', '1', '--num_evaluation_episodes', '4',
-               '--hidden_sizes', '16', '16')
+QUICK_FLAGS = (
+    '--n_epochs',
+    '1',
+    '--batch_size',
+    '200',
+    '--min_buffer_size',
+    '50',
+    '--gradient_steps_per_itr',
+    '20',
+    '--buffer_batch_size',
+    '16',
+    '--steps_per_epoch',
+    '1',
+    '--num_evaluation_episodes',
+    '4',
+    '--hidden_sizes',
+    '16',
+    '16',
+)
 POLICY_COLORS = ('tab:red', 'tab:blue', 'tab:orange', 'tab:gray')
 N_TASKS = 4  # every layout's (checked in main)
 STUCK_TASK = 0  # every layout's STUCK_TASK (checked in main)
@@ -74,19 +92,35 @@ class _OneLineParser(argparse.ArgumentParser):
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = _OneLineParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--env', default=ENV_ID, choices=tuple(LAYOUTS),
-                        help=f'the illustrative env (default {ENV_ID})')
+    parser.add_argument(
+        '--env',
+        default=ENV_ID,
+        choices=tuple(LAYOUTS),
+        help=f'the illustrative env (default {ENV_ID})',
+    )
     parser.add_argument('--seeds', type=int, nargs='+', default=[1], help='seeds (default 1)')
-    parser.add_argument('--n_epochs', type=int, default=None,
-                        help="epochs per run (default: the env preset's)")
-    parser.add_argument('--quick', action='store_true',
-                        help='one tiny epoch per run: checks the pipeline, shows no learning')
-    parser.add_argument('--jobs', type=int, default=2,
-                        help='run.py processes at a time (default 2, one per core)')
-    parser.add_argument('--episodes', type=int, default=10,
-                        help='episodes drawn per method in trajectories.png (default 10)')
-    parser.add_argument('--out_dir', default='data/local/demo',
-                        help='where runs and figures go (default data/local/demo)')
+    parser.add_argument(
+        '--n_epochs', type=int, default=None, help="epochs per run (default: the env preset's)"
+    )
+    parser.add_argument(
+        '--quick',
+        action='store_true',
+        help='one tiny epoch per run: checks the pipeline, shows no learning',
+    )
+    parser.add_argument(
+        '--jobs', type=int, default=2, help='run.py processes at a time (default 2, one per core)'
+    )
+    parser.add_argument(
+        '--episodes',
+        type=int,
+        default=10,
+        help='episodes drawn per method in trajectories.png (default 10)',
+    )
+    parser.add_argument(
+        '--out_dir',
+        default='data/local/demo',
+        help='where runs and figures go (default data/local/demo)',
+    )
     args = parser.parse_args(argv)
     for name in ('jobs', 'episodes') + (('n_epochs',) if args.n_epochs is not None else ()):
         if getattr(args, name) < 1:
@@ -98,6 +132,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 # --------------------------------------------------------------------------- training
 
+
 def _run_dir_prefix(method: str, seed: int) -> str:
     return f'{method}_{ENV_ID}_None_{seed}'
 
@@ -106,16 +141,33 @@ def train(method: str, seed: int, flags: Sequence[str], log_root: Path) -> Path:
     """One ``run.py`` run; returns its new run directory (reruns get a fresh one)."""
     prefix = _run_dir_prefix(method, seed)
     before = set(log_root.glob(prefix + '*'))
-    command = [sys.executable, 'run.py', method, f'--env={ENV_ID}', '--seed', str(seed),
-               '--log_root', str(log_root), *flags]
+    command = [
+        sys.executable,
+        'run.py',
+        method,
+        f'--env={ENV_ID}',
+        '--seed',
+        str(seed),
+        '--log_root',
+        str(log_root),
+        *flags,
+    ]
     environment = dict(os.environ, OMP_NUM_THREADS='1', PYTHONUNBUFFERED='1')
     log_root.mkdir(parents=True, exist_ok=True)
     with open(log_root / f'{prefix}.stdout.log', 'w') as output:
-        result = subprocess.run(command, cwd=REPO_ROOT, env=environment, stdout=output,
-                                stderr=subprocess.STDOUT, check=False)
+        result = subprocess.run(
+            command,
+            cwd=REPO_ROOT,
+            env=environment,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            check=False,
+        )
     if result.returncode != 0:
-        raise RuntimeError(f'{" ".join(command)} failed (exit {result.returncode}); see '
-                           f'{log_root / (prefix + ".stdout.log")}')
+        raise RuntimeError(
+            f'{" ".join(command)} failed (exit {result.returncode}); see '
+            f'{log_root / (prefix + ".stdout.log")}'
+        )
     (run_dir,) = set(log_root.glob(prefix + '*')) - before - {log_root / f'{prefix}.stdout.log'}
     return run_dir
 
@@ -124,18 +176,23 @@ def read_progress(run_dir: Path) -> dict[str, np.ndarray]:
     """``progress.csv`` as columns of floats (empty cells are NaN)."""
     with open(run_dir / 'progress.csv', newline='') as file:
         rows = list(csv.DictReader(file))
-    return {key: np.array([float(row[key]) if row[key] not in ('', None) else math.nan
-                           for row in rows]) for key in rows[0]}
+    return {
+        key: np.array([float(row[key]) if row[key] not in ('', None) else math.nan for row in rows])
+        for key in rows[0]
+    }
 
 
 # --------------------------------------------------------------------------- figures
+
 
 def _pyplot() -> Any:
     """matplotlib's pyplot on the file-only Agg backend (imported on use: parsing the
     command line stays fast)."""
     import matplotlib
+
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
+
     return plt
 
 
@@ -144,9 +201,13 @@ def plot_learning_curves(runs: dict[str, list[dict[str, np.ndarray]]], path: Pat
     layout = _layout()
     plt = _pyplot()
     figure, axes = plt.subplots(1, 2, figsize=(11, 4))
-    panels = ((f'Evaluation/Task{STUCK_TASK}/SuccessRate',
-               f'task {STUCK_TASK}: {layout.TASK_NAMES[STUCK_TASK]}'),
-              ('Evaluation/SuccessRate', f'all {N_TASKS} tasks'))
+    panels = (
+        (
+            f'Evaluation/Task{STUCK_TASK}/SuccessRate',
+            f'task {STUCK_TASK}: {layout.TASK_NAMES[STUCK_TASK]}',
+        ),
+        ('Evaluation/SuccessRate', f'all {N_TASKS} tasks'),
+    )
     for axis, (key, title) in zip(axes, panels, strict=True):
         for (method, label), color in zip(METHODS, ('tab:gray', 'tab:red'), strict=True):
             curves = [(columns['TotalEnvSteps'], columns[key]) for columns in runs[method]]
@@ -154,9 +215,15 @@ def plot_learning_curves(runs: dict[str, list[dict[str, np.ndarray]]], path: Pat
                 axis.plot(steps, values, color=color, alpha=0.25, linewidth=1)
             length = min(len(steps) for steps, _ in curves)
             mean = np.nanmean([values[:length] for _, values in curves], axis=0)
-            axis.plot(curves[0][0][:length], mean, color=color, linewidth=2.5, marker='o',
-                      markersize=3,
-                      label=f'{label} (mean of {len(curves)} seed{"s" * (len(curves) > 1)})')
+            axis.plot(
+                curves[0][0][:length],
+                mean,
+                color=color,
+                linewidth=2.5,
+                marker='o',
+                markersize=3,
+                label=f'{label} (mean of {len(curves)} seed{"s" * (len(curves) > 1)})',
+            )
         axis.set_title(title)
         axis.set_xlabel('environment steps (all tasks)')
         axis.set_ylabel('evaluation success rate (task policies)')
@@ -169,13 +236,15 @@ def plot_learning_curves(runs: dict[str, list[dict[str, np.ndarray]]], path: Pat
     plt.close(figure)
 
 
-def collect_episodes(run_dir: Path, method: str, n_episodes: int,
-                     seed: int = 1000) -> list[tuple[np.ndarray, np.ndarray, bool]]:
+def collect_episodes(
+    run_dir: Path, method: str, n_episodes: int, seed: int = 1000
+) -> list[tuple[np.ndarray, np.ndarray, bool]]:
     """Episodes of the stuck task from the run's last snapshot, by its data-collection policy
     (sampled actions, as in training): (positions (T+1, 2), selected policy (T,), success)."""
     import infrastructure.garage_compat  # noqa: F401  (must precede unpickling garage objects)
 
     from environments.registry import make_env
+
     with open(run_dir / 'params.pkl', 'rb') as file:
         algorithm = pickle.load(file)['algo']
     policy = algorithm.exploration_policy if method.startswith('qmp') else algorithm.policy
@@ -202,14 +271,21 @@ def _draw_world(axis: Any) -> None:
     from matplotlib.patches import Circle, Rectangle
 
     from environments.point_reach import START
+
     layout = _layout()
     for x_min, y_min, x_max, y_max in layout.WALLS:
         axis.add_patch(Rectangle((x_min, y_min), x_max - x_min, y_max - y_min, color='black'))
     radii = getattr(layout, 'GOAL_RADII', (0.1,) * N_TASKS)
     for task, (goal, radius) in enumerate(zip(layout.GOALS, radii, strict=True)):
         axis.add_patch(Circle(goal, radius, color=POLICY_COLORS[task], alpha=0.35))
-        axis.annotate(f'goal {task}', goal, textcoords='offset points', ha='center',
-                      xytext=(0, 11 if goal[1] < 0.9 else -16), fontsize=8)
+        axis.annotate(
+            f'goal {task}',
+            goal,
+            textcoords='offset points',
+            ha='center',
+            xytext=(0, 11 if goal[1] < 0.9 else -16),
+            fontsize=8,
+        )
     axis.plot(*START, marker='s', color='black', markersize=7)
     axis.annotate('start', START, textcoords='offset points', xytext=(8, -4), fontsize=8)
     axis.set_xlim(-1, 1)
@@ -217,8 +293,9 @@ def _draw_world(axis: Any) -> None:
     axis.set_aspect('equal')
 
 
-def plot_trajectories(episodes: dict[str, list[tuple[np.ndarray, np.ndarray, bool]]],
-                      path: Path) -> None:
+def plot_trajectories(
+    episodes: dict[str, list[tuple[np.ndarray, np.ndarray, bool]]], path: Path
+) -> None:
     """The project page's picture: collected episodes on the stuck task, one colour per step
     for the policy that acted."""
     from matplotlib.collections import LineCollection
@@ -231,20 +308,27 @@ def plot_trajectories(episodes: dict[str, list[tuple[np.ndarray, np.ndarray, boo
         successes = 0
         for positions, selected, success in episodes[method]:
             segments = np.stack([positions[:-1], positions[1:]], axis=1)
-            axis.add_collection(LineCollection(
-                segments, colors=[POLICY_COLORS[j] for j in selected], linewidths=1.8,
-                alpha=0.8))
+            axis.add_collection(
+                LineCollection(
+                    segments, colors=[POLICY_COLORS[j] for j in selected], linewidths=1.8, alpha=0.8
+                )
+            )
             successes += success
         n = len(episodes[method])
-        axis.set_title(f'{label}: {successes}/{n} episodes reach goal '
-                       f'{STUCK_TASK}')
-    handles = [plt.Line2D([], [], color=color, linewidth=3,
-                          label=f'policy {j} ({layout.TASK_NAMES[j]}) acted')
-               for j, color in enumerate(POLICY_COLORS)]
+        axis.set_title(f'{label}: {successes}/{n} episodes reach goal {STUCK_TASK}')
+    handles = [
+        plt.Line2D(
+            [], [], color=color, linewidth=3, label=f'policy {j} ({layout.TASK_NAMES[j]}) acted'
+        )
+        for j, color in enumerate(POLICY_COLORS)
+    ]
     figure.legend(handles=handles, loc='lower center', ncol=2, fontsize=9)
-    figure.suptitle(f'Task {STUCK_TASK} ({layout.TASK_NAMES[STUCK_TASK]})'
-                    ': episodes collected by each method\'s data-collection policy '
-                    '(last snapshot, first seed)', fontsize=10)
+    figure.suptitle(
+        f'Task {STUCK_TASK} ({layout.TASK_NAMES[STUCK_TASK]})'
+        ": episodes collected by each method's data-collection policy "
+        '(last snapshot, first seed)',
+        fontsize=10,
+    )
     figure.tight_layout(rect=(0, 0.1, 1, 0.95))
     figure.savefig(path, dpi=110)
     plt.close(figure)
@@ -252,9 +336,17 @@ def plot_trajectories(episodes: dict[str, list[tuple[np.ndarray, np.ndarray, boo
 
 def selection_frequencies(runs: list[dict[str, np.ndarray]]) -> np.ndarray:
     """(task, policy) share of collection steps, mean over the epochs and the runs."""
-    return np.array([[np.nanmean([np.nanmean(columns[f'Train/Task{i}/Policy{j}Freq'])
-                                  for columns in runs]) for j in range(N_TASKS)]
-                     for i in range(N_TASKS)])
+    return np.array(
+        [
+            [
+                np.nanmean(
+                    [np.nanmean(columns[f'Train/Task{i}/Policy{j}Freq']) for columns in runs]
+                )
+                for j in range(N_TASKS)
+            ]
+            for i in range(N_TASKS)
+        ]
+    )
 
 
 def plot_selection_frequencies(frequencies: np.ndarray, n_runs: int, path: Path) -> None:
@@ -264,16 +356,25 @@ def plot_selection_frequencies(frequencies: np.ndarray, n_runs: int, path: Path)
     image = axis.imshow(frequencies, cmap='viridis', vmin=0, vmax=1)
     for i in range(N_TASKS):
         for j in range(N_TASKS):
-            axis.text(j, i, f'{frequencies[i, j]:.2f}', ha='center', va='center',
-                      color='black' if frequencies[i, j] > 0.6 else 'white')
+            axis.text(
+                j,
+                i,
+                f'{frequencies[i, j]:.2f}',
+                ha='center',
+                va='center',
+                color='black' if frequencies[i, j] > 0.6 else 'white',
+            )
     names = [f'{k}: {name}' for k, name in enumerate(layout.TASK_NAMES)]
     axis.set_xticks(range(N_TASKS), [f'π{k}' for k in range(N_TASKS)])
     axis.set_yticks(range(N_TASKS), names)
     axis.set_xlabel('policy selected by the Q-switch')
-    axis.set_ylabel("task (whose critic selects)")
+    axis.set_ylabel('task (whose critic selects)')
     figure.colorbar(image, ax=axis, label='share of collection steps')
-    axis.set_title(f'QMP selection frequencies over training\n'
-                   f'(mean over epochs, {n_runs} seed{"s" * (n_runs > 1)})', fontsize=10)
+    axis.set_title(
+        f'QMP selection frequencies over training\n'
+        f'(mean over epochs, {n_runs} seed{"s" * (n_runs > 1)})',
+        fontsize=10,
+    )
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
@@ -281,17 +382,22 @@ def plot_selection_frequencies(frequencies: np.ndarray, n_runs: int, path: Path)
 
 # --------------------------------------------------------------------------- main
 
+
 def summarise(runs: dict[str, list[dict[str, np.ndarray]]]) -> list[str]:
     """Measured numbers per method: success over training and at the end, per task 0 / all."""
     lines = []
     for method, label in METHODS:
-        for key, name in ((f'Evaluation/Task{STUCK_TASK}/SuccessRate', 'task 0'),
-                          ('Evaluation/SuccessRate', 'all tasks')):
+        for key, name in (
+            (f'Evaluation/Task{STUCK_TASK}/SuccessRate', 'task 0'),
+            ('Evaluation/SuccessRate', 'all tasks'),
+        ):
             over_training = [float(np.nanmean(columns[key])) for columns in runs[method]]
             final = [float(columns[key][-1]) for columns in runs[method]]
-            lines.append(f'{label:16s} {name:9s} mean over training '
-                         f'{np.mean(over_training):.2f}  final {np.mean(final):.2f}  '
-                         f'(per seed final: {", ".join(f"{v:.2f}" for v in final)})')
+            lines.append(
+                f'{label:16s} {name:9s} mean over training '
+                f'{np.mean(over_training):.2f}  final {np.mean(final):.2f}  '
+                f'(per seed final: {", ".join(f"{v:.2f}" for v in final)})'
+            )
     return lines
 
 
@@ -301,6 +407,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ENV_ID = args.env
     layout = _layout()
     import infrastructure.garage_compat  # noqa: F401  (must precede any garage import)
+
     assert layout.STUCK_TASK == STUCK_TASK and len(layout.TASK_NAMES) == N_TASKS
     assert ENVS[ENV_ID].n_tasks == N_TASKS
     out_dir = Path(args.out_dir).resolve()
@@ -314,15 +421,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         futures = {job: pool.submit(train, *job, flags, log_root) for job in jobs}
         run_dirs = {job: future.result() for job, future in futures.items()}
     train_seconds = time.perf_counter() - start
-    runs = {method: [read_progress(run_dirs[(method, seed)]) for seed in args.seeds]
-            for method, _ in METHODS}
-    figures = {name: out_dir / f'{name}.png'
-               for name in ('learning_curves', 'trajectories', 'selection_frequencies')}
+    runs = {
+        method: [read_progress(run_dirs[(method, seed)]) for seed in args.seeds]
+        for method, _ in METHODS
+    }
+    figures = {
+        name: out_dir / f'{name}.png'
+        for name in ('learning_curves', 'trajectories', 'selection_frequencies')
+    }
     plot_learning_curves(runs, figures['learning_curves'])
     first_seed = args.seeds[0]
-    plot_trajectories({method: collect_episodes(run_dirs[(method, first_seed)], method,
-                                                args.episodes) for method, _ in METHODS},
-                      figures['trajectories'])
+    plot_trajectories(
+        {
+            method: collect_episodes(run_dirs[(method, first_seed)], method, args.episodes)
+            for method, _ in METHODS
+        },
+        figures['trajectories'],
+    )
     frequencies = selection_frequencies(runs['qmp_dnc'])
     plot_selection_frequencies(frequencies, len(args.seeds), figures['selection_frequencies'])
     print(f'trained {len(jobs)} runs in {train_seconds:.0f} s ({args.jobs} at a time)')

@@ -8,6 +8,7 @@ Rows of epochs without an evaluation are kept (their selection frequencies feed 
 
     python tools/trim_runs.py data/local/sweeps/jaco/*_small_* --out results/jaco/runs
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,7 +21,8 @@ import sys
 KEPT_COLUMNS = re.compile(
     r'Epoch|TotalEnvSteps'
     r'|Evaluation/(Mixture/)?(Task\d+/)?(SuccessRate|AverageReturn)'
-    r'|Train/Task\d+/Policy\d+Freq')
+    r'|Train/Task\d+/Policy\d+Freq'
+)
 
 
 def trim_run(run_dir: str, out_dir: str) -> int:
@@ -44,12 +46,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('run_dirs', nargs='+', help='run directories (variant.json + progress.csv)')
     parser.add_argument('--out', required=True, help='folder that receives one folder per run')
     args = parser.parse_args(argv)
-    missing = [run for run in args.run_dirs
-               if not all(os.path.isfile(os.path.join(run, name))
-                          for name in ('variant.json', 'progress.csv'))]
+    missing = [
+        run
+        for run in args.run_dirs
+        if not all(
+            os.path.isfile(os.path.join(run, name)) for name in ('variant.json', 'progress.csv')
+        )
+    ]
     if missing:
-        print(f'trim_runs.py: not a run directory (needs variant.json and progress.csv): '
-              f'{missing[0]}', file=sys.stderr)
+        print(
+            f'trim_runs.py: not a run directory (needs variant.json and progress.csv): '
+            f'{missing[0]}',
+            file=sys.stderr,
+        )
         return 2
     for run in args.run_dirs:
         print(f'{run}: {trim_run(run, args.out)} rows')

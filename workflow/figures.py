@@ -13,6 +13,7 @@ Q-switch selection heatmaps.
   over seeds, at chosen epochs and averaged over training (the paper's mixture-probability
   analysis).
 """
+
 from __future__ import annotations
 
 import math
@@ -35,14 +36,25 @@ RETURN_ENVS = frozenset({'Walker2dMT4-v0'})
 
 # Method -> (paper label, family). X and X + QMP are one family, drawn in one colour.
 METHOD_STYLE: dict[str, tuple[str, str]] = {
-    'dnc_sac': ('Separated', 'separated'), 'qmp_dnc': ('Separated + QMP', 'separated'),
-    'mtsac': ('Parameters', 'parameters'), 'qmp_sac': ('Parameters + QMP', 'parameters'),
-    'uds_dnc': ('Data', 'data'), 'qmp_uds_dnc': ('Data + QMP', 'data'),
-    'mcal': ('MCAL', 'mcal'), 'qmp_mcal': ('MCAL + QMP', 'mcal'),
-    'sac': ('Fully-Shared', 'shared'), 'decaf': ('DECAF', 'decaf'),
+    'dnc_sac': ('Separated', 'separated'),
+    'qmp_dnc': ('Separated + QMP', 'separated'),
+    'mtsac': ('Parameters', 'parameters'),
+    'qmp_sac': ('Parameters + QMP', 'parameters'),
+    'uds_dnc': ('Data', 'data'),
+    'qmp_uds_dnc': ('Data + QMP', 'data'),
+    'mcal': ('MCAL', 'mcal'),
+    'qmp_mcal': ('MCAL + QMP', 'mcal'),
+    'sac': ('Fully-Shared', 'shared'),
+    'decaf': ('DECAF', 'decaf'),
 }
-FAMILY_COLOURS = {'separated': 'tab:blue', 'parameters': 'tab:orange', 'data': 'tab:green',
-                  'mcal': 'tab:red', 'shared': 'tab:purple', 'decaf': 'tab:brown'}
+FAMILY_COLOURS = {
+    'separated': 'tab:blue',
+    'parameters': 'tab:orange',
+    'data': 'tab:green',
+    'mcal': 'tab:red',
+    'shared': 'tab:purple',
+    'decaf': 'tab:brown',
+}
 
 
 def metric_for(env: str, choice: str = 'auto') -> str:
@@ -52,8 +64,10 @@ def metric_for(env: str, choice: str = 'auto') -> str:
     return 'AverageReturn'
 
 
-def mean_interval(values: np.ndarray, confidence: float = 0.95,
-                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def mean_interval(
+    values: np.ndarray,
+    confidence: float = 0.95,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Mean over axis 0 and its Student-t ``confidence`` interval (mean ± t·s/√n).
 
     With one seed the interval collapses onto the mean.
@@ -70,25 +84,31 @@ def mean_interval(values: np.ndarray, confidence: float = 0.95,
 def iqm(scores: np.ndarray) -> float:
     """Interquartile mean: the mean of the middle 50 % of all scores (rliable's definition)."""
     from rliable import metrics  # pylint: disable=import-outside-toplevel
+
     return float(metrics.aggregate_iqm(np.asarray(scores, dtype=np.float64)))
 
 
-def iqm_interval(scores: np.ndarray, reps: int = 2000, confidence: float = 0.95,
-                 seed: int = 0) -> tuple[float, float, float]:
+def iqm_interval(
+    scores: np.ndarray, reps: int = 2000, confidence: float = 0.95, seed: int = 0
+) -> tuple[float, float, float]:
     """IQM of a (runs, tasks) score matrix and its stratified bootstrap interval.
 
     The bootstrap resamples runs independently within each task (rliable's stratified
     bootstrap), the recommended interval for few runs per task.
     """
     from rliable import library  # pylint: disable=import-outside-toplevel
+
     scores = np.asarray(scores, dtype=np.float64)
     point = iqm(scores)
     if scores.shape[0] < 2:
         return point, point, point
     np.random.seed(seed)  # rliable's bootstrap draws from NumPy's global generator
     _, intervals = library.get_interval_estimates(
-        {'run': scores}, lambda x: np.array([iqm(x)]), reps=reps,
-        confidence_interval_size=confidence)
+        {'run': scores},
+        lambda x: np.array([iqm(x)]),
+        reps=reps,
+        confidence_interval_size=confidence,
+    )
     low, high = intervals['run'][:, 0]
     return point, float(low), float(high)
 
@@ -124,8 +144,15 @@ def group_runs(runs: Sequence[RunData]) -> list[RunGroup]:
     for group in groups.values():
         group.runs.sort(key=lambda run: run.seed)
     order = list(METHOD_STYLE)
-    return sorted(groups.values(), key=lambda g: (
-        g.env, order.index(g.method) if g.method in order else len(order), g.method, g.name))
+    return sorted(
+        groups.values(),
+        key=lambda g: (
+            g.env,
+            order.index(g.method) if g.method in order else len(order),
+            g.method,
+            g.name,
+        ),
+    )
 
 
 def evaluated_points(run: RunData, metric: str) -> tuple[np.ndarray, np.ndarray]:
@@ -135,8 +162,11 @@ def evaluated_points(run: RunData, metric: str) -> tuple[np.ndarray, np.ndarray]
     return run.columns['TotalEnvSteps'][keep], values[keep]
 
 
-def interpolated_curves(runs: Sequence[RunData], metric: str, n_points: int = 100,
-                        ) -> tuple[np.ndarray, np.ndarray]:
+def interpolated_curves(
+    runs: Sequence[RunData],
+    metric: str,
+    n_points: int = 100,
+) -> tuple[np.ndarray, np.ndarray]:
     """Each run's curve linearly interpolated onto one step grid; returns (grid, (runs, n)).
 
     The grid spans the steps every run covers (no extrapolation); a group whose runs share no
@@ -152,8 +182,9 @@ def interpolated_curves(runs: Sequence[RunData], metric: str, n_points: int = 10
     return grid, np.stack([np.interp(grid, x, y) for x, y in curves])
 
 
-def plot_curves(groups: Sequence[RunGroup], path: str, metric_choice: str = 'auto',
-                n_points: int = 100) -> str:
+def plot_curves(
+    groups: Sequence[RunGroup], path: str, metric_choice: str = 'auto', n_points: int = 100
+) -> str:
     """One panel per env of every group's mean curve and 95 % interval; returns ``path``."""
     envs = sorted({group.env for group in groups})
     columns = min(len(envs), 3)
@@ -170,15 +201,21 @@ def plot_curves(groups: Sequence[RunGroup], path: str, metric_choice: str = 'aut
             mean, low, high = mean_interval(curves)
             colour = FAMILY_COLOURS.get(group.colour_family, f'C{index % 10}')
             label = f'{group.label(named)} (n={curves.shape[0]})'
-            axis.plot(grid, mean, color=colour, linestyle='--' if group.dashed else '-',
-                      label=label, marker='o' if len(grid) == 1 else None)
+            axis.plot(
+                grid,
+                mean,
+                color=colour,
+                linestyle='--' if group.dashed else '-',
+                label=label,
+                marker='o' if len(grid) == 1 else None,
+            )
             axis.fill_between(grid, low, high, color=colour, alpha=0.15, linewidth=0)
         axis.set_title(env)
         axis.set_xlabel('environment steps (all tasks)')
         axis.set_ylabel('success rate' if metric == 'SuccessRate' else 'average return')
         axis.grid(alpha=0.3)
         axis.legend(fontsize=8)
-    for axis in list(axes.flat)[len(envs):]:
+    for axis in list(axes.flat)[len(envs) :]:
         axis.set_visible(False)
     figure.tight_layout()
     figure.savefig(path, dpi=80)
@@ -194,20 +231,26 @@ def final_scores(run: RunData, metric: str) -> tuple[float, np.ndarray]:
     if not len(rows):
         return math.nan, np.empty(0)
     last = rows[-1]
-    task_keys = sorted((key for key in run.columns
-                        if re.fullmatch(rf'Evaluation/Task(\d+)/{metric}', key)),
-                       key=lambda key: int(key.split('/')[1][4:]))
+    task_keys = sorted(
+        (key for key in run.columns if re.fullmatch(rf'Evaluation/Task(\d+)/{metric}', key)),
+        key=lambda key: int(key.split('/')[1][4:]),
+    )
     per_task = np.array([run.columns[key][last] for key in task_keys])
     if not len(per_task) or np.isnan(per_task).any():
         per_task = np.array([values[last]])
     return float(values[last]), per_task
 
 
-def final_table(groups: Sequence[RunGroup], metric_choice: str = 'auto', reps: int = 2000,
-                ) -> str:
+def final_table(
+    groups: Sequence[RunGroup],
+    metric_choice: str = 'auto',
+    reps: int = 2000,
+) -> str:
     """A markdown table of final performance per env and method (module docstring)."""
-    lines = ['| env | method | seeds | metric | final: mean [95% CI] | IQM [95% bootstrap CI] |',
-             '|---|---|---|---|---|---|']
+    lines = [
+        '| env | method | seeds | metric | final: mean [95% CI] | IQM [95% bootstrap CI] |',
+        '|---|---|---|---|---|---|',
+    ]
     for group in groups:
         metric = metric_for(group.env, metric_choice)
         finals = [final_scores(run, metric) for run in group.runs]
@@ -218,9 +261,11 @@ def final_table(groups: Sequence[RunGroup], metric_choice: str = 'auto', reps: i
         width = min(len(tasks) for _, tasks in finals)
         point, iqm_low, iqm_high = iqm_interval(np.stack([t[:width] for _, t in finals]), reps)
         named = len({g.name for g in groups if g.env == group.env}) > 1
-        lines.append(f'| {group.env} | {group.label(named)} | {len(finals)} | {metric} | '
-                     f'{float(mean):.3f} [{float(low):.3f}, {float(high):.3f}] | '
-                     f'{point:.3f} [{iqm_low:.3f}, {iqm_high:.3f}] |')
+        lines.append(
+            f'| {group.env} | {group.label(named)} | {len(finals)} | {metric} | '
+            f'{float(mean):.3f} [{float(low):.3f}, {float(high):.3f}] | '
+            f'{point:.3f} [{iqm_low:.3f}, {iqm_high:.3f}] |'
+        )
     return '\n'.join(lines)
 
 
@@ -228,8 +273,11 @@ def selection_frequencies(run: RunData) -> np.ndarray | None:
     """(rows, N, N): per epoch, the share of task i's collection steps in which π_j acted;
     None for runs that did not log it (methods without the Q-switch)."""
     pattern = re.compile(r'Train/Task(\d+)/Policy(\d+)Freq')
-    cells = [(int(m.group(1)), int(m.group(2)), key) for key in run.columns
-             if (m := pattern.fullmatch(key))]
+    cells = [
+        (int(m.group(1)), int(m.group(2)), key)
+        for key in run.columns
+        if (m := pattern.fullmatch(key))
+    ]
     if not cells:
         return None
     n_tasks = max(max(i, j) for i, j, _ in cells) + 1
@@ -253,11 +301,16 @@ def selection_panels(group: RunGroup, epochs: Sequence[int]) -> list[tuple[str, 
     if not per_run:
         return []
     with np.errstate(invalid='ignore'):
-        panels = [('mean over training',
-                   np.nanmean(np.stack([np.nanmean(m, axis=0) for _, m in per_run]), axis=0))]
+        panels = [
+            (
+                'mean over training',
+                np.nanmean(np.stack([np.nanmean(m, axis=0) for _, m in per_run]), axis=0),
+            )
+        ]
         for epoch in epochs:
-            chosen = [m[row] for run, m in per_run
-                      if (row := _row_at_epoch(run, epoch)) is not None]
+            chosen = [
+                m[row] for run, m in per_run if (row := _row_at_epoch(run, epoch)) is not None
+            ]
             if chosen:
                 title = 'last epoch' if epoch == -1 else f'epoch {epoch}'
                 panels.append((title, np.nanmean(np.stack(chosen), axis=0)))
@@ -271,48 +324,65 @@ def plot_selection_heatmap(group: RunGroup, epochs: Sequence[int], path: str) ->
         return None
     n_tasks = panels[0][1].shape[0]
     size = 1.2 + 0.45 * n_tasks
-    figure, axes = plt.subplots(1, len(panels), figsize=(size * len(panels) + 1.0, size),
-                                squeeze=False)
+    figure, axes = plt.subplots(
+        1, len(panels), figsize=(size * len(panels) + 1.0, size), squeeze=False
+    )
     for axis, (title, matrix) in zip(axes[0], panels, strict=True):
         image = axis.imshow(matrix, vmin=0.0, vmax=1.0, cmap='viridis')
         if n_tasks <= 12:
             for (i, j), value in np.ndenumerate(matrix):
                 if not np.isnan(value):
-                    axis.text(j, i, f'{value:.2f}', ha='center', va='center', fontsize=7,
-                              color='white' if value < 0.6 else 'black')
+                    axis.text(
+                        j,
+                        i,
+                        f'{value:.2f}',
+                        ha='center',
+                        va='center',
+                        fontsize=7,
+                        color='white' if value < 0.6 else 'black',
+                    )
         axis.set_title(title, fontsize=9)
         axis.set_xlabel('acting policy j')
         axis.set_ylabel('task i')
         axis.set_xticks(range(n_tasks))
         axis.set_yticks(range(n_tasks))
     figure.colorbar(image, ax=list(axes[0]), shrink=0.8, label='share of steps')
-    figure.suptitle(f'{group.env}: {group.label(False)} — Q-switch selections '
-                    f'(n={len(group.runs)})', fontsize=10)
+    figure.suptitle(
+        f'{group.env}: {group.label(False)} — Q-switch selections (n={len(group.runs)})',
+        fontsize=10,
+    )
     figure.savefig(path, dpi=80, bbox_inches='tight')
     plt.close(figure)
     return path
 
 
 def heatmap_filename(group: RunGroup) -> str:
-    return re.sub(r'[^A-Za-z0-9.+-]+', '_', f'selection_{group.env}_{group.method}_{group.name}'
-                  ) + '.png'
+    return (
+        re.sub(r'[^A-Za-z0-9.+-]+', '_', f'selection_{group.env}_{group.method}_{group.name}')
+        + '.png'
+    )
 
 
-def write_report(runs: Sequence[RunData], out_dir: str, metric_choice: str = 'auto',
-                 heatmap_epochs: Sequence[int] = (0, -1), reps: int = 2000,
-                 n_points: int = 100) -> list[str]:
+def write_report(
+    runs: Sequence[RunData],
+    out_dir: str,
+    metric_choice: str = 'auto',
+    heatmap_epochs: Sequence[int] = (0, -1),
+    reps: int = 2000,
+    n_points: int = 100,
+) -> list[str]:
     """Curves, table and heatmaps of ``runs`` into ``out_dir``; returns the files written."""
     os.makedirs(out_dir, exist_ok=True)
     groups = group_runs(runs)
-    written = [plot_curves(groups, os.path.join(out_dir, 'curves.png'), metric_choice,
-                           n_points)]
+    written = [plot_curves(groups, os.path.join(out_dir, 'curves.png'), metric_choice, n_points)]
     table_path = os.path.join(out_dir, 'final_performance.md')
     with open(table_path, 'w') as file:
         file.write(final_table(groups, metric_choice, reps) + '\n')
     written.append(table_path)
     for group in groups:
-        path = plot_selection_heatmap(group, heatmap_epochs,
-                                      os.path.join(out_dir, heatmap_filename(group)))
+        path = plot_selection_heatmap(
+            group, heatmap_epochs, os.path.join(out_dir, heatmap_filename(group))
+        )
         if path:
             written.append(path)
     return written

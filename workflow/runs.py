@@ -4,6 +4,7 @@ A run directory is what ``run.py`` writes (``<log_root>/<method>_<env>_<name>_<s
 its plain-text files are read here, so nothing heavy (torch, garage) is imported, except by
 ``count_epochs`` on a run with a snapshot.
 """
+
 from __future__ import annotations
 
 import csv
@@ -67,10 +68,19 @@ def count_epochs(run_dir: str) -> int:
     if os.path.isfile(os.path.join(run_dir, 'snapshot.json')):
         # Imported here: the learning package brings garage, which nothing else here needs.
         from infrastructure.snapshot_info import snapshot_epochs  # pylint: disable=C0415
+
         try:
             return snapshot_epochs(run_dir)
-        except (OSError, EOFError, pickle.UnpicklingError, AttributeError, ImportError,
-                KeyError, TypeError, ValueError):
+        except (
+            OSError,
+            EOFError,
+            pickle.UnpicklingError,
+            AttributeError,
+            ImportError,
+            KeyError,
+            TypeError,
+            ValueError,
+        ):
             pass  # a stale snapshot.json beside a params.pkl that does not load
     path = os.path.join(run_dir, 'progress.csv')
     if not os.path.isfile(path):
@@ -100,8 +110,9 @@ def load_run(run_dir: str) -> RunData:
 
 
 def is_run_dir(path: str) -> bool:
-    return (os.path.isfile(os.path.join(path, 'variant.json'))
-            and os.path.isfile(os.path.join(path, 'progress.csv')))
+    return os.path.isfile(os.path.join(path, 'variant.json')) and os.path.isfile(
+        os.path.join(path, 'progress.csv')
+    )
 
 
 def find_run_dirs(paths: Iterable[str]) -> list[str]:

@@ -11,6 +11,7 @@ runs.
 Jobs go through submitit: its ``LocalExecutor`` (N runs at a time on this machine) or its Slurm
 executor (one array job).
 """
+
 from __future__ import annotations
 
 import itertools
@@ -81,9 +82,12 @@ class Grid:
 
     def points(self) -> list[GridPoint]:
         keys = list(self.axes)
-        return [GridPoint(method, env, seed, tuple(zip(keys, values, strict=True)))
-                for method, env, seed, *values in itertools.product(
-                    self.methods, self.envs, self.seeds, *(self.axes[key] for key in keys))]
+        return [
+            GridPoint(method, env, seed, tuple(zip(keys, values, strict=True)))
+            for method, env, seed, *values in itertools.product(
+                self.methods, self.envs, self.seeds, *(self.axes[key] for key in keys)
+            )
+        ]
 
     def label(self, point: GridPoint) -> str:
         """The run-name component of ``point``: the sweep's name and its varying flags."""
@@ -129,15 +133,18 @@ def load_toml(path: str) -> dict[str, Any]:
     allowed = {'methods', 'envs', 'seeds', 'name', 'log_root', 'flags', 'slurm'}
     unknown = sorted(set(data) - allowed)
     if unknown:
-        raise ConfigError(f'sweep file {path!r}: unknown key(s) {", ".join(unknown)}; '
-                          f'allowed: {", ".join(sorted(allowed))}')
+        raise ConfigError(
+            f'sweep file {path!r}: unknown key(s) {", ".join(unknown)}; '
+            f'allowed: {", ".join(sorted(allowed))}'
+        )
     axes = {}
     for key, value in data.get('flags', {}).items():
         if key not in FIELDS:
             raise ConfigError(f'sweep file {path!r}: unknown flag {key!r} in [flags]')
         is_list_flag = str(FIELDS[key].type).startswith('list')
         several = isinstance(value, list) and (
-            not is_list_flag or (bool(value) and isinstance(value[0], list)))
+            not is_list_flag or (bool(value) and isinstance(value[0], list))
+        )
         axes[key] = [_toml_value_text(item) for item in (value if several else [value])]
     data['axes'] = axes
     return data
@@ -145,8 +152,17 @@ def load_toml(path: str) -> dict[str, Any]:
 
 def point_argv(grid: Grid, point: GridPoint, log_root: str, torch_threads: int) -> list[str]:
     """The ``run.py`` arguments that train ``point`` from scratch."""
-    argv = [point.method, '--env', point.env, '--seed', str(point.seed),
-            '--name', grid.label(point), '--log_root', log_root]
+    argv = [
+        point.method,
+        '--env',
+        point.env,
+        '--seed',
+        str(point.seed),
+        '--name',
+        grid.label(point),
+        '--log_root',
+        log_root,
+    ]
     flags = dict(point.flags)
     if 'torch_threads' not in flags:
         argv += ['--torch_threads', str(torch_threads)]
@@ -159,9 +175,12 @@ def _config_differences(existing: dict[str, Any], wanted: ExperimentConfig) -> l
     """The flags whose values differ; a flag the existing run's ``variant.json`` lacks (one
     added since) has its default there, as when that run resumes."""
     wanted_plain = json.loads(json.dumps(as_dict(wanted)))
-    return sorted(key for key, value in wanted_plain.items()
-                  if key not in IGNORED_IN_COMPARISON
-                  and (existing[key] if key in existing else _default(key)) != value)
+    return sorted(
+        key
+        for key, value in wanted_plain.items()
+        if key not in IGNORED_IN_COMPARISON
+        and (existing[key] if key in existing else _default(key)) != value
+    )
 
 
 def _default(flag: str) -> Any:
@@ -175,6 +194,7 @@ def plan(grid: Grid, log_root: str, torch_threads: int) -> list[PlannedRun]:
     """Resolves every grid point (bad flags raise ``ConfigError`` before anything runs) and
     decides, from its run directory, whether to start, resume, restart or skip it."""
     from run import parse  # pylint: disable=import-outside-toplevel  (run.py's own parser)
+
     planned = []
     seen: dict[str, GridPoint] = {}
     for point in grid.points():
@@ -185,33 +205,49 @@ def plan(grid: Grid, log_root: str, torch_threads: int) -> list[PlannedRun]:
             raise ConfigError(f'{" ".join(argv)}: {error}') from error
         run_dir = os.path.join(log_root, run_name(config))
         if run_dir in seen:
-            raise ConfigError(f'grid points {seen[run_dir]} and {point} share run directory '
-                              f'{run_dir}')
+            raise ConfigError(
+                f'grid points {seen[run_dir]} and {point} share run directory {run_dir}'
+            )
         seen[run_dir] = point
         planned.append(_decide(point, config, run_dir, ['run.py', *argv]))
     return planned
 
 
-def _decide(point: GridPoint, config: ExperimentConfig, run_dir: str,
-            train_argv: list[str]) -> PlannedRun:
+def _decide(
+    point: GridPoint, config: ExperimentConfig, run_dir: str, train_argv: list[str]
+) -> PlannedRun:
     if not os.path.isdir(run_dir):
         return PlannedRun(point, config, run_dir, 'new', train_argv, 0)
     epochs_done = count_epochs(run_dir)
     if not os.path.isfile(os.path.join(run_dir, 'variant.json')):
-        return PlannedRun(point, config, run_dir, 'restart', train_argv, 0,
-                          'no variant.json: started again')
+        return PlannedRun(
+            point, config, run_dir, 'restart', train_argv, 0, 'no variant.json: started again'
+        )
     differences = _config_differences(read_config(run_dir), config)
     if differences:
-        return PlannedRun(point, config, run_dir, 'conflict', [], epochs_done,
-                          f'exists with other {", ".join(differences)}')
+        return PlannedRun(
+            point,
+            config,
+            run_dir,
+            'conflict',
+            [],
+            epochs_done,
+            f'exists with other {", ".join(differences)}',
+        )
     if epochs_done >= config.n_epochs:
         return PlannedRun(point, config, run_dir, 'skip', [], epochs_done, 'finished')
     if not os.path.isfile(os.path.join(run_dir, 'params.pkl')):
-        return PlannedRun(point, config, run_dir, 'restart', train_argv, epochs_done,
-                          'no snapshot: started again')
-    return PlannedRun(point, config, run_dir, 'resume',
-                      ['run.py', 'resume', '--snapshot_dir', run_dir,
-                       '--n_epochs', str(config.n_epochs)], epochs_done)
+        return PlannedRun(
+            point, config, run_dir, 'restart', train_argv, epochs_done, 'no snapshot: started again'
+        )
+    return PlannedRun(
+        point,
+        config,
+        run_dir,
+        'resume',
+        ['run.py', 'resume', '--snapshot_dir', run_dir, '--n_epochs', str(config.n_epochs)],
+        epochs_done,
+    )
 
 
 def set_aside(run_dir: str) -> str:
@@ -242,14 +278,20 @@ class EngineSettings:
 def make_executor(settings: EngineSettings, folder: str) -> Any:
     """A submitit executor for ``settings`` writing its job files under ``folder``."""
     import submitit  # pylint: disable=import-outside-toplevel
+
     if settings.engine == 'local':
         executor = submitit.LocalExecutor(folder=folder)
         executor.update_parameters(timeout_min=settings.time_min)
         return executor
     executor = submitit.AutoExecutor(folder=folder, cluster='slurm')
     parameters: dict[str, Any] = dict(
-        timeout_min=settings.time_min, cpus_per_task=settings.cpus_per_job, nodes=1,
-        tasks_per_node=1, slurm_array_parallelism=settings.array_parallelism, name='qmp-sweep')
+        timeout_min=settings.time_min,
+        cpus_per_task=settings.cpus_per_job,
+        nodes=1,
+        tasks_per_node=1,
+        slurm_array_parallelism=settings.array_parallelism,
+        name='qmp-sweep',
+    )
     if settings.gpus_per_job:
         parameters['gpus_per_node'] = settings.gpus_per_job
     if settings.partition:
@@ -265,6 +307,7 @@ def _log_path(log_root: str, run: PlannedRun) -> str:
 def _job_result(job: Any) -> tuple[int, str]:
     """(exit code, message) of a finished submitit job; a job that died is code -1."""
     import submitit  # pylint: disable=import-outside-toplevel
+
     try:
         code = int(job.result())
     except (submitit.core.utils.FailedJobError, submitit.core.utils.UncompletedJobError) as error:
@@ -273,8 +316,9 @@ def _job_result(job: Any) -> tuple[int, str]:
     return code, '' if code == 0 else f'exit code {code}'
 
 
-def execute(runs: Sequence[PlannedRun], log_root: str, settings: EngineSettings,
-            poll_seconds: float = 0.5) -> dict[str, tuple[int, str]]:
+def execute(
+    runs: Sequence[PlannedRun], log_root: str, settings: EngineSettings, poll_seconds: float = 0.5
+) -> dict[str, tuple[int, str]]:
     """Runs the ``new``/``resume``/``restart`` runs; returns run name -> (exit code, message)."""
     todo = [run for run in runs if run.action in ('new', 'resume', 'restart')]
     if not todo:
@@ -292,8 +336,10 @@ def execute(runs: Sequence[PlannedRun], log_root: str, settings: EngineSettings,
     if settings.engine == 'slurm':
         columns = list(zip(*(arguments(run) for run in todo), strict=True))
         submitted = executor.map_array(jobs.run_command, *columns)
-        print(f'sweep.py: submitted {len(submitted)} Slurm jobs '
-              f'(array {submitted[0].job_id.split("_")[0]}); waiting for them')
+        print(
+            f'sweep.py: submitted {len(submitted)} Slurm jobs '
+            f'(array {submitted[0].job_id.split("_")[0]}); waiting for them'
+        )
         for run, job in zip(todo, submitted, strict=True):
             results[run.name] = _job_result(job)
         return results
@@ -307,8 +353,9 @@ def execute(runs: Sequence[PlannedRun], log_root: str, settings: EngineSettings,
             if job.done():
                 results[name] = _job_result(job)
                 del running[name]
-                print(f'sweep.py: {name}: {"done" if results[name][0] == 0 else "FAILED"}',
-                      flush=True)
+                print(
+                    f'sweep.py: {name}: {"done" if results[name][0] == 0 else "FAILED"}', flush=True
+                )
         if running:
             time.sleep(poll_seconds)
     return results
@@ -325,25 +372,31 @@ def summary_table(runs: Sequence[PlannedRun], results: dict[str, tuple[int, str]
         else:
             code, message = results.get(run.name, (-1, 'not run'))
             result = 'ok' if code == 0 else f'FAILED ({message})'
-        epochs = f'{count_epochs(run.run_dir) if os.path.isdir(run.run_dir) else 0}' \
-                 f'/{run.config.n_epochs}'
+        epochs = (
+            f'{count_epochs(run.run_dir) if os.path.isdir(run.run_dir) else 0}'
+            f'/{run.config.n_epochs}'
+        )
         lines.append(f'| {run.name} | {run.action} | {result} | {epochs} | {run.note.strip()} |')
     return '\n'.join(lines)
 
 
 def failed(runs: Sequence[PlannedRun], results: dict[str, tuple[int, str]]) -> list[str]:
     """Names of runs that conflicted or whose job did not exit with 0."""
-    return [run.name for run in runs if run.action == 'conflict' or (
-        run.action not in ('skip', 'conflict') and results.get(run.name, (-1, ''))[0] != 0)]
+    return [
+        run.name
+        for run in runs
+        if run.action == 'conflict'
+        or (run.action not in ('skip', 'conflict') and results.get(run.name, (-1, ''))[0] != 0)
+    ]
 
 
 def describe(run: PlannedRun) -> str:
     """One ``--dry_run`` line."""
     if run.action in ('skip', 'conflict'):
-        return (f'[{run.action}] {run.name}: {run.note} '
-                f'({run.epochs_done}/{run.config.n_epochs} epochs)')
+        return (
+            f'[{run.action}] {run.name}: {run.note} '
+            f'({run.epochs_done}/{run.config.n_epochs} epochs)'
+        )
     command = ' '.join(shlex.quote(arg) for arg in ['python', *run.argv])
     note = f'  # {run.note}' if run.note else ''
     return f'[{run.action}] {command}{note}'
-
-

@@ -1,4 +1,5 @@
 """Learning algorithms (garage ``RLAlgorithm``s)."""
+
 from learning.algorithms.dnc_sac import DnCSAC
 from learning.algorithms.mcal import MultiCriticActorLearning
 from learning.algorithms.mtsac import MultiTaskSAC

@@ -7,6 +7,7 @@ evaluates the task policies (and, for QMP, the mixture) on the test envs, and re
 metrics documented in the README. QMP enters only as ``exploration_policy``, garage's seam for a
 policy that collects data but is not trained (paper §4).
 """
+
 from __future__ import annotations
 
 import time
@@ -32,11 +33,29 @@ from infrastructure.metrics import (
 from infrastructure.videos import TrainingVideos
 
 # Per-task SAC diagnostics of each task's last gradient step of the epoch.
-SAC_STAT_KEYS = ('PolicyLoss', 'Qf1Loss', 'Qf2Loss', 'AlphaLoss', 'AlphaTemperature', 'QTarget',
-                 'Qf1', 'Qf2', 'LogPi', 'Entropy')
-EVALUATION_KEYS = ('NumEpisodes', 'AverageReturn', 'StdReturn', 'MaxReturn', 'MinReturn',
-                   'AverageDiscountedReturn', 'AverageEpisodeLength', 'TerminationRate',
-                   'SuccessRate')
+SAC_STAT_KEYS = (
+    'PolicyLoss',
+    'Qf1Loss',
+    'Qf2Loss',
+    'AlphaLoss',
+    'AlphaTemperature',
+    'QTarget',
+    'Qf1',
+    'Qf2',
+    'LogPi',
+    'Entropy',
+)
+EVALUATION_KEYS = (
+    'NumEpisodes',
+    'AverageReturn',
+    'StdReturn',
+    'MaxReturn',
+    'MinReturn',
+    'AverageDiscountedReturn',
+    'AverageEpisodeLength',
+    'TerminationRate',
+    'SuccessRate',
+)
 
 
 class EpochClock:
@@ -55,8 +74,11 @@ class EpochClock:
         self._trainer = trainer
         self._seconds: dict[str, float] = {}
         self._epoch_start = time.perf_counter()
-        self._wrapped = {name: getattr(trainer, name) for name in ('obtain_episodes', 'save')
-                         if hasattr(trainer, name)}
+        self._wrapped = {
+            name: getattr(trainer, name)
+            for name in ('obtain_episodes', 'save')
+            if hasattr(trainer, name)
+        }
         if 'obtain_episodes' in self._wrapped:
             trainer.obtain_episodes = self._timed_obtain_episodes
         if 'save' in self._wrapped:
@@ -114,10 +136,21 @@ class MultiTaskLearner(RLAlgorithm):
         Remaining arguments are the CLI flags of the same names.
     """
 
-    def __init__(self, n_tasks: int, policy: Policy, exploration_policy: Policy | None,
-                 sampler: Sampler, test_envs: list[Environment], *, max_episode_length: int,
-                 steps_per_epoch: int, discount: float, num_evaluation_episodes: int,
-                 evaluation_frequency: int, evaluate_before_training: bool) -> None:
+    def __init__(
+        self,
+        n_tasks: int,
+        policy: Policy,
+        exploration_policy: Policy | None,
+        sampler: Sampler,
+        test_envs: list[Environment],
+        *,
+        max_episode_length: int,
+        steps_per_epoch: int,
+        discount: float,
+        num_evaluation_episodes: int,
+        evaluation_frequency: int,
+        evaluate_before_training: bool,
+    ) -> None:
         self.n_tasks = n_tasks
         self.policy = policy
         self.exploration_policy = exploration_policy
@@ -173,9 +206,16 @@ class MultiTaskLearner(RLAlgorithm):
                     evaluation = clock.time('Eval', self._evaluate)
                 videos = getattr(self, 'videos', None)  # (older snapshots lack the attribute)
                 if evaluation is not None and videos is not None and videos.settings.due(epoch):
-                    clock.time('Eval', videos.record, epoch, int(self.env_steps.sum()),
-                               self._evaluation_modes(), self._test_envs,
-                               self.max_episode_length, self.discount)
+                    clock.time(
+                        'Eval',
+                        videos.record,
+                        epoch,
+                        int(self.env_steps.sum()),
+                        self._evaluation_modes(),
+                        self._test_envs,
+                        self.max_episode_length,
+                        self.discount,
+                    )
                 average_return = self._record_training(rounds, gradient_steps, total_steps)
                 self._record_evaluation(evaluation)
                 clock.time('Rounds', self.after_epoch, epoch)  # DnC's distillation: an update
@@ -186,11 +226,14 @@ class MultiTaskLearner(RLAlgorithm):
         return average_return
 
     def _log_round(self, warming_up: bool, collected: np.ndarray, total_steps: int) -> None:
-        logger.log(f'{"warm-up " if warming_up else ""}round: {collected.sum()} env steps, '
-                   f'{total_steps} gradient steps')
+        logger.log(
+            f'{"warm-up " if warming_up else ""}round: {collected.sum()} env steps, '
+            f'{total_steps} gradient steps'
+        )
 
-    def _record_training(self, rounds: list[Any], gradient_steps: np.ndarray,
-                         total_steps: int) -> float:
+    def _record_training(
+        self, rounds: list[Any], gradient_steps: np.ndarray, total_steps: int
+    ) -> float:
         """Records this epoch's training metrics; returns the mean per-task return."""
         task_returns = np.full(self.n_tasks, np.nan)
         task_success = np.full(self.n_tasks, np.nan)
@@ -208,23 +251,37 @@ class MultiTaskLearner(RLAlgorithm):
         stages = {'StagesCompleted': task_stages} if 'stages_completed' in stats else {}
         average_return = nanmean(task_returns)
         replay_sizes = self.replay_sizes()
-        record('Train/', {
-            'AverageReturn': average_return,
-            'SuccessRate': nanmean(task_success),
-            **{key: nanmean(values) for key, values in stages.items()},
-            'GradientSteps': total_steps,
-            'ReplayBufferSize': replay_sizes.sum(),
-            **{key: nanmean(self.last_stats[key]) for key in
-               ('PolicyLoss', 'Qf1Loss', 'Qf2Loss', 'AlphaTemperature', 'Entropy')},
-            **{key: nanmean(values) for key, values in self.method_stats.items()},
-        })
-        per_task = {'AverageReturn': task_returns, 'SuccessRate': task_success, **stages,
-                    'EnvSteps': self.env_steps, 'GradientSteps': gradient_steps,
-                    'ReplayBufferSize': replay_sizes, **self.last_stats, **self.method_stats}
+        record(
+            'Train/',
+            {
+                'AverageReturn': average_return,
+                'SuccessRate': nanmean(task_success),
+                **{key: nanmean(values) for key, values in stages.items()},
+                'GradientSteps': total_steps,
+                'ReplayBufferSize': replay_sizes.sum(),
+                **{
+                    key: nanmean(self.last_stats[key])
+                    for key in ('PolicyLoss', 'Qf1Loss', 'Qf2Loss', 'AlphaTemperature', 'Entropy')
+                },
+                **{key: nanmean(values) for key, values in self.method_stats.items()},
+            },
+        )
+        per_task = {
+            'AverageReturn': task_returns,
+            'SuccessRate': task_success,
+            **stages,
+            'EnvSteps': self.env_steps,
+            'GradientSteps': gradient_steps,
+            'ReplayBufferSize': replay_sizes,
+            **self.last_stats,
+            **self.method_stats,
+        }
         if self.exploration_policy is not None:
             frequencies = selection_frequencies(
                 np.concatenate([e.env_infos['task_id'] for e in rounds]),
-                np.concatenate([e.agent_infos['selected_policy'] for e in rounds]), self.n_tasks)
+                np.concatenate([e.agent_infos['selected_policy'] for e in rounds]),
+                self.n_tasks,
+            )
             per_task['OwnPolicyFreq'] = np.diag(frequencies)
             for policy_id in range(self.n_tasks):
                 per_task[f'Policy{policy_id}Freq'] = frequencies[:, policy_id]
@@ -246,17 +303,20 @@ class MultiTaskLearner(RLAlgorithm):
         results = {}
         evaluator = getattr(self, '_evaluator', None)  # (older snapshots lack the attribute)
         if evaluator is None:
-            evaluator = self._evaluator = LockstepEvaluator(self._test_envs,
-                                                            self._episodes_per_task())
+            evaluator = self._evaluator = LockstepEvaluator(
+                self._test_envs, self._episodes_per_task()
+            )
         for prefix, policy in self._evaluation_modes().items():
             logger.log(f'Evaluating {prefix[:-1]} ...')
             stats, task_ids = evaluator.evaluate(policy, self.max_episode_length, self.discount)
             per_task = split_by_task(stats, task_ids, self.n_tasks)
             summary = summarize(stats)
             self._evaluation_keys = tuple(summary)
-            results[prefix] = (summary,
-                               np.array([t['success'].mean() for t in per_task]),
-                               np.array([t['return'].mean() for t in per_task]))
+            results[prefix] = (
+                summary,
+                np.array([t['success'].mean() for t in per_task]),
+                np.array([t['return'].mean() for t in per_task]),
+            )
         return results
 
     def _record_evaluation(self, results: dict | None) -> None:

@@ -15,6 +15,7 @@ The learner is given its optional parts:
 * ``distillation`` (``--distillation_period``; ``learning/distillation.py``) periodically
   distils all task policies into one and copies it back.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -61,17 +62,36 @@ class DnCSAC(PerTaskSACLearner):
     critics: TaskTwinCritics | DecafTwinCritics
     target_critics: TaskTwinCritics | DecafTwinCritics
 
-    def __init__(self, env_spec: EnvSpec, policies: TaskTanhGaussianPolicies,
-                 critics: TaskTwinCritics | DecafTwinCritics,
-                 replay_buffer: PerTaskReplayBuffer, sampler: Sampler,
-                 policy: TorchSamplingPolicy, test_envs: list[Environment],
-                 settings: SACSettings, *, exploration_policy: TorchSamplingPolicy | None = None,
-                 data_sharing: DataSharing | None = None, penalty: DnCPenalty | None = None,
-                 distillation: Distillation | None = None) -> None:
-        super().__init__(env_spec, policies, critics, replay_buffer, sampler, policy, test_envs,
-                         settings, n_tasks=policies.n_tasks,
-                         exploration_policy=exploration_policy,
-                         n_temperatures=policies.n_tasks, evaluate_before_training=False)
+    def __init__(
+        self,
+        env_spec: EnvSpec,
+        policies: TaskTanhGaussianPolicies,
+        critics: TaskTwinCritics | DecafTwinCritics,
+        replay_buffer: PerTaskReplayBuffer,
+        sampler: Sampler,
+        policy: TorchSamplingPolicy,
+        test_envs: list[Environment],
+        settings: SACSettings,
+        *,
+        exploration_policy: TorchSamplingPolicy | None = None,
+        data_sharing: DataSharing | None = None,
+        penalty: DnCPenalty | None = None,
+        distillation: Distillation | None = None,
+    ) -> None:
+        super().__init__(
+            env_spec,
+            policies,
+            critics,
+            replay_buffer,
+            sampler,
+            policy,
+            test_envs,
+            settings,
+            n_tasks=policies.n_tasks,
+            exploration_policy=exploration_policy,
+            n_temperatures=policies.n_tasks,
+            evaluate_before_training=False,
+        )
         self.data_sharing = data_sharing
         self.penalty = penalty
         self.distillation = distillation
@@ -79,8 +99,12 @@ class DnCSAC(PerTaskSACLearner):
         self.critic_optimizer = TaskAdam(critics.parameters(), self.n_tasks, settings.lr)
         self.alpha_optimizer = TaskAdam([self.log_alpha], self.n_tasks, settings.lr)
         parts = (data_sharing, penalty)
-        self.method_stats = {key: np.full(self.n_tasks, np.nan)
-                             for part in parts if part is not None for key in part.stat_keys}
+        self.method_stats = {
+            key: np.full(self.n_tasks, np.nan)
+            for part in parts
+            if part is not None
+            for key in part.stat_keys
+        }
 
     @property
     def regularize(self) -> bool:
@@ -108,7 +132,8 @@ class DnCSAC(PerTaskSACLearner):
         stats: dict[str, torch.Tensor] = {}
         if self.data_sharing is not None:
             batch, weights, sharing_stats = self.data_sharing.extend(
-                batch, self.replay_buffer, has_data, self.critics, self.buffer_batch_size)
+                batch, self.replay_buffer, has_data, self.critics, self.buffer_batch_size
+            )
             stats.update(sharing_stats)
         mask = torch.as_tensor(tasks, device=self._device())
         alpha = self.log_alpha.detach().exp()
@@ -122,25 +147,34 @@ class DnCSAC(PerTaskSACLearner):
         stats.update(self._critic_step(batch, policies, row_alpha, mask, weighted_mean))
 
         objective, log_pi, entropy = sac_losses.actor_objective(
-            batch.states, policies, CriticsOnRows(self.critics, EACH_TASK), row_alpha)
+            batch.states, policies, CriticsOnRows(self.critics, EACH_TASK), row_alpha
+        )
         policy_loss = weighted_mean(objective)
         if self.penalty is not None:
             penalty, penalty_stats = self.penalty(
-                self.policies, own_states, torch.as_tensor(has_data, device=self._device()))
+                self.policies, own_states, torch.as_tensor(has_data, device=self._device())
+            )
             policy_loss = policy_loss + penalty
             stats.update(penalty_stats)
         self.policy_optimizer.zero_grad()
         (policy_loss * mask.float()).sum().backward()
         self.policy_optimizer.step(mask)
 
-        alpha_loss = weighted_mean(sac_losses.temperature_objective(
-            self.log_alpha[:, None], log_pi, self.target_entropy))
+        alpha_loss = weighted_mean(
+            sac_losses.temperature_objective(self.log_alpha[:, None], log_pi, self.target_entropy)
+        )
         self.alpha_optimizer.zero_grad()
         (alpha_loss * mask.float()).sum().backward()
         self.alpha_optimizer.step(mask)
 
-        return {'PolicyLoss': policy_loss, 'AlphaLoss': alpha_loss, 'AlphaTemperature': alpha,
-                'LogPi': weighted_mean(log_pi), 'Entropy': weighted_mean(entropy), **stats}
+        return {
+            'PolicyLoss': policy_loss,
+            'AlphaLoss': alpha_loss,
+            'AlphaTemperature': alpha,
+            'LogPi': weighted_mean(log_pi),
+            'Entropy': weighted_mean(entropy),
+            **stats,
+        }
 
     def after_epoch(self, epoch: int) -> None:
         """DnC distillation every ``--distillation_period`` epochs (never at epoch 0)."""

@@ -11,6 +11,7 @@ task's head and scored by its task's critic.
 release could not construct it). Unlike the release, critics always see the same split
 observations they were trained on (docs/deviations.md).
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -39,16 +40,33 @@ class MultiCriticActorLearning(PerTaskSACLearner):
     critics: TaskTwinCritics
     target_critics: TaskTwinCritics
 
-    def __init__(self, env_spec: EnvSpec, policies: MultiheadTanhGaussianPolicy,
-                 critics: TaskTwinCritics, replay_buffer: PerTaskReplayBuffer,
-                 sampler: Sampler, policy: TorchSamplingPolicy, test_envs: list[Environment],
-                 settings: SACSettings, *,
-                 exploration_policy: TorchSamplingPolicy | None = None) -> None:
-        super().__init__(env_spec, policies, critics, replay_buffer, sampler, policy, test_envs,
-                         settings, n_tasks=policies.n_tasks,
-                         exploration_policy=exploration_policy,
-                         n_temperatures=1,  # one temperature for the one actor
-                         evaluate_before_training=False)
+    def __init__(
+        self,
+        env_spec: EnvSpec,
+        policies: MultiheadTanhGaussianPolicy,
+        critics: TaskTwinCritics,
+        replay_buffer: PerTaskReplayBuffer,
+        sampler: Sampler,
+        policy: TorchSamplingPolicy,
+        test_envs: list[Environment],
+        settings: SACSettings,
+        *,
+        exploration_policy: TorchSamplingPolicy | None = None,
+    ) -> None:
+        super().__init__(
+            env_spec,
+            policies,
+            critics,
+            replay_buffer,
+            sampler,
+            policy,
+            test_envs,
+            settings,
+            n_tasks=policies.n_tasks,
+            exploration_policy=exploration_policy,
+            n_temperatures=1,  # one temperature for the one actor
+            evaluate_before_training=False,
+        )
         self.policy_optimizer = torch.optim.Adam(policies.parameters(), lr=settings.lr)
         self.critic_optimizer = TaskAdam(critics.parameters(), self.n_tasks, settings.lr)
         self.alpha_optimizer = torch.optim.Adam([self.log_alpha], lr=settings.lr)
@@ -63,8 +81,7 @@ class MultiCriticActorLearning(PerTaskSACLearner):
         mask = torch.as_tensor(tasks, device=self._device())
         alpha = self.log_alpha.detach().exp()
         policy = PolicyOnRows(self.policies, EACH_TASK)  # row k acts through head k
-        critic_stats = self._critic_step(batch, policy, alpha, mask,
-                                         lambda values: values.mean(1))
+        critic_stats = self._critic_step(batch, policy, alpha, mask, lambda values: values.mean(1))
 
         has_data = self.replay_buffer.sizes() > 0
         rows = torch.as_tensor(has_data, device=self._device())
@@ -72,17 +89,24 @@ class MultiCriticActorLearning(PerTaskSACLearner):
         for _ in range(int(tasks.sum())):
             states = self._sample_batch(has_data, per_task).states
             objective, log_pi, entropy = sac_losses.actor_objective(
-                states, policy, CriticsOnRows(self.critics, EACH_TASK), alpha)
+                states, policy, CriticsOnRows(self.critics, EACH_TASK), alpha
+            )
             policy_loss = objective[rows].mean()
             self.policy_optimizer.zero_grad()
             policy_loss.backward()
             self.policy_optimizer.step()
-            alpha_loss = sac_losses.temperature_objective(self.log_alpha, log_pi[rows],
-                                                          self.target_entropy).mean()
+            alpha_loss = sac_losses.temperature_objective(
+                self.log_alpha, log_pi[rows], self.target_entropy
+            ).mean()
             self.alpha_optimizer.zero_grad()
             alpha_loss.backward()
             self.alpha_optimizer.step()
 
-        return {'PolicyLoss': objective.mean(1), 'AlphaLoss': alpha_loss.expand(self.n_tasks),
-                'AlphaTemperature': alpha.expand(self.n_tasks), 'LogPi': log_pi.mean(1),
-                'Entropy': entropy.mean(1), **critic_stats}
+        return {
+            'PolicyLoss': objective.mean(1),
+            'AlphaLoss': alpha_loss.expand(self.n_tasks),
+            'AlphaTemperature': alpha.expand(self.n_tasks),
+            'LogPi': log_pi.mean(1),
+            'Entropy': entropy.mean(1),
+            **critic_stats,
+        }

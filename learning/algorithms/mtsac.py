@@ -9,6 +9,7 @@ Q-switch mixture over the heads as ``exploration_policy`` (paper §4): the learn
 With ``--use_pc_grad`` the critic and actor gradients (and the temperature's, unless
 ``--skip_alpha_pc_grad``) are combined by PCGrad from per-task losses.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -60,17 +61,36 @@ class MultiTaskSAC(SACLearner):
     target_critics: MultiheadTwinCritics
     replay_buffer: SharedReplayBuffer
 
-    def __init__(self, env_spec: EnvSpec, policies: MultiheadTanhGaussianPolicy,
-                 critics: MultiheadTwinCritics, replay_buffer: SharedReplayBuffer,
-                 sampler: Sampler, policy: Policy, test_envs: list[Environment],
-                 settings: SACSettings, *,
-                 per_task_temperature: bool, exploration_policy: Policy | None = None,
-                 use_pc_grad: bool = False, skip_alpha_pc_grad: bool = True) -> None:
-        super().__init__(env_spec, policies, critics, replay_buffer, sampler, policy, test_envs,
-                         settings, n_tasks=policies.n_tasks,
-                         exploration_policy=exploration_policy,
-                         n_temperatures=policies.n_tasks if per_task_temperature else 1,
-                         evaluate_before_training=True)
+    def __init__(
+        self,
+        env_spec: EnvSpec,
+        policies: MultiheadTanhGaussianPolicy,
+        critics: MultiheadTwinCritics,
+        replay_buffer: SharedReplayBuffer,
+        sampler: Sampler,
+        policy: Policy,
+        test_envs: list[Environment],
+        settings: SACSettings,
+        *,
+        per_task_temperature: bool,
+        exploration_policy: Policy | None = None,
+        use_pc_grad: bool = False,
+        skip_alpha_pc_grad: bool = True,
+    ) -> None:
+        super().__init__(
+            env_spec,
+            policies,
+            critics,
+            replay_buffer,
+            sampler,
+            policy,
+            test_envs,
+            settings,
+            n_tasks=policies.n_tasks,
+            exploration_policy=exploration_policy,
+            n_temperatures=policies.n_tasks if per_task_temperature else 1,
+            evaluate_before_training=True,
+        )
         self.per_task_temperature = per_task_temperature
         self.use_pc_grad = use_pc_grad
         self.skip_alpha_pc_grad = skip_alpha_pc_grad
@@ -80,15 +100,15 @@ class MultiTaskSAC(SACLearner):
         self.alpha_optimizer = torch.optim.Adam([self.log_alpha], lr=settings.lr)
 
     def _optimizers(self) -> Sequence[TaskAdam | torch.optim.Optimizer]:
-        return [self.policy_optimizer, self.qf1_optimizer, self.qf2_optimizer,
-                self.alpha_optimizer]
+        return [self.policy_optimizer, self.qf1_optimizer, self.qf2_optimizer, self.alpha_optimizer]
 
     def train_once(self, trainer: Any) -> tuple[Any, np.ndarray, int]:
         """Collect (``min_buffer_size`` steps while the buffer is below it, else ``batch_size``),
         store, then ``gradient_steps_per_itr`` steps once the buffer holds ``min_buffer_size``."""
         warming_up = self.replay_buffer.size < self.min_buffer_size
-        episodes = trainer.obtain_episodes(trainer.step_itr,
-                                           self.min_buffer_size if warming_up else None)
+        episodes = trainer.obtain_episodes(
+            trainer.step_itr, self.min_buffer_size if warming_up else None
+        )
         collected = self.replay_buffer.add_episodes(episodes)
         self.env_steps += collected
         steps = 0
@@ -99,8 +119,13 @@ class MultiTaskSAC(SACLearner):
         self._log_round(warming_up, collected, steps)
         return episodes, np.full(self.n_tasks, steps, dtype=np.int64), steps
 
-    def _minimize(self, per_sample: torch.Tensor, task_ids: torch.Tensor,
-                  optimizer: torch.optim.Optimizer, pc_grad: bool) -> None:
+    def _minimize(
+        self,
+        per_sample: torch.Tensor,
+        task_ids: torch.Tensor,
+        optimizer: torch.optim.Optimizer,
+        pc_grad: bool,
+    ) -> None:
         """One optimizer step on the batch mean, or on PCGrad's combination of task means."""
         optimizer.zero_grad()
         if pc_grad:
@@ -125,27 +150,52 @@ class MultiTaskSAC(SACLearner):
         batch = self.replay_buffer.sample_batch(self.buffer_batch_size, self._device())
         task_ids = batch.task_ids
         assert task_ids is not None  # a mixed batch says whose each transition is
-        log_alpha = self.log_alpha[task_ids if self.per_task_temperature else
-                                   torch.zeros_like(task_ids)]
+        log_alpha = self.log_alpha[
+            task_ids if self.per_task_temperature else torch.zeros_like(task_ids)
+        ]
         alpha = log_alpha.detach().exp()
         policy = PolicyOnRows(self.policies, task_ids)
         critics = CriticsOnRows(self.critics, task_ids)
 
-        target = sac_losses.td_target(batch, policy, CriticsOnRows(self.target_critics, task_ids),
-                                      alpha, self.discount, self.reward_scale)
+        target = sac_losses.td_target(
+            batch,
+            policy,
+            CriticsOnRows(self.target_critics, task_ids),
+            alpha,
+            self.discount,
+            self.reward_scale,
+        )
         qf1_errors, qf2_errors, q1, q2 = sac_losses.critic_errors(batch, critics, target)
         self._minimize(qf1_errors, task_ids, self.qf1_optimizer, self.use_pc_grad)
         self._minimize(qf2_errors, task_ids, self.qf2_optimizer, self.use_pc_grad)
 
-        objective, log_pi, entropy = sac_losses.actor_objective(batch.states, policy, critics,
-                                                                alpha)
+        objective, log_pi, entropy = sac_losses.actor_objective(
+            batch.states, policy, critics, alpha
+        )
         self._minimize(objective, task_ids, self.policy_optimizer, self.use_pc_grad)
 
-        alpha_objective = sac_losses.alpha_temperature_objective(log_alpha, log_pi,
-                                                                 self.target_entropy)
-        self._minimize(alpha_objective, task_ids, self.alpha_optimizer,
-                       self.use_pc_grad and not self.skip_alpha_pc_grad)
+        alpha_objective = sac_losses.alpha_temperature_objective(
+            log_alpha, log_pi, self.target_entropy
+        )
+        self._minimize(
+            alpha_objective,
+            task_ids,
+            self.alpha_optimizer,
+            self.use_pc_grad and not self.skip_alpha_pc_grad,
+        )
         self._update_targets()
-        return ({'PolicyLoss': objective, 'Qf1Loss': qf1_errors, 'Qf2Loss': qf2_errors,
-                 'AlphaLoss': alpha_objective, 'AlphaTemperature': alpha, 'QTarget': target,
-                 'Qf1': q1, 'Qf2': q2, 'LogPi': log_pi, 'Entropy': entropy}, task_ids)
+        return (
+            {
+                'PolicyLoss': objective,
+                'Qf1Loss': qf1_errors,
+                'Qf2Loss': qf2_errors,
+                'AlphaLoss': alpha_objective,
+                'AlphaTemperature': alpha,
+                'QTarget': target,
+                'Qf1': q1,
+                'Qf2': q2,
+                'LogPi': log_pi,
+                'Entropy': entropy,
+            },
+            task_ids,
+        )

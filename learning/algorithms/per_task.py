@@ -12,6 +12,7 @@ Per sampling round (``train_once``), shared by the separated learner (``dnc_sac.
    tasks step together as one batched update, each task for its own number of steps
    (``TaskAdam`` leaves the others untouched); each task's target critics follow its updates.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -61,7 +62,8 @@ class PerTaskSACLearner(SACLearner):
         batch_size = self.min_buffer_size * self.n_tasks if warming_up else None
         episodes = trainer.obtain_episodes(trainer.step_itr, batch_size)
         collected = self.replay_buffer.add_episodes(
-            episodes, (self.exploration_policy or self.policy).replay_key)
+            episodes, (self.exploration_policy or self.policy).replay_key
+        )
         self.env_steps += collected
         allocated = allocate_gradient_steps(self.gradient_steps_per_itr, collected)
         trainable = self.replay_buffer.sizes() >= self.min_buffer_size  # fixed until next round
@@ -92,20 +94,36 @@ class PerTaskSACLearner(SACLearner):
         """The gradient step of the tasks in ``tasks``; returns (N,) per-task statistics."""
         raise NotImplementedError
 
-    def _critic_step(self, batch: TransitionBatch, policy: PolicyOnRows, alpha: torch.Tensor,
-                     mask: torch.Tensor, per_task_mean: Callable[[torch.Tensor], torch.Tensor]
-                     ) -> dict[str, torch.Tensor]:
+    def _critic_step(
+        self,
+        batch: TransitionBatch,
+        policy: PolicyOnRows,
+        alpha: torch.Tensor,
+        mask: torch.Tensor,
+        per_task_mean: Callable[[torch.Tensor], torch.Tensor],
+    ) -> dict[str, torch.Tensor]:
         """SAC's critic step of the tasks where ``mask`` is true on an (N, B) batch (row i
         task i's), each task's losses averaged over its row by ``per_task_mean``; returns the
         (N,) critic statistics."""
-        target = sac_losses.td_target(batch, policy,
-                                      CriticsOnRows(self.target_critics, EACH_TASK), alpha,
-                                      self.discount, self.reward_scale)
+        target = sac_losses.td_target(
+            batch,
+            policy,
+            CriticsOnRows(self.target_critics, EACH_TASK),
+            alpha,
+            self.discount,
+            self.reward_scale,
+        )
         qf1_errors, qf2_errors, q1, q2 = sac_losses.critic_errors(
-            batch, CriticsOnRows(self.critics, EACH_TASK), target)
+            batch, CriticsOnRows(self.critics, EACH_TASK), target
+        )
         qf1_loss, qf2_loss = per_task_mean(qf1_errors), per_task_mean(qf2_errors)
         self.critic_optimizer.zero_grad()
         ((qf1_loss + qf2_loss) * mask.float()).sum().backward()
         self.critic_optimizer.step(mask)
-        return {'Qf1Loss': qf1_loss, 'Qf2Loss': qf2_loss, 'QTarget': per_task_mean(target),
-                'Qf1': per_task_mean(q1), 'Qf2': per_task_mean(q2)}
+        return {
+            'Qf1Loss': qf1_loss,
+            'Qf2Loss': qf2_loss,
+            'QTarget': per_task_mean(target),
+            'Qf1': per_task_mean(q1),
+            'Qf2': per_task_mean(q2),
+        }

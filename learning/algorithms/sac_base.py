@@ -6,6 +6,7 @@ all of it, optimizer moments included, with ``to()``, and records the statistics
 step returns. The learners (``dnc_sac.py``, ``mcal.py``, ``mtsac.py``) add their optimizers and
 their gradient step.
 """
+
 from __future__ import annotations
 
 import copy
@@ -62,17 +63,35 @@ class SACLearner(MultiTaskLearner):
         evaluate_before_training: see ``MultiTaskLearner``.
     """
 
-    def __init__(self, env_spec: EnvSpec, policies: nn.Module, critics: nn.Module,
-                 replay_buffer: Any, sampler: Sampler, policy: Policy,
-                 test_envs: list[Environment], settings: SACSettings, *, n_tasks: int,
-                 exploration_policy: Policy | None, n_temperatures: int,
-                 evaluate_before_training: bool) -> None:
-        super().__init__(n_tasks, policy, exploration_policy, sampler, test_envs,
-                         max_episode_length=settings.max_episode_length,
-                         steps_per_epoch=settings.steps_per_epoch, discount=settings.discount,
-                         num_evaluation_episodes=settings.num_evaluation_episodes,
-                         evaluation_frequency=settings.evaluation_frequency,
-                         evaluate_before_training=evaluate_before_training)
+    def __init__(
+        self,
+        env_spec: EnvSpec,
+        policies: nn.Module,
+        critics: nn.Module,
+        replay_buffer: Any,
+        sampler: Sampler,
+        policy: Policy,
+        test_envs: list[Environment],
+        settings: SACSettings,
+        *,
+        n_tasks: int,
+        exploration_policy: Policy | None,
+        n_temperatures: int,
+        evaluate_before_training: bool,
+    ) -> None:
+        super().__init__(
+            n_tasks,
+            policy,
+            exploration_policy,
+            sampler,
+            test_envs,
+            max_episode_length=settings.max_episode_length,
+            steps_per_epoch=settings.steps_per_epoch,
+            discount=settings.discount,
+            num_evaluation_episodes=settings.num_evaluation_episodes,
+            evaluation_frequency=settings.evaluation_frequency,
+            evaluate_before_training=evaluate_before_training,
+        )
         self.policies = policies
         self.critics = critics
         self.target_critics = copy.deepcopy(critics).requires_grad_(False)
@@ -83,9 +102,11 @@ class SACLearner(MultiTaskLearner):
         self.buffer_batch_size = settings.buffer_batch_size
         self.tau = settings.target_update_tau
         self.reward_scale = settings.reward_scale
-        self.target_entropy = (-float(env_spec.action_space.flat_dim)
-                               if settings.target_entropy is None
-                               else float(settings.target_entropy))
+        self.target_entropy = (
+            -float(env_spec.action_space.flat_dim)
+            if settings.target_entropy is None
+            else float(settings.target_entropy)
+        )
 
     def replay_sizes(self) -> np.ndarray:
         return self.replay_buffer.sizes()
@@ -112,8 +133,7 @@ class SACLearner(MultiTaskLearner):
     def _update_targets(self, tasks: np.ndarray | None = None) -> None:
         """Polyak averaging θ̄ ← (1 − τ)θ̄ + τθ of the target critics: of every parameter
         (``tasks`` None), or of the task slices where ``tasks`` (bool, (N,)) is true."""
-        pairs = list(zip(self.target_critics.parameters(), self.critics.parameters(),
-                         strict=True))
+        pairs = list(zip(self.target_critics.parameters(), self.critics.parameters(), strict=True))
         if tasks is None:
             for target, online in pairs:
                 target.lerp_(online, self.tau)
@@ -136,6 +156,7 @@ class SACLearner(MultiTaskLearner):
         """
         if device is None:
             from garage.torch import global_device  # pylint: disable=import-outside-toplevel
+
             device = global_device()
         for module in self._modules():
             module.to(device)

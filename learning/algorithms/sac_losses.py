@@ -9,6 +9,7 @@ matching actions, ``critics`` maps (states, actions) to the twin Q-values (the l
 networks bound to their rows, ``learning/networks/contract.py``), and ``alpha`` broadcasts
 against the per-sample shape (one temperature per row or per sample).
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
@@ -24,8 +25,14 @@ PolicyFn = Callable[[torch.Tensor], TanhNormal]
 CriticFn = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
 
-def td_target(batch: TransitionBatch, policy: PolicyFn, target_critics: CriticFn,
-              alpha: torch.Tensor, discount: float, reward_scale: float) -> torch.Tensor:
+def td_target(
+    batch: TransitionBatch,
+    policy: PolicyFn,
+    target_critics: CriticFn,
+    alpha: torch.Tensor,
+    discount: float,
+    reward_scale: float,
+) -> torch.Tensor:
     """y = scale·r + (1 − d)·γ·(min_k Q̄_k(s', a') − α·log π(a'|s')),  a' ~ π(·|s')."""
     with torch.no_grad():
         next_distribution = policy(batch.next_states)
@@ -33,19 +40,20 @@ def td_target(batch: TransitionBatch, policy: PolicyFn, target_critics: CriticFn
         next_log_pi = next_distribution.log_prob(next_actions, pre_tanh_value=pre_tanh)
         target_q1, target_q2 = target_critics(batch.next_states, next_actions)
         soft_value = torch.minimum(target_q1, target_q2) - alpha * next_log_pi
-        return (reward_scale * batch.rewards
-                + (1.0 - batch.terminals) * discount * soft_value)
+        return reward_scale * batch.rewards + (1.0 - batch.terminals) * discount * soft_value
 
 
-def critic_errors(batch: TransitionBatch, critics: CriticFn, target: torch.Tensor) -> tuple[
-        torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+def critic_errors(
+    batch: TransitionBatch, critics: CriticFn, target: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Squared TD errors (Q1(s, a) − y)², (Q2(s, a) − y)², and the predictions Q1, Q2."""
     q1, q2 = critics(batch.states, batch.actions)
     return (q1 - target) ** 2, (q2 - target) ** 2, q1, q2
 
 
-def actor_objective(states: torch.Tensor, policy: PolicyFn, critics: CriticFn,
-                    alpha: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def actor_objective(
+    states: torch.Tensor, policy: PolicyFn, critics: CriticFn, alpha: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """α·log π(ã|s) − min_k Q_k(s, ã) per sample, ã ~ π(·|s) reparameterised.
 
     Returns the objective, log π(ã|s) (for the temperature loss) and the entropy of the
@@ -66,8 +74,11 @@ def actor_objective(states: torch.Tensor, policy: PolicyFn, critics: CriticFn,
 def _frozen(module: object) -> Iterator[None]:
     """Turns off ``requires_grad`` of a module's (or bound critics') trainable parameters for
     the block; any other callable is left alone."""
-    params = ([p for p in module.parameters() if p.requires_grad]
-              if isinstance(module, torch.nn.Module | CriticsOnRows) else [])
+    params = (
+        [p for p in module.parameters() if p.requires_grad]
+        if isinstance(module, torch.nn.Module | CriticsOnRows)
+        else []
+    )
     for param in params:
         param.requires_grad_(False)
     try:
@@ -77,14 +88,16 @@ def _frozen(module: object) -> Iterator[None]:
             param.requires_grad_(True)
 
 
-def temperature_objective(log_alpha: torch.Tensor, log_pi: torch.Tensor,
-                          target_entropy: float) -> torch.Tensor:
+def temperature_objective(
+    log_alpha: torch.Tensor, log_pi: torch.Tensor, target_entropy: float
+) -> torch.Tensor:
     """−log α·(log π + H̄) per sample: garage's form, used by the separated (DnC) family."""
     return -log_alpha * (log_pi.detach() + target_entropy)
 
 
-def alpha_temperature_objective(log_alpha: torch.Tensor, log_pi: torch.Tensor,
-                                target_entropy: float) -> torch.Tensor:
+def alpha_temperature_objective(
+    log_alpha: torch.Tensor, log_pi: torch.Tensor, target_entropy: float
+) -> torch.Tensor:
     """−α·(log π + H̄) per sample, α = exp(log α): the release's ``SAC`` class form, used by
     ``sac``, ``mtsac`` and ``qmp_sac``. Its gradient is α times garage's."""
     return -log_alpha.exp() * (log_pi.detach() + target_entropy)

@@ -1,6 +1,7 @@
 """The task networks: their contract (``contract.py``), the separated family
 (``separate.py``), the parameter-sharing family (``multihead.py``), DECAF's critics
 (``decaf.py``) and the action distribution (``distributions.py``)."""
+
 from learning.networks.contract import (
     EACH_TASK,
     CriticsOnRows,
@@ -21,7 +22,23 @@ from learning.networks.separate import (
     TaskTwinCritics,
 )
 
-__all__ = ['EACH_TASK', 'LOG_STD_MAX', 'LOG_STD_MIN', 'CriticsOnRows', 'DecafTwinCritics',
-           'MultiheadTanhGaussianPolicy', 'MultiheadTwinCritics', 'PolicyOnRows', 'RowTasks',
-           'ScoringCritics', 'TanhNormal', 'TaskCritics', 'TaskLayerNorm', 'TaskLinear',
-           'TaskMLP', 'TaskPolicies', 'TaskTanhGaussianPolicies', 'TaskTwinCritics']
+__all__ = [
+    'EACH_TASK',
+    'LOG_STD_MAX',
+    'LOG_STD_MIN',
+    'CriticsOnRows',
+    'DecafTwinCritics',
+    'MultiheadTanhGaussianPolicy',
+    'MultiheadTwinCritics',
+    'PolicyOnRows',
+    'RowTasks',
+    'ScoringCritics',
+    'TanhNormal',
+    'TaskCritics',
+    'TaskLayerNorm',
+    'TaskLinear',
+    'TaskMLP',
+    'TaskPolicies',
+    'TaskTanhGaussianPolicies',
+    'TaskTwinCritics',
+]

@@ -19,6 +19,7 @@ network of that row's task:
 (``learning/algorithms/sac_losses.py``) call ``policy(states)`` and ``critics(states,
 actions)`` whatever the family.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -65,8 +66,9 @@ class TaskCritics(Protocol):
 
     n_tasks: int
 
-    def for_rows(self, task_ids: RowTasks, states: torch.Tensor,
-                 actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def for_rows(
+        self, task_ids: RowTasks, states: torch.Tensor, actions: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Row b's task Q1 and Q2: (B, *, S), (B, *, A) -> two (B, *)."""
         ...
 
@@ -74,8 +76,13 @@ class TaskCritics(Protocol):
 class ScoringCritics(TaskCritics, Protocol):
     """Task critics that can score candidate actions for the Q-switch."""
 
-    def score(self, task_ids: torch.Tensor, states: torch.Tensor, candidates: torch.Tensor,
-              critic: ScoreCritic) -> torch.Tensor:
+    def score(
+        self,
+        task_ids: torch.Tensor,
+        states: torch.Tensor,
+        candidates: torch.Tensor,
+        critic: ScoreCritic,
+    ) -> torch.Tensor:
         """Scores P candidate actions per state with that state's task critic.
 
         Args:
@@ -115,8 +122,9 @@ class CriticsOnRows:
         self.critics = critics
         self.task_ids = task_ids
 
-    def __call__(self, states: torch.Tensor,
-                 actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def __call__(
+        self, states: torch.Tensor, actions: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         return self.critics.for_rows(self.task_ids, states, actions)
 
     def parameters(self) -> Iterator[nn.Parameter]:

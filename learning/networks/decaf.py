@@ -11,6 +11,7 @@ Polyak-averaged task by task: every task's target base critics follow their onli
 (the release's targets held copies of the other tasks' critics that never updated;
 docs/deviations.md).
 """
+
 from __future__ import annotations
 
 import torch
@@ -23,25 +24,37 @@ from learning.networks.separate import TaskMLP, TaskTwinCritics
 class DecafTwinCritics(nn.Module):
     """Twin DECAF critics over N base twin critics (one weight network per task and critic)."""
 
-    def __init__(self, n_tasks: int, state_dim: int, action_dim: int,
-                 hidden_sizes: tuple[int, ...], layer_norm: bool = False) -> None:
+    def __init__(
+        self,
+        n_tasks: int,
+        state_dim: int,
+        action_dim: int,
+        hidden_sizes: tuple[int, ...],
+        layer_norm: bool = False,
+    ) -> None:
         super().__init__()
         self.n_tasks = n_tasks
         self.base = TaskTwinCritics(n_tasks, state_dim, action_dim, hidden_sizes, layer_norm)
-        self.weights1 = TaskMLP(n_tasks, state_dim + action_dim, hidden_sizes, n_tasks,
-                                'xavier_normal', layer_norm)
-        self.weights2 = TaskMLP(n_tasks, state_dim + action_dim, hidden_sizes, n_tasks,
-                                'xavier_normal', layer_norm)
+        self.weights1 = TaskMLP(
+            n_tasks, state_dim + action_dim, hidden_sizes, n_tasks, 'xavier_normal', layer_norm
+        )
+        self.weights2 = TaskMLP(
+            n_tasks, state_dim + action_dim, hidden_sizes, n_tasks, 'xavier_normal', layer_norm
+        )
 
-    def mixture_weights(self, states: torch.Tensor,
-                        actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def mixture_weights(
+        self, states: torch.Tensor, actions: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """w1, w2 (N, B, N): row i's softmax weights over the N base critics."""
         inputs = torch.cat([states, actions], dim=-1)
-        return (torch.softmax(self.weights1(inputs), dim=-1),
-                torch.softmax(self.weights2(inputs), dim=-1))
+        return (
+            torch.softmax(self.weights1(inputs), dim=-1),
+            torch.softmax(self.weights2(inputs), dim=-1),
+        )
 
-    def forward(self, states: torch.Tensor,
-                actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, states: torch.Tensor, actions: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Task i's DECAF Q1 and Q2 on row i: (N, B, S), (N, B, A) -> two (N, B)."""
         n, b = states.shape[:2]
         inputs = torch.cat([states, actions], dim=-1).reshape(1, n * b, -1).expand(n, -1, -1)
@@ -54,8 +67,9 @@ class DecafTwinCritics(nn.Module):
             values.append((weights * all_q.permute(1, 2, 0)).sum(-1))
         return values[0], values[1]
 
-    def for_rows(self, task_ids: RowTasks, states: torch.Tensor,
-                 actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def for_rows(
+        self, task_ids: RowTasks, states: torch.Tensor, actions: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """``forward`` in the separated learners' layout (``task_ids = EACH_TASK``); no method
         evaluates DECAF critics on rows of arbitrary tasks (there is no QMP variant of it)."""
         if not isinstance(task_ids, str):

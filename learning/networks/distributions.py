@@ -1,4 +1,5 @@
 """The action distribution every actor here returns, and its standard-deviation clamp."""
+
 from __future__ import annotations
 
 import torch

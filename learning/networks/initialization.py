@@ -1,4 +1,5 @@
 """Xavier initialisation with explicit fans, shared by both network families."""
+
 from __future__ import annotations
 
 import math

@@ -10,6 +10,7 @@ Unlike the release's multihead actor, the distribution is a single tanh of N(μ,
 built TanhNormal(tanh μ, σ), a double tanh (docs/deviations.md), so its Q-switch sampled
 candidates from a different distribution than the one the actor was trained as.
 """
+
 from __future__ import annotations
 
 import torch
@@ -25,8 +26,9 @@ from learning.networks.distributions import TanhNormal, tanh_gaussian
 from learning.networks.initialization import Init, xavier_init_
 
 
-def _trunk(in_features: int, hidden_sizes: tuple[int, ...], layer_norm: bool,
-           init: Init) -> nn.Sequential:
+def _trunk(
+    in_features: int, hidden_sizes: tuple[int, ...], layer_norm: bool, init: Init
+) -> nn.Sequential:
     """ReLU MLP; as in garage, the optional LayerNorm precedes each hidden linear layer."""
     layers: list[nn.Module] = []
     for size in hidden_sizes:
@@ -51,8 +53,14 @@ class MultiheadTanhGaussianPolicy(nn.Module):
         hidden_sizes: trunk widths.
     """
 
-    def __init__(self, n_tasks: int, n_heads: int, state_dim: int, action_dim: int,
-                 hidden_sizes: tuple[int, ...]) -> None:
+    def __init__(
+        self,
+        n_tasks: int,
+        n_heads: int,
+        state_dim: int,
+        action_dim: int,
+        hidden_sizes: tuple[int, ...],
+    ) -> None:
         super().__init__()
         if n_heads not in (1, n_tasks):
             raise ValueError(f'n_heads must be 1 or n_tasks={n_tasks}, got {n_heads}')
@@ -86,9 +94,11 @@ class MultiheadTanhGaussianPolicy(nn.Module):
             rows = torch.arange(states.shape[0], device=states.device)
             return tanh_gaussian(mean[rows, heads], log_std[rows, heads])
         index = heads.view((-1,) + (1,) * (states.dim() - 1) + (1,)).expand(
-            *mean.shape[:-2], 1, self.action_dim)
-        return tanh_gaussian(mean.gather(-2, index)[..., 0, :],
-                             log_std.gather(-2, index)[..., 0, :])
+            *mean.shape[:-2], 1, self.action_dim
+        )
+        return tanh_gaussian(
+            mean.gather(-2, index)[..., 0, :], log_std.gather(-2, index)[..., 0, :]
+        )
 
     def propose(self, states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Every head's proposal for every state: (B, S) -> sampled and mean (P, B, A)."""
@@ -103,8 +113,15 @@ class MultiheadTwinCritics(nn.Module):
     """Two critics, each a shared ReLU trunk on (s, a) with one scalar head per task (or one
     head for all tasks)."""
 
-    def __init__(self, n_tasks: int, n_heads: int, state_dim: int, action_dim: int,
-                 hidden_sizes: tuple[int, ...], layer_norm: bool = False) -> None:
+    def __init__(
+        self,
+        n_tasks: int,
+        n_heads: int,
+        state_dim: int,
+        action_dim: int,
+        hidden_sizes: tuple[int, ...],
+        layer_norm: bool = False,
+    ) -> None:
         super().__init__()
         if n_heads not in (1, n_tasks):
             raise ValueError(f'n_heads must be 1 or n_tasks={n_tasks}, got {n_heads}')
@@ -113,13 +130,13 @@ class MultiheadTwinCritics(nn.Module):
         self.q1 = self._critic(state_dim + action_dim, hidden_sizes, layer_norm)
         self.q2 = self._critic(state_dim + action_dim, hidden_sizes, layer_norm)
 
-    def _critic(self, in_features: int, hidden_sizes: tuple[int, ...],
-                layer_norm: bool) -> nn.Sequential:
+    def _critic(
+        self, in_features: int, hidden_sizes: tuple[int, ...], layer_norm: bool
+    ) -> nn.Sequential:
         head = nn.Linear(hidden_sizes[-1], self.n_heads)
         xavier_init_(head.weight, 'xavier_normal', hidden_sizes[-1], 1)
         nn.init.zeros_(head.bias)
-        return nn.Sequential(_trunk(in_features, hidden_sizes, layer_norm, 'xavier_normal'),
-                             head)
+        return nn.Sequential(_trunk(in_features, hidden_sizes, layer_norm, 'xavier_normal'), head)
 
     def _select(self, values: torch.Tensor, task_ids: RowTasks | int) -> torch.Tensor:
         """(B, ..., H) -> (B, ...), the head of each row's task."""
@@ -129,18 +146,23 @@ class MultiheadTwinCritics(nn.Module):
             task_ids = each_task_ids(self.n_tasks, values.device)
         if isinstance(task_ids, int):
             return values[..., task_ids]
-        index = task_ids.view((-1,) + (1,) * (values.dim() - 1)).expand(
-            *values.shape[:-1], 1)
+        index = task_ids.view((-1,) + (1,) * (values.dim() - 1)).expand(*values.shape[:-1], 1)
         return values.gather(-1, index)[..., 0]
 
-    def for_rows(self, task_ids: RowTasks, states: torch.Tensor,
-                 actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def for_rows(
+        self, task_ids: RowTasks, states: torch.Tensor, actions: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Each row's task Q1 and Q2: (B, *, S), (B, *, A) -> two (B, *)."""
         inputs = torch.cat([states, actions], dim=-1)
         return self._select(self.q1(inputs), task_ids), self._select(self.q2(inputs), task_ids)
 
-    def score(self, task_ids: torch.Tensor, states: torch.Tensor, candidates: torch.Tensor,
-              critic: ScoreCritic) -> torch.Tensor:
+    def score(
+        self,
+        task_ids: torch.Tensor,
+        states: torch.Tensor,
+        candidates: torch.Tensor,
+        critic: ScoreCritic,
+    ) -> torch.Tensor:
         """(P, B) scores of P candidate actions per state by that state's task head."""
         tasks = single_task(task_ids)
         repeated = states.unsqueeze(1).expand(-1, candidates.shape[0], -1)  # (B, P, S)

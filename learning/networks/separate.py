@@ -12,6 +12,7 @@ depends on task i's weights only (``tests/test_networks.py`` checks this against
 Initialisation follows garage's defaults for the release's networks: actors use Xavier-uniform
 weights, critics Xavier-normal, biases zero; fans are per task.
 """
+
 from __future__ import annotations
 
 from typing import cast
@@ -82,8 +83,9 @@ class RowGroups:
 class TaskLinear(nn.Module):
     """N independent affine maps: ``y[i] = x[i] @ W[i] + b[i]``."""
 
-    def __init__(self, n_tasks: int, in_features: int, out_features: int,
-                 init: Init = 'xavier_uniform') -> None:
+    def __init__(
+        self, n_tasks: int, in_features: int, out_features: int, init: Init = 'xavier_uniform'
+    ) -> None:
         super().__init__()
         self.weight = nn.Parameter(torch.empty(n_tasks, in_features, out_features))
         self.bias = nn.Parameter(torch.zeros(n_tasks, 1, out_features))
@@ -110,8 +112,12 @@ class TaskLinear(nn.Module):
         if len(x) < 2 * len(rows.tasks):
             ids = rows.sorted_ids
             return torch.baddbmm(self.bias[ids], x, self.weight[ids])
-        return torch.cat([torch.matmul(chunk, self.weight[task]) + self.bias[task]
-                          for task, chunk in zip(rows.tasks, x.split(rows.sizes), strict=True)])
+        return torch.cat(
+            [
+                torch.matmul(chunk, self.weight[task]) + self.bias[task]
+                for task, chunk in zip(rows.tasks, x.split(rows.sizes), strict=True)
+            ]
+        )
 
 
 class TaskLayerNorm(nn.Module):
@@ -122,8 +128,7 @@ class TaskLayerNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(n_tasks, 1, features))
         self.bias = nn.Parameter(torch.zeros(n_tasks, 1, features))
 
-    def forward(self, x: torch.Tensor, task_ids: torch.Tensor | int | None = None
-                ) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, task_ids: torch.Tensor | int | None = None) -> torch.Tensor:
         normed = F.layer_norm(x, x.shape[-1:])
         if task_ids is None:
             return normed * self.weight + self.bias
@@ -134,17 +139,27 @@ class TaskMLP(nn.Module):
     """N independent ReLU MLPs. As in garage's MLP modules, the optional LayerNorm comes before
     each hidden linear layer. With ``out_features=None`` it returns the last hidden layer."""
 
-    def __init__(self, n_tasks: int, in_features: int, hidden_sizes: tuple[int, ...],
-                 out_features: int | None, init: Init, layer_norm: bool = False) -> None:
+    def __init__(
+        self,
+        n_tasks: int,
+        in_features: int,
+        hidden_sizes: tuple[int, ...],
+        out_features: int | None,
+        init: Init,
+        layer_norm: bool = False,
+    ) -> None:
         super().__init__()
         self.n_tasks = n_tasks
         sizes = (in_features, *hidden_sizes)
         self.hidden = nn.ModuleList(
-            TaskLinear(n_tasks, a, b, init) for a, b in zip(sizes[:-1], sizes[1:], strict=True))
-        self.norms = nn.ModuleList(
-            TaskLayerNorm(n_tasks, a) for a in sizes[:-1]) if layer_norm else None
-        self.output = TaskLinear(n_tasks, sizes[-1], out_features, init) \
-            if out_features is not None else None
+            TaskLinear(n_tasks, a, b, init) for a, b in zip(sizes[:-1], sizes[1:], strict=True)
+        )
+        self.norms = (
+            nn.ModuleList(TaskLayerNorm(n_tasks, a) for a in sizes[:-1]) if layer_norm else None
+        )
+        self.output = (
+            TaskLinear(n_tasks, sizes[-1], out_features, init) if out_features is not None else None
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(N, B, in) -> (N, B, out)."""
@@ -176,8 +191,9 @@ class TaskTanhGaussianPolicies(nn.Module):
     is ``tanh(z)``, ``z ~ N(mu, sigma)``, and the reported ``mean`` is ``tanh(mu)``.
     """
 
-    def __init__(self, n_tasks: int, state_dim: int, action_dim: int,
-                 hidden_sizes: tuple[int, ...]) -> None:
+    def __init__(
+        self, n_tasks: int, state_dim: int, action_dim: int, hidden_sizes: tuple[int, ...]
+    ) -> None:
         super().__init__()
         self.n_tasks = n_tasks
         self.state_dim = state_dim
@@ -223,34 +239,51 @@ class TaskTanhGaussianPolicies(nn.Module):
 class TaskTwinCritics(nn.Module):
     """N pairs of Q-functions ``Q1_i, Q2_i(s, a)`` (garage's ``ContinuousMLPQFunction``)."""
 
-    def __init__(self, n_tasks: int, state_dim: int, action_dim: int,
-                 hidden_sizes: tuple[int, ...], layer_norm: bool = False) -> None:
+    def __init__(
+        self,
+        n_tasks: int,
+        state_dim: int,
+        action_dim: int,
+        hidden_sizes: tuple[int, ...],
+        layer_norm: bool = False,
+    ) -> None:
         super().__init__()
         self.n_tasks = n_tasks
-        self.q1 = TaskMLP(n_tasks, state_dim + action_dim, hidden_sizes, 1, 'xavier_normal',
-                          layer_norm)
-        self.q2 = TaskMLP(n_tasks, state_dim + action_dim, hidden_sizes, 1, 'xavier_normal',
-                          layer_norm)
+        self.q1 = TaskMLP(
+            n_tasks, state_dim + action_dim, hidden_sizes, 1, 'xavier_normal', layer_norm
+        )
+        self.q2 = TaskMLP(
+            n_tasks, state_dim + action_dim, hidden_sizes, 1, 'xavier_normal', layer_norm
+        )
 
-    def forward(self, states: torch.Tensor,
-                actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, states: torch.Tensor, actions: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Task i's twin Q on batch i: (N, B, S), (N, B, A) -> two (N, B) tensors."""
         inputs = torch.cat([states, actions], dim=-1)
         return self.q1(inputs).squeeze(-1), self.q2(inputs).squeeze(-1)
 
-    def for_rows(self, task_ids: RowTasks, states: torch.Tensor,
-                 actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def for_rows(
+        self, task_ids: RowTasks, states: torch.Tensor, actions: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Row b's task Q1 and Q2: (B, *, S), (B, *, A) -> two (B, *)."""
         if isinstance(task_ids, str):
             return self(states, actions)
         rows = RowGroups(single_task(task_ids), len(states))
         inputs = rows.group(_as_rows(torch.cat([states, actions], dim=-1)))
         shape = states.shape[:-1]
-        return (rows.ungroup(self.q1.forward_grouped(rows, inputs)).view(shape),
-                rows.ungroup(self.q2.forward_grouped(rows, inputs)).view(shape))
+        return (
+            rows.ungroup(self.q1.forward_grouped(rows, inputs)).view(shape),
+            rows.ungroup(self.q2.forward_grouped(rows, inputs)).view(shape),
+        )
 
-    def score(self, task_ids: torch.Tensor, states: torch.Tensor, candidates: torch.Tensor,
-              critic: ScoreCritic) -> torch.Tensor:
+    def score(
+        self,
+        task_ids: torch.Tensor,
+        states: torch.Tensor,
+        candidates: torch.Tensor,
+        critic: ScoreCritic,
+    ) -> torch.Tensor:
         """(P, B) scores of P candidate actions per state by that state's task critic (see
         ``contract.ScoringCritics``)."""
         n_candidates = candidates.shape[0]

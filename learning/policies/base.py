@@ -1,4 +1,5 @@
 """What the two sampling policies share: garage's ``Policy`` surface over torch networks."""
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -26,15 +27,21 @@ class TorchSamplingPolicy(Policy):
 
     replay_key: str | None = None
 
-    def __init__(self, env_spec: EnvSpec, split_observation: ObservationSplitter,
-                 networks: Mapping[str, object], name: str) -> None:
+    def __init__(
+        self,
+        env_spec: EnvSpec,
+        split_observation: ObservationSplitter,
+        networks: Mapping[str, object],
+        name: str,
+    ) -> None:
         self._env_spec = env_spec
         self._split = split_observation
         self._modules: dict[str, nn.Module] = {}
         for key, network in networks.items():
             if not isinstance(network, nn.Module):
-                raise TypeError(f'{key} must be a torch module: its weights are sent to the '
-                                f'sampler workers')
+                raise TypeError(
+                    f'{key} must be a torch module: its weights are sent to the sampler workers'
+                )
             self._modules[key] = network
         self._name = name
 
@@ -64,8 +71,7 @@ class TorchSamplingPolicy(Policy):
         return next(next(iter(self._modules.values())).parameters()).device
 
     def _split_to_torch(self, observations: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        tensor = torch.as_tensor(np.asarray(observations, dtype=np.float32),
-                                 device=self._device())
+        tensor = torch.as_tensor(np.asarray(observations, dtype=np.float32), device=self._device())
         return self._split(tensor)
 
     def get_action(self, observation: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
@@ -74,8 +80,10 @@ class TorchSamplingPolicy(Policy):
         return actions[0], {key: value[0] for key, value in infos.items()}
 
     def get_param_values(self) -> dict[str, dict[str, torch.Tensor]]:
-        return {key: {k: v.detach().cpu() for k, v in module.state_dict().items()}
-                for key, module in self._modules.items()}
+        return {
+            key: {k: v.detach().cpu() for k, v in module.state_dict().items()}
+            for key, module in self._modules.items()
+        }
 
     def set_param_values(self, params: dict[str, dict[str, torch.Tensor]]) -> None:
         for key, module in self._modules.items():

@@ -22,6 +22,7 @@ and ``selected_policy`` (which π_j acted) is reported for the selection-frequen
 single-observation call is the batched call on a batch of one, so the two cannot disagree (the
 release's two paths did, docs/deviations.md).
 """
+
 from __future__ import annotations
 
 from typing import Any, Literal
@@ -52,12 +53,24 @@ class QSwitchMixturePolicy(TorchSamplingPolicy):
         sampling_freq: re-select every this many steps of an episode.
     """
 
-    def __init__(self, env_spec: EnvSpec, policies: TaskPolicies, critics: ScoringCritics,
-                 split_observation: ObservationSplitter, *,
-                 score_action: ScoreAction = 'mean', score_critic: ScoreCritic = 'q1',
-                 selection: Selection = 'qswitch', sampling_freq: int = 1) -> None:
-        super().__init__(env_spec, split_observation,
-                         {'policies': policies, 'critics': critics}, 'QSwitchMixture')
+    def __init__(
+        self,
+        env_spec: EnvSpec,
+        policies: TaskPolicies,
+        critics: ScoringCritics,
+        split_observation: ObservationSplitter,
+        *,
+        score_action: ScoreAction = 'mean',
+        score_critic: ScoreCritic = 'q1',
+        selection: Selection = 'qswitch',
+        sampling_freq: int = 1,
+    ) -> None:
+        super().__init__(
+            env_spec,
+            split_observation,
+            {'policies': policies, 'critics': critics},
+            'QSwitchMixture',
+        )
         if sampling_freq < 1:
             raise ValueError(f'sampling_freq must be >= 1, got {sampling_freq}')
         self._policies = policies
@@ -84,21 +97,24 @@ class QSwitchMixturePolicy(TorchSamplingPolicy):
             self._steps_since_selection[np.asarray(do_resets, dtype=bool)] = 0
 
     def _rows_to_reselect(self, batch_size: int) -> np.ndarray:
-        if (self._held is None or self._steps_since_selection is None
-                or len(self._held) != batch_size):
+        if (
+            self._held is None
+            or self._steps_since_selection is None
+            or len(self._held) != batch_size
+        ):
             self._held = np.zeros(batch_size, dtype=np.int64)
             self._steps_since_selection = np.zeros(batch_size, dtype=np.int64)
         return self._steps_since_selection % self.sampling_freq == 0
 
     @torch.no_grad()
-    def select(self, task_ids: torch.Tensor, states: torch.Tensor) -> tuple[
-            torch.Tensor, torch.Tensor, torch.Tensor]:
+    def select(
+        self, task_ids: torch.Tensor, states: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The Q-switch on network inputs: returns (selected policy (B,), sampled (P, B, A),
         means (P, B, A)). Pure: no per-episode memory (``get_actions`` adds that)."""
         sampled, means = self._policies.propose(states)
         if self.selection == 'uniform':
-            selected = torch.randint(sampled.shape[0], (states.shape[0],),
-                                     device=states.device)
+            selected = torch.randint(sampled.shape[0], (states.shape[0],), device=states.device)
         else:
             scored = means if self.score_action == 'mean' else sampled
             scores = self._critics.score(task_ids, states, scored, self.score_critic)  # (P, B)

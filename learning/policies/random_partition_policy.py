@@ -7,6 +7,7 @@ random-context baseline). Here the drawn index is reported as ``partition_id``, 
 separated learners route by (``replay_key``); ``task_id`` still says whose reward the episode
 carries, and ``selected_policy`` which policy acted (the same index).
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -25,10 +26,10 @@ class RandomPartitionPolicy(TorchSamplingPolicy):
 
     replay_key = 'partition_id'
 
-    def __init__(self, env_spec: EnvSpec, policies: TaskPolicies,
-                 split_observation: ObservationSplitter) -> None:
-        super().__init__(env_spec, split_observation, {'policies': policies},
-                         'RandomPartition')
+    def __init__(
+        self, env_spec: EnvSpec, policies: TaskPolicies, split_observation: ObservationSplitter
+    ) -> None:
+        super().__init__(env_spec, split_observation, {'policies': policies}, 'RandomPartition')
         self._policies = policies
         self._assigned: np.ndarray | None = None  # per row: this episode's policy
 
@@ -38,8 +39,9 @@ class RandomPartitionPolicy(TorchSamplingPolicy):
             self._assigned = None
             return
         restarting = np.asarray(do_resets, dtype=bool)
-        self._assigned[restarting] = np.random.randint(self._policies.n_tasks,
-                                                       size=int(restarting.sum()))
+        self._assigned[restarting] = np.random.randint(
+            self._policies.n_tasks, size=int(restarting.sum())
+        )
 
     @torch.no_grad()
     def get_actions(self, observations: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:

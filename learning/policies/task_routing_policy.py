@@ -3,6 +3,7 @@
 This is ``algo.policy`` for the separated methods: the sampling policy of ``dnc_sac`` and the
 policy evaluated under ``Evaluation/`` for every method (the release's ``MultiPolicyWrapper``).
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -19,8 +20,9 @@ from learning.policies.base import TorchSamplingPolicy
 class TaskRoutingPolicy(TorchSamplingPolicy):
     """π_task(s) for every row, with ``task_id`` read from the observation's one-hot."""
 
-    def __init__(self, env_spec: EnvSpec, policies: TaskPolicies,
-                 split_observation: ObservationSplitter) -> None:
+    def __init__(
+        self, env_spec: EnvSpec, policies: TaskPolicies, split_observation: ObservationSplitter
+    ) -> None:
         super().__init__(env_spec, split_observation, {'policies': policies}, 'TaskRouting')
         self._policies = policies
 
