@@ -277,8 +277,8 @@ class JacoReachTaskEnv(MujocoEnv):
             render_mode=render_mode,
             width=width,
             height=height,
-            default_camera_config=DEFAULT_CAMERA_CONFIG,
-        )  # type: ignore[arg-type]
+            default_camera_config=DEFAULT_CAMERA_CONFIG,  # type: ignore[arg-type]
+        )
         self._hand = self.model.body(HAND_BODY).id
         self._target_mocap = int(self.model.body_mocapid[self.model.body(TARGET_BODY).id])
         if self.task.subgoals is None:

@@ -88,14 +88,10 @@ class OrderedCsvOutput(CsvOutput):
         if append and os.path.exists(file_name) and os.path.getsize(file_name) > 0:
             with open(file_name, newline='') as file:
                 header = next(csv.reader(file))
-        FileOutput.__init__(
-            self,
-            file_name,  # pylint: disable=non-parent-init-called
-            mode='a' if append else 'w',
-        )
-        self._writer = None
-        self._fieldnames = None
-        self._warned_once = set()
+        FileOutput.__init__(self, file_name, mode='a' if append else 'w')
+        self._writer: csv.DictWriter[str] | None = None
+        self._fieldnames: set[str] | None = None
+        self._warned_once: set[str] = set()
         self._disable_warnings = False
         if header is not None:
             self._start_writer(header, write_header=False)
@@ -178,6 +174,8 @@ class PurgingTensorBoardOutput(TensorBoardOutput):
     left out: TensorBoard draws nothing for them anyway, and tensorboardX would print a warning
     line for each one on every epoch.
     """
+
+    _writer: tensorboardX.SummaryWriter  # set by dowel's __init__
 
     def __init__(self, log_dir: str, x_axis: str, purge_step: int | None = None) -> None:
         super().__init__(log_dir, x_axis=x_axis)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 from dowel import logger
 from garage import Environment
 from garage.np.policies import Policy
@@ -53,7 +54,7 @@ def resize(frame: np.ndarray, width: int, height: int) -> np.ndarray:
     return np.asarray(image.resize((width, height), Image.Resampling.BILINEAR))
 
 
-def gif_bytes(frames: Sequence[np.ndarray], fps: int) -> bytes:
+def gif_bytes(frames: Sequence[np.ndarray] | np.ndarray, fps: int) -> bytes:
     """``frames`` as an animated, looping GIF (what TensorBoard shows as a video)."""
     import imageio.v3 as iio  # pylint: disable=import-outside-toplevel
 
@@ -81,7 +82,7 @@ def write_video(
         return path
     height, width = frames[0].shape[:2]
     # H.264 needs even sizes; imageio's default resizing to multiples of 16 would blur.
-    even = [
+    even: list[npt.ArrayLike] = [
         np.ascontiguousarray(frame[: height - height % 2, : width - width % 2, :3])
         for frame in frames
     ]
