@@ -114,20 +114,23 @@ def test_a_killed_and_resumed_run_writes_what_an_uninterrupted_run_writes(tmp_pa
 @pytest.mark.slow
 def test_ctrl_c_ends_with_one_line_and_exit_code_130_also_when_resuming(tmp_path):
     run_dir = tmp_path / RUN_NAME
-    run = start_run(['qmp_dnc', '--log_root', str(tmp_path), '--n_epochs', '100', *TINY_TOY_FLAGS])
+    # Far more epochs than can run before the signal, even on a loaded machine.
+    run = start_run(
+        ['qmp_dnc', '--log_root', str(tmp_path), '--n_epochs', '100000', *TINY_TOY_FLAGS]
+    )
     wait_until(lambda: (run_dir / 'snapshot.json').exists(), run)
     run.send_signal(signal.SIGINT)
     stdout, stderr = run.communicate(timeout=120)
     assert run.returncode == 130 and 'Traceback' not in stderr
     last_line = stderr.strip().splitlines()[-1]
     match = re.fullmatch(
-        r'run\.py: interrupted at epoch (\d+)/100; continue with: python run\.py '
+        r'run\.py: interrupted at epoch (\d+)/100000; continue with: python run\.py '
         r'resume --snapshot_dir (\S+)',
         last_line,
     )
     assert match and match.group(2) == str(run_dir), last_line
     first_epoch = EPOCH_LINE.match(stdout.splitlines()[2])  # after the two start lines
-    assert first_epoch and first_epoch.group(1, 2, 3) == ('1', '100', '200')
+    assert first_epoch and first_epoch.group(1, 2, 3) == ('1', '100000', '200')
     assert not list(run_dir.glob('.params-*.tmp'))
 
     done = snapshot_epochs(str(run_dir))
@@ -137,7 +140,7 @@ def test_ctrl_c_ends_with_one_line_and_exit_code_130_also_when_resuming(tmp_path
     _, stderr = resumed.communicate(timeout=120)
     assert resumed.returncode == 130 and 'Traceback' not in stderr
     assert re.fullmatch(
-        r'run\.py: interrupted at epoch \d+/100; continue with: python run\.py '
+        r'run\.py: interrupted at epoch \d+/100000; continue with: python run\.py '
         rf'resume --snapshot_dir {re.escape(str(run_dir))}',
         stderr.strip().splitlines()[-1],
     )
