@@ -41,6 +41,7 @@ from infrastructure.logging_utils import (
     FlushingTextOutput,
     OrderedCsvOutput,
     PurgingTensorBoardOutput,
+    close_outputs,
     truncate_progress,
 )
 from infrastructure.plotting import plot_learning_curve
@@ -273,9 +274,7 @@ def _install_outputs(
     """The run's dowel outputs (``infrastructure/logging_utils.py``): ``debug.log`` flushed per
     message, ``progress.csv`` with a fixed column order (continued on resume), TensorBoard
     events (x-axis ``TotalEnvSteps``) and the console. Replaces what ``wrap_experiment`` added."""
-    for output in logger._outputs:  # pylint: disable=protected-access
-        output.close()
-    logger.remove_all()
+    close_outputs()
     logger.add_output(FlushingTextOutput(os.path.join(snapshot_dir, 'debug.log')))
     logger.add_output(OrderedCsvOutput(os.path.join(snapshot_dir, 'progress.csv'), append=resuming))
     logger.add_output(
@@ -314,7 +313,7 @@ def _train(ctxt: Any, config: dict[str, Any]) -> str:
             trainer.train(n_epochs=cfg.n_epochs, batch_size=cfg.batch_size)
         except BaseException:
             # garage leaves sampler workers (Ray actors) running when training raises.
-            algo._sampler.shutdown_worker()  # pylint: disable=protected-access
+            algo.shutdown_sampler()
             raise
         finally:
             env.close()
@@ -374,7 +373,7 @@ def resume_experiment(snapshot_dir: str, n_epochs: int | None = None) -> str:
             trainer.restore(snapshot_dir)
             done, env_steps = trainer.epochs_done, trainer.total_env_steps
             if target <= done:
-                trainer._algo._sampler.shutdown_worker()  # pylint: disable=protected-access
+                trainer.algo.shutdown_sampler()
                 print(
                     f'run.py: error: the run already has {done} epochs; pass --n_epochs '
                     'larger than that to continue it',
@@ -390,13 +389,13 @@ def resume_experiment(snapshot_dir: str, n_epochs: int | None = None) -> str:
                 purge_step=env_steps + 1,
             )
             logger.log(ConsoleLine(f'Resuming after epoch {done}/{target}; logs in {snapshot_dir}'))
-            algo = trainer._algo.to(_device(cfg))  # pylint: disable=protected-access
+            algo = trainer.algo.to(_device(cfg))
             if getattr(algo, 'videos', None) is not None:  # the run directory may have moved
                 algo.videos.video_dir = os.path.join(snapshot_dir, 'videos')
             try:
                 trainer.resume(n_epochs=target)
             except BaseException:
-                algo._sampler.shutdown_worker()  # pylint: disable=protected-access
+                algo.shutdown_sampler()
                 raise
             logger.log(f'Learning curve: {plot_learning_curve(snapshot_dir)}')
     finally:

@@ -26,12 +26,22 @@ from dowel import (
     TabularInput,
     TensorBoardOutput,
     TextOutput,
+    logger,
     tabular,
 )
 from dowel.simple_outputs import FileOutput
 from tensorboardX.proto.summary_pb2 import Summary
 
 from infrastructure.videos import VideoRecord, gif_bytes
+
+
+def close_outputs() -> None:
+    """Closes and removes every output of dowel's logger. ``logger.remove_all`` only forgets
+    them, leaving their files open; dowel has no public list of its outputs, so this one place
+    reads its private ``_outputs``."""
+    for output in logger._outputs:  # pylint: disable=protected-access
+        output.close()
+    logger.remove_all()
 
 
 def record(prefix: str, values: Mapping[str, float]) -> None:

@@ -12,7 +12,11 @@
 * ``snapshot_gap`` k writes ``params.pkl`` after every k-th epoch and after the last one.
 
 ``run_guard`` turns Ctrl-C into one line and exit code 130, and writes the traceback of any
-other error to ``debug.log``; ``protect_stdout`` keeps a closed console (``run.py ... | head``)
+other error to ``debug.log``. Python raises ``KeyboardInterrupt`` wherever the main thread is
+when the signal arrives; raised inside a finalizer (``__del__``, run by the garbage collector,
+e.g. just after a snapshot), it is printed as "Exception ignored" and lost. So the guard's
+handler also records the request, and ``ExactTrainer`` raises it again at the end of the epoch;
+``protect_stdout`` ``protect_stdout`` keeps a closed console (``run.py ... | head``)
 from stopping the run.
 """
 
@@ -22,6 +26,7 @@ import contextlib
 import copy
 import os
 import random
+import signal
 import sys
 import time
 import traceback
@@ -38,6 +43,23 @@ from garage.trainer import Trainer
 from infrastructure.snapshots import AtomicSnapshotter, remove_stray_temporaries
 
 INTERRUPTED_EXIT_CODE = 130  # 128 + SIGINT, what a shell reports for Ctrl-C
+
+
+class _InterruptRequest:
+    """Whether Ctrl-C arrived during this ``run_guard`` (module docstring)."""
+
+    requested = False
+
+
+def _on_sigint(signum: int, frame: Any) -> None:
+    _InterruptRequest.requested = True
+    raise KeyboardInterrupt
+
+
+def raise_if_interrupted() -> None:
+    """Raises the ``KeyboardInterrupt`` of a Ctrl-C whose first one was swallowed."""
+    if _InterruptRequest.requested:
+        raise KeyboardInterrupt
 
 
 def capture_rng_state() -> dict[str, Any]:
@@ -82,6 +104,11 @@ class ExactTrainer(Trainer):
         self._pending_rng_state: dict[str, Any] | None = None
 
     @property
+    def algo(self) -> Any:
+        """The learner being trained (garage's ``Trainer`` keeps it private, as ``_algo``)."""
+        return self._algo
+
+    @property
     def n_epochs(self) -> int | None:
         """The epoch count this session trains to (None before ``train``/``restore``)."""
         return None if self._train_args is None else self._train_args.n_epochs
@@ -112,6 +139,7 @@ class ExactTrainer(Trainer):
                     tabular.clear()
                 if self.epochs_done % self.snapshot_gap == 0 or self.epochs_done == n_epochs:
                     self.save(epoch)
+            raise_if_interrupted()
 
     def log_diagnostics(self, pause_for_plot: bool = False) -> None:
         """garage's diagnostics plus the ``Epoch`` (epochs done) and ``WallTime`` columns."""
@@ -199,6 +227,8 @@ def run_guard(trainer: ExactTrainer, snapshot_dir: str, resume_flags: str = '') 
     """Ctrl-C: removes stray snapshot temporaries, prints ``interrupt_message`` and exits with
     code 130 (no traceback). Any other error: its traceback goes to ``debug.log``, then it
     propagates."""
+    _InterruptRequest.requested = False
+    previous_handler = signal.signal(signal.SIGINT, _on_sigint)
     try:
         yield
     except KeyboardInterrupt:
@@ -210,6 +240,9 @@ def run_guard(trainer: ExactTrainer, snapshot_dir: str, resume_flags: str = '') 
     except Exception:
         logger.log(f'The run failed:\n{traceback.format_exc()}')
         raise
+    finally:
+        signal.signal(signal.SIGINT, previous_handler)
+        _InterruptRequest.requested = False
 
 
 class _PipeSafeStream:

@@ -30,7 +30,7 @@ from infrastructure.logging_utils import (
     is_wall_time_column,
     truncate_progress,
 )
-from infrastructure.run_lifecycle import ExactTrainer, run_guard
+from infrastructure.run_lifecycle import ExactTrainer, raise_if_interrupted, run_guard
 from infrastructure.snapshot_info import snapshot_epochs
 from infrastructure.snapshots import AtomicSnapshotter, atomic_pickle
 
@@ -248,3 +248,25 @@ def test_tensorboard_leaves_out_nan_values_without_a_warning(tmp_path, caplog):
     assert 'Evaluation/SuccessRate' not in events.Tags()['scalars']
     assert [(e.step, e.value) for e in events.Scalars('Train/AverageReturn')] == [(200, -3.5)]
     assert 'NaN or Inf' not in caplog.text
+
+
+def test_a_ctrl_c_swallowed_on_its_way_is_raised_again_and_ends_the_run(tmp_path, capsys):
+    """A ``KeyboardInterrupt`` raised inside a finalizer is lost; the guard remembers the
+    Ctrl-C, so the next epoch boundary (``raise_if_interrupted``) still ends the run."""
+    trainer = SimpleNamespace(n_epochs=10, epochs_done=3, snapshot_epochs=3)
+    handler_before = signal.getsignal(signal.SIGINT)
+    with pytest.raises(SystemExit) as exit_info:
+        with run_guard(trainer, str(tmp_path)):
+            try:
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(5)  # the handler raises within the sleep
+            except KeyboardInterrupt:
+                pass  # swallowed, as by a finalizer
+            raise_if_interrupted()
+            pytest.fail('the remembered Ctrl-C was not raised again')
+    assert exit_info.value.code == 130
+    assert 'interrupted at epoch 4/10; continue with' in capsys.readouterr().err
+    assert signal.getsignal(signal.SIGINT) is handler_before
+    raise_if_interrupted()  # the request ended with its guard
+    with run_guard(trainer, str(tmp_path)):
+        raise_if_interrupted()

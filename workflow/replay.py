@@ -92,7 +92,7 @@ def replay(
     from infrastructure.videos import FrameRecorder  # pylint: disable=import-outside-toplevel
 
     policy = learner.exploration_policy if mixture else learner.policy
-    test_envs = learner._test_envs  # pylint: disable=protected-access
+    test_envs = learner.test_envs
     envs = [test_envs[task_id] for task_id in task_ids]
     recorders = [FrameRecorder(env) for env in envs] if record else []
     stats, order = evaluate(

@@ -185,6 +185,17 @@ class MultiTaskLearner(RLAlgorithm):
     def after_epoch(self, epoch: int) -> None:
         """Hook run at the end of every epoch, after evaluation (DnC's distillation)."""
 
+    @property
+    def test_envs(self) -> list[Environment]:
+        """The per-task evaluation envs (``run_policy.py`` replays on them)."""
+        return self._test_envs
+
+    def shutdown_sampler(self) -> None:
+        """Stops the sampler's workers (Ray actors, worker processes). garage leaves them running
+        when training raises; the experiment calls this then. The attribute keeps garage's name,
+        ``_sampler``, which garage's ``Trainer`` reads."""
+        self._sampler.shutdown_worker()
+
     def train(self, trainer: Any) -> float:
         """garage's entry point: per epoch, ``steps_per_epoch`` rounds, then evaluation."""
         average_return = float('nan')
