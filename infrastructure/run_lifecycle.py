@@ -40,6 +40,7 @@ from garage.experiment.deterministic import set_seed
 from garage.experiment.experiment import ExperimentContext
 from garage.trainer import Trainer
 
+from infrastructure.snapshot_info import recorded_snapshot_epochs
 from infrastructure.snapshots import AtomicSnapshotter, remove_stray_temporaries
 
 INTERRUPTED_EXIT_CODE = 130  # 128 + SIGINT, what a shell reports for Ctrl-C
@@ -208,14 +209,17 @@ def interrupt_message(trainer: ExactTrainer, snapshot_dir: str, resume_flags: st
     """The one line printed on Ctrl-C: where it stopped and how to continue."""
     n_epochs = trainer.n_epochs
     where = f'epoch {trainer.epochs_done + 1}/{n_epochs}' if n_epochs is not None else 'set-up'
-    if trainer.snapshot_epochs is None:
+    # What is on disk: a Ctrl-C right after a save may come before the trainer counted it.
+    on_disk = recorded_snapshot_epochs(snapshot_dir)
+    held = on_disk if on_disk is not None else trainer.snapshot_epochs
+    if held is None:
         return (
             f'interrupted at {where}, before the first snapshot: nothing to resume '
             f'(logs in {snapshot_dir})'
         )
     repeat = ''
-    if trainer.snapshot_epochs < trainer.epochs_done:
-        repeat = f' (the snapshot holds epoch {trainer.snapshot_epochs}; later ones are redone)'
+    if held < trainer.epochs_done:
+        repeat = f' (the snapshot holds epoch {held}; later ones are redone)'
     return (
         f'interrupted at {where}; continue with: python run.py resume --snapshot_dir '
         f'{snapshot_dir}{resume_flags}{repeat}'

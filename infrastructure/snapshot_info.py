@@ -61,6 +61,19 @@ def missing_replay_chunks(snapshot_dir: str) -> list[str]:
     return [name for name in names if not os.path.isfile(os.path.join(directory, name))]
 
 
+def recorded_snapshot_epochs(snapshot_dir: str) -> int | None:
+    """The epochs of ``snapshot.json`` when it describes the current ``params.pkl`` (same
+    inode), else None; cheap, never unpickles."""
+    try:
+        with open(os.path.join(snapshot_dir, INFO_FILE)) as file:
+            info = json.load(file)
+        if info['params_inode'] == os.stat(os.path.join(snapshot_dir, PARAMS_FILE)).st_ino:
+            return int(info['epochs_done'])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    return None
+
+
 def snapshot_epochs(snapshot_dir: str) -> int:
     """Number of epochs the run's ``params.pkl`` has completed.
 
@@ -68,14 +81,10 @@ def snapshot_epochs(snapshot_dir: str) -> int:
     unpickles the snapshot (slow for large replay buffers; only after a kill between the two
     writes, or for a run from before ``snapshot.json`` existed).
     """
+    recorded = recorded_snapshot_epochs(snapshot_dir)
+    if recorded is not None:
+        return recorded
     params_path = os.path.join(snapshot_dir, PARAMS_FILE)
-    try:
-        with open(os.path.join(snapshot_dir, INFO_FILE)) as file:
-            info = json.load(file)
-        if info['params_inode'] == os.stat(params_path).st_ino:
-            return int(info['epochs_done'])
-    except (OSError, ValueError, KeyError, TypeError):
-        pass
     import infrastructure.garage_compat  # noqa: F401  pylint: disable=C0415,W0611
 
     with open(params_path, 'rb') as file:

@@ -30,7 +30,12 @@ from infrastructure.logging_utils import (
     is_wall_time_column,
     truncate_progress,
 )
-from infrastructure.run_lifecycle import ExactTrainer, raise_if_interrupted, run_guard
+from infrastructure.run_lifecycle import (
+    ExactTrainer,
+    interrupt_message,
+    raise_if_interrupted,
+    run_guard,
+)
 from infrastructure.snapshot_info import snapshot_epochs
 from infrastructure.snapshots import AtomicSnapshotter, atomic_pickle
 
@@ -270,3 +275,17 @@ def test_a_ctrl_c_swallowed_on_its_way_is_raised_again_and_ends_the_run(tmp_path
     raise_if_interrupted()  # the request ended with its guard
     with run_guard(trainer, str(tmp_path)):
         raise_if_interrupted()
+
+
+def test_the_interrupt_message_names_the_snapshot_on_disk(tmp_path):
+    """A Ctrl-C just after a save, before the trainer counted it: the message describes the
+    snapshot that ``resume`` will load, not the trainer's stale count."""
+    trainer = SimpleNamespace(n_epochs=10, epochs_done=2, snapshot_epochs=1)
+    stale = interrupt_message(trainer, str(tmp_path))
+    assert stale.endswith('(the snapshot holds epoch 1; later ones are redone)')
+    (tmp_path / 'params.pkl').write_bytes(b'the snapshot of epoch 2')
+    inode = os.stat(tmp_path / 'params.pkl').st_ino
+    (tmp_path / 'snapshot.json').write_text(json.dumps({'epochs_done': 2, 'params_inode': inode}))
+    assert interrupt_message(trainer, str(tmp_path)) == (
+        f'interrupted at epoch 3/10; continue with: python run.py resume --snapshot_dir {tmp_path}'
+    )
