@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import subprocess
 import sys
 
@@ -16,7 +17,11 @@ import trim_runs  # noqa: E402  (a script, not a package)
 def _run_dir(root, name='qmp_dnc_X_s_1'):
     run = root / name
     run.mkdir()
-    (run / 'variant.json').write_text(json.dumps({'config': {'method': 'qmp_dnc'}}))
+    (root / 'checkout').mkdir(exist_ok=True)
+    (root / 'checkout' / 'run.py').write_text('')
+    log_root = root / 'checkout' / 'data' / 'sweeps'
+    variant = {'config': {'method': 'qmp_dnc', 'log_root': str(log_root)}}
+    (run / 'variant.json').write_text(json.dumps(variant))
     (run / 'params.pkl').write_bytes(b'big')
     columns = [
         'Epoch',
@@ -53,7 +58,14 @@ def test_keeps_the_plotted_columns_and_every_row(tmp_path):
         'Train/Task0/Policy1Freq',
     ]
     assert rows[1:] == [['0', '1', '2', '3', '4', '5'], ['9', '10', '', '', '', '0.5']]
-    assert json.loads((out / 'variant.json').read_text()) == {'config': {'method': 'qmp_dnc'}}
+    # The log root is named relative to the checkout, never by a path of this machine.
+    assert json.loads((out / 'variant.json').read_text()) == {
+        'config': {'method': 'qmp_dnc', 'log_root': os.path.join('data', 'sweeps')}
+    }
+
+
+def test_a_log_root_outside_any_checkout_keeps_only_its_name(tmp_path):
+    assert trim_runs.portable_log_root(str(tmp_path / 'somewhere' / 'runs')) == 'runs'
 
 
 def test_a_folder_that_is_not_a_run_is_refused_in_one_line(tmp_path):
