@@ -10,33 +10,34 @@ import pytest
 from conftest import REPO_ROOT
 
 
+def _quick_mode_output(script: str, timeout: int) -> str:
+    """The stdout of ``benchmarks/<script> --quick``, which must exit with 0."""
+    result = subprocess.run(
+        [sys.executable, f'benchmarks/{script}', '--quick'],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout
+
+
 @pytest.mark.slow
 @pytest.mark.mujoco
 def test_collection_speed_quick_mode_runs():
-    result = subprocess.run(
-        [sys.executable, 'benchmarks/collection_speed.py', '--quick'],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    stdout = _quick_mode_output('collection_speed.py', timeout=600)
     for line in ('MetaWorldMT10-v2   qmp_dnc', '2 workers / 1', 'evaluation on JacoReachMT5-v1'):
-        assert line in result.stdout, line
+        assert line in stdout, line
 
 
 def test_row_groups_quick_mode_runs_and_both_paths_agree():
-    result = subprocess.run(
-        [sys.executable, 'benchmarks/row_groups.py', '--quick'],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    rows = [line for line in result.stdout.splitlines() if ' ms ' in line]
+    rows = [
+        line
+        for line in _quick_mode_output('row_groups.py', timeout=300).splitlines()
+        if ' ms ' in line
+    ]
     assert len(rows) == 4
     for row in rows:
         assert float(row.split()[-1]) < 1e-5, row  # max |diff| of the two paths' outputs
