@@ -13,7 +13,7 @@ import os
 import pickle
 import tempfile
 from collections.abc import Callable
-from typing import IO
+from typing import IO, Any
 
 PARAMS_FILE = 'params.pkl'
 INFO_FILE = 'snapshot.json'
@@ -45,33 +45,37 @@ def atomic_write(path: str, write: Callable[[IO[bytes]], object]) -> int:
     return inode
 
 
+def current_snapshot_info(snapshot_dir: str) -> dict[str, Any] | None:
+    """``snapshot.json`` when it describes the current ``params.pkl`` (same inode), else None
+    (no such file, unreadable, or left stale by a kill between the two writes)."""
+    try:
+        with open(os.path.join(snapshot_dir, INFO_FILE)) as file:
+            info = json.load(file)
+        if info['params_inode'] == os.stat(os.path.join(snapshot_dir, PARAMS_FILE)).st_ino:
+            return info
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    return None
+
+
 def missing_replay_chunks(snapshot_dir: str) -> list[str]:
     """The replay chunk files (``replay/``) that the current snapshot names but that are not
     there, read from ``snapshot.json`` when it describes the current ``params.pkl``; [] when it
     does not (loading the snapshot then checks the chunks itself)."""
-    try:
-        with open(os.path.join(snapshot_dir, INFO_FILE)) as file:
-            info = json.load(file)
-        if info['params_inode'] != os.stat(os.path.join(snapshot_dir, PARAMS_FILE)).st_ino:
-            return []
-        names = [str(name) for name in info.get('replay_chunks', [])]
-    except (OSError, ValueError, KeyError, TypeError):
-        return []
+    info = current_snapshot_info(snapshot_dir)
+    names = [str(name) for name in info.get('replay_chunks', [])] if info else []
     directory = os.path.join(snapshot_dir, REPLAY_DIR)
     return [name for name in names if not os.path.isfile(os.path.join(directory, name))]
 
 
 def recorded_snapshot_epochs(snapshot_dir: str) -> int | None:
-    """The epochs of ``snapshot.json`` when it describes the current ``params.pkl`` (same
-    inode), else None; cheap, never unpickles."""
+    """The epochs of ``snapshot.json`` when it describes the current ``params.pkl``, else None;
+    cheap, never unpickles."""
+    info = current_snapshot_info(snapshot_dir)
     try:
-        with open(os.path.join(snapshot_dir, INFO_FILE)) as file:
-            info = json.load(file)
-        if info['params_inode'] == os.stat(os.path.join(snapshot_dir, PARAMS_FILE)).st_ino:
-            return int(info['epochs_done'])
-    except (OSError, ValueError, KeyError, TypeError):
-        pass
-    return None
+        return int(info['epochs_done']) if info is not None else None
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def snapshot_epochs(snapshot_dir: str) -> int:

@@ -66,7 +66,7 @@ def count_epochs(run_dir: str) -> int:
     existed), or whose snapshot cannot be read, counts the data rows of ``progress.csv`` (one
     per finished epoch); 0 when neither file exists."""
     if os.path.isfile(os.path.join(run_dir, 'snapshot.json')):
-        # Imported here: the learning package brings garage, which nothing else here needs.
+        # Imported here: the infrastructure package brings garage, which nothing else here needs.
         from infrastructure.snapshot_info import snapshot_epochs  # pylint: disable=C0415
 
         try:
