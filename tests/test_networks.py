@@ -94,11 +94,12 @@ def test_layer_norm_precedes_each_hidden_linear():
     assert [n.weight.shape for n in with_norm.norms] == [(N_TASKS, 1, IN), (N_TASKS, 1, HIDDEN[0])]
 
 
-# Row task ids that take each of ``RowGroups``' three layer paths (N_TASKS = 3), all unordered.
+# Row task ids that take each of ``RowGroups``' four layer paths (N_TASKS = 3), all unordered.
 ROW_TASK_IDS = {
     'one matmul per task': [2, 0, 2, 1, 0, 2],
     'every task evenly, one baddbmm': [2, 0, 1, 1, 0, 2],
     'about one row per task, per-row gather': [1, 1, 0, 2],
+    'one task, rows as they are': [1, 1, 1, 1, 1],
 }
 
 

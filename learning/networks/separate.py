@@ -15,13 +15,13 @@ weights, critics Xavier-normal, biases zero; fans are per task.
 
 from __future__ import annotations
 
-from typing import cast
+from typing import Literal, cast
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from learning.networks.contract import RowTasks, ScoreCritic, single_task
+from learning.networks.contract import RowTasks, ScoreCritic
 from learning.networks.distributions import TanhNormal, clamped_std, tanh_gaussian
 from learning.networks.initialization import Init, xavier_init_
 
@@ -35,15 +35,20 @@ def _as_rows(x: torch.Tensor) -> torch.Tensor:
     return x.reshape(x.shape[0], -1, x.shape[-1])
 
 
+RowPath = Literal['one task', 'every task evenly', 'per-row gather', 'one matmul per task']
+
+
 class RowGroups:
     """The rows of a batch grouped by task, so that a layer applies each task's weights to its
     rows without copying a weight matrix per row.
 
     Acting calls the networks on rows of mixed tasks (the routing policy's and the Q-switch's
     batches of all running envs). Gathering ``weight[task_ids]`` there copies one ``(in, out)``
-    matrix per row, which dominated a lockstep evaluation. After one sort of the (B,) ids the
-    layer picks, by measurement (``benchmarks/row_groups.py``):
+    matrix per row, which dominated a lockstep evaluation. After one sort of the (B,) ids, the
+    path every layer of the call takes is chosen once, by measurement
+    (``benchmarks/row_groups.py``):
 
+    * rows of one task only: that task's weights, the rows as they are;
     * every task present with the same number of rows (lockstep collection and evaluation):
       the rows are the ``(N, c, in)`` batch of ``TaskLinear.forward``, one ``baddbmm`` with
       the weights as they are;
@@ -53,19 +58,33 @@ class RowGroups:
     Rows keep their order within a task, and ``ungroup`` restores the caller's order.
     """
 
-    def __init__(self, task_ids: torch.Tensor | int, n_rows: int) -> None:
+    def __init__(self, task_ids: torch.Tensor | int, n_rows: int, n_tasks: int) -> None:
         self.order: torch.Tensor | None = None
         self.inverse: torch.Tensor | None = None
+        self.sorted_ids: torch.Tensor | int
         if isinstance(task_ids, int):
-            self.sorted_ids: torch.Tensor | int = task_ids
-            self.tasks, self.sizes = [task_ids], [n_rows]
-            return
-        self.order = torch.argsort(task_ids, stable=True)
-        self.inverse = torch.empty_like(self.order)
-        self.inverse[self.order] = torch.arange(n_rows, device=self.order.device)
-        self.sorted_ids = task_ids[self.order]
-        tasks, sizes = torch.unique_consecutive(self.sorted_ids, return_counts=True)
-        self.tasks, self.sizes = tasks.tolist(), sizes.tolist()
+            self.tasks, self.sizes, self.sorted_ids = [task_ids], [n_rows], task_ids
+        else:
+            order = torch.argsort(task_ids, stable=True)
+            sorted_ids = task_ids[order]
+            tasks, sizes = torch.unique_consecutive(sorted_ids, return_counts=True)
+            self.tasks, self.sizes = tasks.tolist(), sizes.tolist()
+            if len(self.tasks) == 1:  # one task: the rows stay as they are
+                self.sorted_ids = self.tasks[0]
+            else:
+                self.order, self.sorted_ids = order, sorted_ids
+                self.inverse = torch.empty_like(order)
+                self.inverse[order] = torch.arange(n_rows, device=order.device)
+        # The layer path, decided once for every layer of the call (class docstring).
+        self.path: RowPath
+        if len(self.tasks) == 1:
+            self.path = 'one task'
+        elif len(self.tasks) == n_tasks and len(set(self.sizes)) == 1:
+            self.path = 'every task evenly'
+        elif n_rows < 2 * len(self.tasks):
+            self.path = 'per-row gather'
+        else:
+            self.path = 'one matmul per task'
 
     def group(self, x: torch.Tensor) -> torch.Tensor:
         """Rows in the caller's order -> rows sorted by task."""
@@ -74,10 +93,6 @@ class RowGroups:
     def ungroup(self, y: torch.Tensor) -> torch.Tensor:
         """Rows sorted by task -> rows in the caller's order."""
         return y if self.inverse is None else y.index_select(0, self.inverse)
-
-    def covers_evenly(self, n_tasks: int) -> bool:
-        """Whether the rows are ``c`` rows of each of the ``n_tasks`` tasks."""
-        return len(self.tasks) == n_tasks and len(set(self.sizes)) == 1
 
 
 class TaskLinear(nn.Module):
@@ -98,18 +113,17 @@ class TaskLinear(nn.Module):
     def forward_selected(self, task_ids: torch.Tensor | int, x: torch.Tensor) -> torch.Tensor:
         """(B, K, in) -> (B, K, out), row b mapped by task ``task_ids[b]`` (an int: every row
         by that task)."""
-        rows = RowGroups(task_ids, len(x))
+        rows = RowGroups(task_ids, len(x), self.weight.shape[0])
         return rows.ungroup(self.forward_grouped(rows, rows.group(x)))
 
     def forward_grouped(self, rows: RowGroups, x: torch.Tensor) -> torch.Tensor:
         """(B, K, in) -> (B, K, out) for rows already in ``rows``' task order."""
-        n_tasks = self.weight.shape[0]
-        if len(rows.tasks) == 1:
+        if rows.path == 'one task':
             return torch.matmul(x, self.weight[rows.tasks[0]]) + self.bias[rows.tasks[0]]
-        if rows.covers_evenly(n_tasks):
-            per_task = x.reshape(n_tasks, -1, x.shape[-1])
+        if rows.path == 'every task evenly':
+            per_task = x.reshape(self.weight.shape[0], -1, x.shape[-1])
             return self(per_task).view(*x.shape[:-1], -1)
-        if len(x) < 2 * len(rows.tasks):
+        if rows.path == 'per-row gather':
             ids = rows.sorted_ids
             return torch.baddbmm(self.bias[ids], x, self.weight[ids])
         return torch.cat(
@@ -172,7 +186,7 @@ class TaskMLP(nn.Module):
     def forward_selected(self, task_ids: torch.Tensor | int, x: torch.Tensor) -> torch.Tensor:
         """(B, K, in) -> (B, K, out), row b through task ``task_ids[b]``'s MLP (an int: all
         rows through that task's MLP)."""
-        rows = RowGroups(task_ids, len(x))
+        rows = RowGroups(task_ids, len(x), self.n_tasks)
         return rows.ungroup(self.forward_grouped(rows, rows.group(x)))
 
     def forward_grouped(self, rows: RowGroups, x: torch.Tensor) -> torch.Tensor:
@@ -221,7 +235,7 @@ class TaskTanhGaussianPolicies(nn.Module):
         """Row b's own task actor: states (B, *, S) -> events (B, *, A)."""
         if isinstance(task_ids, str):
             return self(states)
-        rows = RowGroups(single_task(task_ids), len(states))
+        rows = RowGroups(task_ids, len(states), self.n_tasks)
         features = self.trunk.forward_grouped(rows, rows.group(_as_rows(states)))
         shape = states.shape[:-1] + (self.action_dim,)
         mean = rows.ungroup(self.mean_head.forward_grouped(rows, features))
@@ -269,7 +283,7 @@ class TaskTwinCritics(nn.Module):
         """Row b's task Q1 and Q2: (B, *, S), (B, *, A) -> two (B, *)."""
         if isinstance(task_ids, str):
             return self(states, actions)
-        rows = RowGroups(single_task(task_ids), len(states))
+        rows = RowGroups(task_ids, len(states), self.n_tasks)
         inputs = rows.group(_as_rows(torch.cat([states, actions], dim=-1)))
         shape = states.shape[:-1]
         return (
@@ -287,7 +301,7 @@ class TaskTwinCritics(nn.Module):
         """(P, B) scores of P candidate actions per state by that state's task critic (see
         ``contract.ScoringCritics``)."""
         n_candidates = candidates.shape[0]
-        rows = RowGroups(single_task(task_ids), len(states))
+        rows = RowGroups(task_ids, len(states), self.n_tasks)
         per_row = candidates.transpose(0, 1)  # (B, P, A)
         repeated = states.unsqueeze(1).expand(-1, n_candidates, -1)  # (B, P, S)
         inputs = rows.group(torch.cat([repeated, per_row], dim=-1))
