@@ -71,23 +71,26 @@ def info_episode_stats(infos: Mapping[str, Sequence[np.ndarray]]) -> dict[str, n
     return stats
 
 
+# What ``summarize`` reports for every env (the env-specific keys come after these).
+EVALUATION_KEYS = (
+    'NumEpisodes',
+    'AverageReturn',
+    'StdReturn',
+    'MaxReturn',
+    'MinReturn',
+    'AverageDiscountedReturn',
+    'AverageEpisodeLength',
+    'TerminationRate',
+    'SuccessRate',
+)
+
+
 def summarize(stats: dict[str, np.ndarray]) -> dict[str, float]:
     """The pooled numbers logged under ``Evaluation/`` (the release's ``log_performance``);
     ``StagesCompleted`` and ``Velocity`` only for envs that report them."""
     returns = stats['return']
     if len(returns) == 0:
-        keys = (
-            'NumEpisodes',
-            'AverageReturn',
-            'StdReturn',
-            'MaxReturn',
-            'MinReturn',
-            'AverageDiscountedReturn',
-            'AverageEpisodeLength',
-            'TerminationRate',
-            'SuccessRate',
-        )
-        return {key: (0.0 if key == 'NumEpisodes' else np.nan) for key in keys}
+        return {key: (0.0 if key == 'NumEpisodes' else np.nan) for key in EVALUATION_KEYS}
     summary = {
         'NumEpisodes': float(len(returns)),
         'AverageReturn': float(returns.mean()),

@@ -16,7 +16,7 @@ other error to ``debug.log``. Python raises ``KeyboardInterrupt`` wherever the m
 when the signal arrives; raised inside a finalizer (``__del__``, run by the garbage collector,
 e.g. just after a snapshot), it is printed as "Exception ignored" and lost. So the guard's
 handler also records the request, and ``ExactTrainer`` raises it again at the end of the epoch;
-``protect_stdout`` ``protect_stdout`` keeps a closed console (``run.py ... | head``)
+``protect_stdout`` keeps a closed console (``run.py ... | head``)
 from stopping the run.
 """
 

@@ -24,6 +24,7 @@ from garage.sampler import Sampler
 from infrastructure.evaluation import LockstepEvaluator
 from infrastructure.logging_utils import nanmean, record, record_per_task
 from infrastructure.metrics import (
+    EVALUATION_KEYS,
     batch_episode_stats,
     episode_task_ids,
     selection_frequencies,
@@ -44,17 +45,6 @@ SAC_STAT_KEYS = (
     'Qf2',
     'LogPi',
     'Entropy',
-)
-EVALUATION_KEYS = (
-    'NumEpisodes',
-    'AverageReturn',
-    'StdReturn',
-    'MaxReturn',
-    'MinReturn',
-    'AverageDiscountedReturn',
-    'AverageEpisodeLength',
-    'TerminationRate',
-    'SuccessRate',
 )
 
 
