@@ -24,24 +24,10 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 torch.set_num_threads(1)
 
 # Small settings under which the toy env trains for real within seconds.
-TINY_TOY_FLAGS = [
-    '--env=PointReachMT-v0',
-    '--batch_size',
-    '200',
-    '--min_buffer_size',
-    '50',
-    '--gradient_steps_per_itr',
-    '20',
-    '--buffer_batch_size',
-    '16',
-    '--steps_per_epoch',
-    '1',
-    '--num_evaluation_episodes',
-    '4',
-    '--hidden_sizes',
-    '16',
-    '16',
-]
+TINY_TOY_FLAGS = (
+    '--env=PointReachMT-v0 --batch_size 200 --min_buffer_size 50 --gradient_steps_per_itr 20 '
+    '--buffer_batch_size 16 --steps_per_epoch 1 --num_evaluation_episodes 4 --hidden_sizes 16 16'
+).split()
 
 
 def run_cli(args: list[str], timeout: float = 300) -> subprocess.CompletedProcess:

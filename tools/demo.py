@@ -54,24 +54,12 @@ LAYOUTS = {
 ENV_ID = 'PointWallMT-v0'  # set from --env by main()
 METHODS = (('dnc_sac', 'Separated'), ('qmp_dnc', 'Separated + QMP'))
 # One-epoch settings under which the whole pipeline runs in seconds (a smoke test, no learning).
-QUICK_FLAGS = (
-    '--n_epochs',
-    '1',
-    '--batch_size',
-    '200',
-    '--min_buffer_size',
-    '50',
-    '--gradient_steps_per_itr',
-    '20',
-    '--buffer_batch_size',
-    '16',
-    '--steps_per_epoch',
-    '1',
-    '--num_evaluation_episodes',
-    '4',
-    '--hidden_sizes',
-    '16',
-    '16',
+QUICK_FLAGS = tuple(
+    (
+        '--n_epochs 1 --batch_size 200 --min_buffer_size 50 --gradient_steps_per_itr 20 '
+        '--buffer_batch_size 16 --steps_per_epoch 1 --num_evaluation_episodes 4 '
+        '--hidden_sizes 16 16'
+    ).split()
 )
 POLICY_COLORS = ('tab:red', 'tab:blue', 'tab:orange', 'tab:gray')
 N_TASKS = 4  # every layout's (checked in main)
