@@ -15,7 +15,7 @@
 other error to ``debug.log``. Python raises ``KeyboardInterrupt`` wherever the main thread is
 when the signal arrives; raised inside a finalizer (``__del__``, run by the garbage collector,
 e.g. just after a snapshot), it is printed as "Exception ignored" and lost. So the guard's
-handler also records the request, and ``ExactTrainer`` raises it again at the end of the epoch;
+handler also records the request on the trainer, which raises it again at the end of the epoch;
 ``protect_stdout`` keeps a closed console (``run.py ... | head``)
 from stopping the run.
 """
@@ -44,23 +44,6 @@ from infrastructure.snapshot_info import recorded_snapshot_epochs
 from infrastructure.snapshots import AtomicSnapshotter, remove_stray_temporaries
 
 INTERRUPTED_EXIT_CODE = 130  # 128 + SIGINT, what a shell reports for Ctrl-C
-
-
-class _InterruptRequest:
-    """Whether Ctrl-C arrived during this ``run_guard`` (module docstring)."""
-
-    requested = False
-
-
-def _on_sigint(signum: int, frame: Any) -> None:
-    _InterruptRequest.requested = True
-    raise KeyboardInterrupt
-
-
-def raise_if_interrupted() -> None:
-    """Raises the ``KeyboardInterrupt`` of a Ctrl-C whose first one was swallowed."""
-    if _InterruptRequest.requested:
-        raise KeyboardInterrupt
 
 
 def capture_rng_state() -> dict[str, Any]:
@@ -103,6 +86,8 @@ class ExactTrainer(Trainer):
         self._wall_time_before = 0.0  # seconds trained by earlier sessions of this run
         self._session_start = time.time()
         self._pending_rng_state: dict[str, Any] | None = None
+        # Set by ``run_guard``'s Ctrl-C handler; checked at the end of every epoch.
+        self.interrupt_requested = False
 
     @property
     def algo(self) -> Any:
@@ -140,7 +125,12 @@ class ExactTrainer(Trainer):
                     tabular.clear()
                 if self.epochs_done % self.snapshot_gap == 0 or self.epochs_done == n_epochs:
                     self.save(epoch)
-            raise_if_interrupted()
+            self.raise_if_interrupted()
+
+    def raise_if_interrupted(self) -> None:
+        """Raises the ``KeyboardInterrupt`` of a Ctrl-C whose first one was swallowed."""
+        if self.interrupt_requested:
+            raise KeyboardInterrupt
 
     def log_diagnostics(self, pause_for_plot: bool = False) -> None:
         """garage's diagnostics plus the ``Epoch`` (epochs done) and ``WallTime`` columns."""
@@ -231,8 +221,13 @@ def run_guard(trainer: ExactTrainer, snapshot_dir: str, resume_flags: str = '') 
     """Ctrl-C: removes stray snapshot temporaries, prints ``interrupt_message`` and exits with
     code 130 (no traceback). Any other error: its traceback goes to ``debug.log``, then it
     propagates."""
-    _InterruptRequest.requested = False
-    previous_handler = signal.signal(signal.SIGINT, _on_sigint)
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        trainer.interrupt_requested = True
+        raise KeyboardInterrupt
+
+    trainer.interrupt_requested = False
+    previous_handler = signal.signal(signal.SIGINT, on_sigint)
     try:
         yield
     except KeyboardInterrupt:
@@ -246,7 +241,7 @@ def run_guard(trainer: ExactTrainer, snapshot_dir: str, resume_flags: str = '') 
         raise
     finally:
         signal.signal(signal.SIGINT, previous_handler)
-        _InterruptRequest.requested = False
+        trainer.interrupt_requested = False
 
 
 class _PipeSafeStream:

@@ -33,7 +33,6 @@ from infrastructure.logging_utils import (
 from infrastructure.run_lifecycle import (
     ExactTrainer,
     interrupt_message,
-    raise_if_interrupted,
     run_guard,
 )
 from infrastructure.snapshot_info import snapshot_epochs
@@ -255,10 +254,17 @@ def test_tensorboard_leaves_out_nan_values_without_a_warning(tmp_path, caplog):
     assert 'NaN or Inf' not in caplog.text
 
 
+class _EpochCounts(SimpleNamespace):
+    """What ``run_guard`` reads of a trainer, and the trainer's interrupt check."""
+
+    raise_if_interrupted = ExactTrainer.raise_if_interrupted
+
+
 def test_a_ctrl_c_swallowed_on_its_way_is_raised_again_and_ends_the_run(tmp_path, capsys):
     """A ``KeyboardInterrupt`` raised inside a finalizer is lost; the guard remembers the
-    Ctrl-C, so the next epoch boundary (``raise_if_interrupted``) still ends the run."""
-    trainer = SimpleNamespace(n_epochs=10, epochs_done=3, snapshot_epochs=3)
+    Ctrl-C on the trainer, so the next epoch boundary (``raise_if_interrupted``) still ends
+    the run."""
+    trainer = _EpochCounts(n_epochs=10, epochs_done=3, snapshot_epochs=3)
     handler_before = signal.getsignal(signal.SIGINT)
     with pytest.raises(SystemExit) as exit_info:
         with run_guard(trainer, str(tmp_path)):
@@ -267,14 +273,15 @@ def test_a_ctrl_c_swallowed_on_its_way_is_raised_again_and_ends_the_run(tmp_path
                 time.sleep(5)  # the handler raises within the sleep
             except KeyboardInterrupt:
                 pass  # swallowed, as by a finalizer
-            raise_if_interrupted()
+            assert trainer.interrupt_requested
+            trainer.raise_if_interrupted()
             pytest.fail('the remembered Ctrl-C was not raised again')
     assert exit_info.value.code == 130
     assert 'interrupted at epoch 4/10; continue with' in capsys.readouterr().err
     assert signal.getsignal(signal.SIGINT) is handler_before
-    raise_if_interrupted()  # the request ended with its guard
+    assert not trainer.interrupt_requested  # the request ended with its guard
     with run_guard(trainer, str(tmp_path)):
-        raise_if_interrupted()
+        trainer.raise_if_interrupted()
 
 
 def test_the_interrupt_message_names_the_snapshot_on_disk(tmp_path):
