@@ -45,7 +45,7 @@ def test_selection_frequencies_average_epochs_then_seeds():
         columns['Train/Task0/Policy1Freq'] = np.array([value_01, 1 - value_01])
         return columns
 
-    table = demo.selection_frequencies([run(0.2, 0.6), run(0.4, 0.0)])
+    table = demo.selection_frequencies([run(0.2, 0.6), run(0.4, 0.0)], n_tasks=4)
     assert table.shape == (4, 4)
     assert table[0, 0] == pytest.approx(0.3)  # mean of 0.2 and 0.4
     assert table[0, 1] == pytest.approx(0.5)  # mean of mean(0.6, 0.4) and mean(0, 1)

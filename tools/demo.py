@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import importlib
 import math
 import os
@@ -51,7 +52,7 @@ LAYOUTS = {
     'PointWallMT-v0': 'environments.point_wall',
     'PointSparseGoalMT-v0': 'environments.point_sparse_goal',
 }
-ENV_ID = 'PointWallMT-v0'  # set from --env by main()
+DEFAULT_ENV = 'PointWallMT-v0'
 METHODS = (('dnc_sac', 'Separated'), ('qmp_dnc', 'Separated + QMP'))
 # One-epoch settings under which the whole pipeline runs in seconds (a smoke test, no learning).
 QUICK_FLAGS = tuple(
@@ -61,14 +62,37 @@ QUICK_FLAGS = tuple(
         '--hidden_sizes 16 16'
     ).split()
 )
-POLICY_COLORS = ('tab:red', 'tab:blue', 'tab:orange', 'tab:gray')
-N_TASKS = 4  # every layout's (checked in main)
-STUCK_TASK = 0  # every layout's STUCK_TASK (checked in main)
+POLICY_COLORS = ('tab:red', 'tab:blue', 'tab:orange', 'tab:gray', 'tab:green', 'tab:purple')
 
 
-def _layout() -> Any:
-    """The module describing ``ENV_ID``'s layout (imported on use: parsing stays fast)."""
-    return importlib.import_module(LAYOUTS[ENV_ID])
+@dataclasses.dataclass(frozen=True)
+class Layout:
+    """The env one demo run draws: its id and the module describing its scene."""
+
+    env_id: str
+    scene: Any  # the module of LAYOUTS[env_id]
+
+    @classmethod
+    def load(cls, env_id: str) -> Layout:
+        """Imports the scene module on use, so that parsing the command line stays fast."""
+        scene = importlib.import_module(LAYOUTS[env_id])
+        if len(scene.TASK_NAMES) != ENVS[env_id].n_tasks or len(POLICY_COLORS) < len(
+            scene.TASK_NAMES
+        ):
+            raise ValueError(f'{env_id}: its scene and registry entry disagree on the tasks')
+        return cls(env_id, scene)
+
+    @property
+    def n_tasks(self) -> int:
+        return len(self.scene.TASK_NAMES)
+
+    @property
+    def stuck_task(self) -> int:
+        return int(self.scene.STUCK_TASK)
+
+    @property
+    def task_names(self) -> tuple[str, ...]:
+        return tuple(self.scene.TASK_NAMES)
 
 
 class _OneLineParser(argparse.ArgumentParser):
@@ -82,9 +106,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = _OneLineParser(description=__doc__.split('\n\n')[0])
     parser.add_argument(
         '--env',
-        default=ENV_ID,
+        default=DEFAULT_ENV,
         choices=tuple(LAYOUTS),
-        help=f'the illustrative env (default {ENV_ID})',
+        help=f'the illustrative env (default {DEFAULT_ENV})',
     )
     parser.add_argument('--seeds', type=int, nargs='+', default=[1], help='seeds (default 1)')
     parser.add_argument(
@@ -121,19 +145,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 # --------------------------------------------------------------------------- training
 
 
-def _run_dir_prefix(method: str, seed: int) -> str:
-    return f'{method}_{ENV_ID}_None_{seed}'
-
-
-def train(method: str, seed: int, flags: Sequence[str], log_root: Path) -> Path:
+def train(env_id: str, method: str, seed: int, flags: Sequence[str], log_root: Path) -> Path:
     """One ``run.py`` run; returns its new run directory (reruns get a fresh one)."""
-    prefix = _run_dir_prefix(method, seed)
+    prefix = f'{method}_{env_id}_None_{seed}'
     before = set(log_root.glob(prefix + '*'))
     command = [
         sys.executable,
         'run.py',
         method,
-        f'--env={ENV_ID}',
+        f'--env={env_id}',
         '--seed',
         str(seed),
         '--log_root',
@@ -184,17 +204,19 @@ def _pyplot() -> Any:
     return plt
 
 
-def plot_learning_curves(runs: dict[str, list[dict[str, np.ndarray]]], path: Path) -> None:
-    """Evaluation success of the task policies: the stuck task 0, and all tasks."""
-    layout = _layout()
+def plot_learning_curves(
+    layout: Layout, runs: dict[str, list[dict[str, np.ndarray]]], path: Path
+) -> None:
+    """Evaluation success of the task policies: the stuck task, and all tasks."""
     plt = _pyplot()
+    stuck = layout.stuck_task
     figure, axes = plt.subplots(1, 2, figsize=(11, 4))
     panels = (
         (
-            f'Evaluation/Task{STUCK_TASK}/SuccessRate',
-            f'task {STUCK_TASK}: {layout.TASK_NAMES[STUCK_TASK]}',
+            f'Evaluation/Task{stuck}/SuccessRate',
+            f'task {stuck}: {layout.task_names[stuck]}',
         ),
-        ('Evaluation/SuccessRate', f'all {N_TASKS} tasks'),
+        ('Evaluation/SuccessRate', f'all {layout.n_tasks} tasks'),
     )
     for axis, (key, title) in zip(axes, panels, strict=True):
         for (method, label), color in zip(METHODS, ('tab:gray', 'tab:red'), strict=True):
@@ -218,14 +240,14 @@ def plot_learning_curves(runs: dict[str, list[dict[str, np.ndarray]]], path: Pat
         axis.set_ylim(-0.03, 1.03)
         axis.grid(alpha=0.3)
         axis.legend(loc='upper left')
-    figure.suptitle(f'{ENV_ID}: Separated vs Separated + QMP, same flags')
+    figure.suptitle(f'{layout.env_id}: Separated vs Separated + QMP, same flags')
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
 
 
 def collect_episodes(
-    run_dir: Path, method: str, n_episodes: int, seed: int = 1000
+    layout: Layout, run_dir: Path, method: str, n_episodes: int, seed: int = 1000
 ) -> list[tuple[np.ndarray, np.ndarray, bool]]:
     """Episodes of the stuck task from the run's last snapshot, by its data-collection policy
     (sampled actions, as in training): (positions (T+1, 2), selected policy (T,), success)."""
@@ -236,7 +258,7 @@ def collect_episodes(
     with open(run_dir / 'params.pkl', 'rb') as file:
         algorithm = pickle.load(file)['algo']
     policy = algorithm.exploration_policy if method.startswith('qmp') else algorithm.policy
-    task_env = make_env(ENV_ID, seed=seed).get_train_envs()[STUCK_TASK]
+    task_env = make_env(layout.env_id, seed=seed).get_train_envs()[layout.stuck_task]
     episodes = []
     for _ in range(n_episodes):
         policy.reset()
@@ -255,16 +277,15 @@ def collect_episodes(
     return episodes
 
 
-def _draw_world(axis: Any) -> None:
+def _draw_world(layout: Layout, axis: Any) -> None:
     from matplotlib.patches import Circle, Rectangle
 
     from environments.point_reach import START
 
-    layout = _layout()
-    for x_min, y_min, x_max, y_max in layout.WALLS:
+    for x_min, y_min, x_max, y_max in layout.scene.WALLS:
         axis.add_patch(Rectangle((x_min, y_min), x_max - x_min, y_max - y_min, color='black'))
-    radii = getattr(layout, 'GOAL_RADII', (0.1,) * N_TASKS)
-    for task, (goal, radius) in enumerate(zip(layout.GOALS, radii, strict=True)):
+    radii = getattr(layout.scene, 'GOAL_RADII', (0.1,) * layout.n_tasks)
+    for task, (goal, radius) in enumerate(zip(layout.scene.GOALS, radii, strict=True)):
         axis.add_patch(Circle(goal, radius, color=POLICY_COLORS[task], alpha=0.35))
         axis.annotate(
             f'goal {task}',
@@ -282,17 +303,17 @@ def _draw_world(axis: Any) -> None:
 
 
 def plot_trajectories(
-    episodes: dict[str, list[tuple[np.ndarray, np.ndarray, bool]]], path: Path
+    layout: Layout, episodes: dict[str, list[tuple[np.ndarray, np.ndarray, bool]]], path: Path
 ) -> None:
     """The project page's picture: collected episodes on the stuck task, one colour per step
     for the policy that acted."""
     from matplotlib.collections import LineCollection
 
-    layout = _layout()
     plt = _pyplot()
+    stuck = layout.stuck_task
     figure, axes = plt.subplots(1, 2, figsize=(11, 5.6))
     for axis, (method, label) in zip(axes, METHODS, strict=True):
-        _draw_world(axis)
+        _draw_world(layout, axis)
         successes = 0
         for positions, selected, success in episodes[method]:
             segments = np.stack([positions[:-1], positions[1:]], axis=1)
@@ -303,16 +324,14 @@ def plot_trajectories(
             )
             successes += success
         n = len(episodes[method])
-        axis.set_title(f'{label}: {successes}/{n} episodes reach goal {STUCK_TASK}')
+        axis.set_title(f'{label}: {successes}/{n} episodes reach goal {stuck}')
     handles = [
-        plt.Line2D(
-            [], [], color=color, linewidth=3, label=f'policy {j} ({layout.TASK_NAMES[j]}) acted'
-        )
-        for j, color in enumerate(POLICY_COLORS)
+        plt.Line2D([], [], color=color, linewidth=3, label=f'policy {j} ({name}) acted')
+        for j, (name, color) in enumerate(zip(layout.task_names, POLICY_COLORS, strict=False))
     ]
     figure.legend(handles=handles, loc='lower center', ncol=2, fontsize=9)
     figure.suptitle(
-        f'Task {STUCK_TASK} ({layout.TASK_NAMES[STUCK_TASK]})'
+        f'Task {stuck} ({layout.task_names[stuck]})'
         ": episodes collected by each method's data-collection policy "
         '(last snapshot, first seed)',
         fontsize=10,
@@ -322,7 +341,7 @@ def plot_trajectories(
     plt.close(figure)
 
 
-def selection_frequencies(runs: list[dict[str, np.ndarray]]) -> np.ndarray:
+def selection_frequencies(runs: list[dict[str, np.ndarray]], n_tasks: int) -> np.ndarray:
     """(task, policy) share of collection steps, mean over the epochs and the runs."""
     return np.array(
         [
@@ -330,20 +349,22 @@ def selection_frequencies(runs: list[dict[str, np.ndarray]]) -> np.ndarray:
                 np.nanmean(
                     [np.nanmean(columns[f'Train/Task{i}/Policy{j}Freq']) for columns in runs]
                 )
-                for j in range(N_TASKS)
+                for j in range(n_tasks)
             ]
-            for i in range(N_TASKS)
+            for i in range(n_tasks)
         ]
     )
 
 
-def plot_selection_frequencies(frequencies: np.ndarray, n_runs: int, path: Path) -> None:
-    layout = _layout()
+def plot_selection_frequencies(
+    layout: Layout, frequencies: np.ndarray, n_runs: int, path: Path
+) -> None:
     plt = _pyplot()
+    n_tasks = layout.n_tasks
     figure, axis = plt.subplots(figsize=(6.4, 5))
     image = axis.imshow(frequencies, cmap='viridis', vmin=0, vmax=1)
-    for i in range(N_TASKS):
-        for j in range(N_TASKS):
+    for i in range(n_tasks):
+        for j in range(n_tasks):
             axis.text(
                 j,
                 i,
@@ -352,9 +373,9 @@ def plot_selection_frequencies(frequencies: np.ndarray, n_runs: int, path: Path)
                 va='center',
                 color='black' if frequencies[i, j] > 0.6 else 'white',
             )
-    names = [f'{k}: {name}' for k, name in enumerate(layout.TASK_NAMES)]
-    axis.set_xticks(range(N_TASKS), [f'π{k}' for k in range(N_TASKS)])
-    axis.set_yticks(range(N_TASKS), names)
+    names = [f'{k}: {name}' for k, name in enumerate(layout.task_names)]
+    axis.set_xticks(range(n_tasks), [f'π{k}' for k in range(n_tasks)])
+    axis.set_yticks(range(n_tasks), names)
     axis.set_xlabel('policy selected by the Q-switch')
     axis.set_ylabel('task (whose critic selects)')
     figure.colorbar(image, ax=axis, label='share of collection steps')
@@ -371,12 +392,14 @@ def plot_selection_frequencies(frequencies: np.ndarray, n_runs: int, path: Path)
 # --------------------------------------------------------------------------- main
 
 
-def summarise(runs: dict[str, list[dict[str, np.ndarray]]]) -> list[str]:
-    """Measured numbers per method: success over training and at the end, per task 0 / all."""
+def summarise(layout: Layout, runs: dict[str, list[dict[str, np.ndarray]]]) -> list[str]:
+    """Measured numbers per method: success over training and at the end, for the stuck
+    task and for all tasks."""
     lines = []
+    stuck = layout.stuck_task
     for method, label in METHODS:
         for key, name in (
-            (f'Evaluation/Task{STUCK_TASK}/SuccessRate', 'task 0'),
+            (f'Evaluation/Task{stuck}/SuccessRate', f'task {stuck}'),
             ('Evaluation/SuccessRate', 'all tasks'),
         ):
             over_training = [float(np.nanmean(columns[key])) for columns in runs[method]]
@@ -391,13 +414,9 @@ def summarise(runs: dict[str, list[dict[str, np.ndarray]]]) -> list[str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    global ENV_ID  # one demo run draws one env
-    ENV_ID = args.env
-    layout = _layout()
+    layout = Layout.load(args.env)
     import infrastructure.garage_compat  # noqa: F401  (must precede any garage import)
 
-    assert layout.STUCK_TASK == STUCK_TASK and len(layout.TASK_NAMES) == N_TASKS
-    assert ENVS[ENV_ID].n_tasks == N_TASKS
     out_dir = Path(args.out_dir).resolve()
     log_root = out_dir / 'runs'
     flags = list(QUICK_FLAGS) if args.quick else []
@@ -406,7 +425,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     start = time.perf_counter()
     jobs = [(method, seed) for seed in args.seeds for method, _ in METHODS]
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        futures = {job: pool.submit(train, *job, flags, log_root) for job in jobs}
+        futures = {job: pool.submit(train, layout.env_id, *job, flags, log_root) for job in jobs}
         run_dirs = {job: future.result() for job, future in futures.items()}
     train_seconds = time.perf_counter() - start
     runs = {
@@ -417,19 +436,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         name: out_dir / f'{name}.png'
         for name in ('learning_curves', 'trajectories', 'selection_frequencies')
     }
-    plot_learning_curves(runs, figures['learning_curves'])
+    plot_learning_curves(layout, runs, figures['learning_curves'])
     first_seed = args.seeds[0]
     plot_trajectories(
+        layout,
         {
-            method: collect_episodes(run_dirs[(method, first_seed)], method, args.episodes)
+            method: collect_episodes(layout, run_dirs[(method, first_seed)], method, args.episodes)
             for method, _ in METHODS
         },
         figures['trajectories'],
     )
-    frequencies = selection_frequencies(runs['qmp_dnc'])
-    plot_selection_frequencies(frequencies, len(args.seeds), figures['selection_frequencies'])
+    frequencies = selection_frequencies(runs['qmp_dnc'], layout.n_tasks)
+    plot_selection_frequencies(
+        layout, frequencies, len(args.seeds), figures['selection_frequencies']
+    )
     print(f'trained {len(jobs)} runs in {train_seconds:.0f} s ({args.jobs} at a time)')
-    for line in summarise(runs):
+    for line in summarise(layout, runs):
         print(line)
     print('QMP selection frequencies (rows: task, columns: policy):')
     for task, row in enumerate(frequencies):
