@@ -97,6 +97,9 @@ def test_mean_and_95_percent_interval_of_1_2_3():
     assert mean == pytest.approx(2.0)
     assert low == pytest.approx(2.0 - 2.484138, abs=1e-6)
     assert high == pytest.approx(2.0 + 2.484138, abs=1e-6)
+    clipped = mean_interval(np.array([0.4, 1.0]), bounds=(0.0, 1.0))
+    # mean 0.7, half-width t(0.975, 1) * std 0.4243 / sqrt(2) = 12.706 * 0.3 = 3.81
+    assert clipped == pytest.approx((0.7, 0.0, 1.0))
     single = mean_interval(np.array([[0.5, 0.7]]))
     np.testing.assert_allclose(single, [[0.5, 0.7]] * 3)
 
@@ -150,11 +153,12 @@ def test_plot_command_writes_figures_and_the_final_table(three_runs, tmp_path):
         with open(out / name, 'rb') as file:
             assert file.read(8) == b'\x89PNG\r\n\x1a\n'
     table = (out / 'final_performance.md').read_text()
-    # Separated: finals 0.2 and 0.4 -> mean 0.3, t(0.975, 1) = 12.7062 * 0.1414 / 1.4142
+    # Separated: finals 0.2 and 0.4 -> mean 0.3, half-width t(0.975, 1) = 12.7062 * 0.1414 /
+    # 1.4142 = 1.27, so the interval is clipped to the success rate's range [0, 1]
     half = 12.7062047 * math.sqrt(0.02) / math.sqrt(2)
+    assert half > 0.7
     assert (
-        f'| PointReachMT-v0 | Separated | 2 | SuccessRate | '
-        f'0.300 [{0.3 - half:.3f}, {0.3 + half:.3f}] | 0.300 ['
+        '| PointReachMT-v0 | Separated | 2 | SuccessRate | 0.300 [0.000, 1.000] | 0.300 ['
     ) in table
     assert (
         '| PointReachMT-v0 | Separated + QMP | 1 | SuccessRate | 0.500 [0.500, 0.500] | '

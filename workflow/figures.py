@@ -67,8 +67,11 @@ def metric_for(env: str, choice: str = 'auto') -> str:
 def mean_interval(
     values: np.ndarray,
     confidence: float = 0.95,
+    bounds: tuple[float, float] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Mean over axis 0 and its Student-t ``confidence`` interval (mean ± t·s/√n).
+    """Mean over axis 0 and its Student-t ``confidence`` interval (mean ± t·s/√n), clipped to
+    ``bounds`` where the metric has them (a success rate lies in [0, 1]; with 2 seeds t is
+    12.7, so the unclipped band of a success curve spans several units).
 
     With one seed the interval collapses onto the mean.
     """
@@ -78,7 +81,15 @@ def mean_interval(
     if n < 2:
         return mean, mean.copy(), mean.copy()
     half = stats.t.ppf(0.5 + confidence / 2, n - 1) * values.std(axis=0, ddof=1) / math.sqrt(n)
-    return mean, mean - half, mean + half
+    low, high = mean - half, mean + half
+    if bounds is not None:
+        low, high = np.clip(low, *bounds), np.clip(high, *bounds)
+    return mean, low, high
+
+
+def metric_bounds(metric: str) -> tuple[float, float] | None:
+    """The range a metric's values lie in (None: unbounded)."""
+    return (0.0, 1.0) if metric == 'SuccessRate' else None
 
 
 def iqm(scores: np.ndarray) -> float:
@@ -198,7 +209,7 @@ def plot_curves(
             grid, curves = interpolated_curves(group.runs, metric, n_points)
             if not len(grid):
                 continue
-            mean, low, high = mean_interval(curves)
+            mean, low, high = mean_interval(curves, bounds=metric_bounds(metric))
             colour = FAMILY_COLOURS.get(group.colour_family, f'C{index % 10}')
             label = f'{group.label(named)} (n={curves.shape[0]})'
             axis.plot(
@@ -213,6 +224,8 @@ def plot_curves(
         axis.set_title(env)
         axis.set_xlabel('environment steps (all tasks)')
         axis.set_ylabel('success rate' if metric == 'SuccessRate' else 'average return')
+        if metric == 'SuccessRate':
+            axis.set_ylim(-0.03, 1.03)
         axis.grid(alpha=0.3)
         axis.legend(fontsize=8)
     for axis in list(axes.flat)[len(envs) :]:
@@ -257,7 +270,9 @@ def final_table(
         finals = [(pooled, tasks) for pooled, tasks in finals if not math.isnan(pooled)]
         if not finals:
             continue
-        mean, low, high = mean_interval(np.array([pooled for pooled, _ in finals]))
+        mean, low, high = mean_interval(
+            np.array([pooled for pooled, _ in finals]), bounds=metric_bounds(metric)
+        )
         width = min(len(tasks) for _, tasks in finals)
         point, iqm_low, iqm_high = iqm_interval(np.stack([t[:width] for _, t in finals]), reps)
         named = len({g.name for g in groups if g.env == group.env}) > 1
