@@ -40,14 +40,14 @@ are competent within the first epochs, while task 0 still knows nothing.
 
 What QMP can do here: while task 0's critic is uninformed, the Q-switch (paper Eq. 3) picks
 among the proposals by that critic's noise; when it picks task 1's or 2's policy for a stretch
-of an episode, the point crosses G0's region, task 0's critic sees reward and from then on
-rates those policies' proposals highest, and task 0's own policy learns from that data. What
-limits it (measured, see the README): task 0's own policy climbs its own critic, so the
-uninformed critic often ends up preferring the own proposal (or the retreat's), and then
+of an episode, the point crosses G0's region, task 0's critic sees reward and from then on rates
+those policies' proposals highest, and task 0's own policy learns from that data. What limits it
+(measured, see ``docs/illustrative_example.md``): task 0's own policy climbs its own critic, so
+the uninformed critic often ends up preferring the own proposal (or the retreat's), and then
 nothing reaches G0 either. And a flaw the measurements showed: G0 lies on the diagonal from the
 start to the top-right corner, and an untrained policy with no reward drifts into a corner of
 the square; when task 0's own policy happens to pick that corner it crosses G0 without any
-sharing (the README's main-job section reports the run where this happened). The next layout
+sharing (``docs/illustrative_example.md`` reports the run where this happened). The next layout
 should move G0 off that diagonal.
 """
 

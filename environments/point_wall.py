@@ -1,7 +1,8 @@
 """``PointWallMT-v0``: the QMP project page's illustrative example, the default environment.
 
-Measured (README, "The main job"): QMP shows no effect here yet, because task 0's critic never
-sees data of the way around the wall (``PointSparseGoalMT-v0`` is a second attempt). The
+Measured (``docs/illustrative_example.md``): QMP shows no effect here yet, because task 0's
+critic never sees data of the way around the wall (``PointSparseGoalMT-v0`` is a second
+attempt). The
 project page illustrates QMP with 2-D point reaching from the bottom-left to a goal at the
 top-right, where plain SAC "converges to a suboptimal policy that cannot reach the goal" and
 QMP's Q-switch fills that suboptimality with other tasks' policies. This family builds that
