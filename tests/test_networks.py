@@ -11,6 +11,7 @@ from torch.nn import functional as F
 
 from learning import networks
 from learning.networks import TaskLinear, TaskMLP, TaskTanhGaussianPolicies, TaskTwinCritics
+from learning.networks.separate import RowGroups
 
 torch.set_num_threads(1)
 
@@ -94,13 +95,27 @@ def test_layer_norm_precedes_each_hidden_linear():
     assert [n.weight.shape for n in with_norm.norms] == [(N_TASKS, 1, IN), (N_TASKS, 1, HIDDEN[0])]
 
 
-# Row task ids that take each of ``RowGroups``' four layer paths (N_TASKS = 3), all unordered.
+# Row task ids that take each of ``RowGroups``' four layer paths (N_TASKS = 3), unordered, and
+# two already in task order (not permuted).
 ROW_TASK_IDS = {
     'one matmul per task': [2, 0, 2, 1, 0, 2],
     'every task evenly, one baddbmm': [2, 0, 1, 1, 0, 2],
     'about one row per task, per-row gather': [1, 1, 0, 2],
     'one task, rows as they are': [1, 1, 1, 1, 1],
+    'in task order, every task evenly': [0, 0, 1, 1, 2, 2],
+    'in task order, one matmul per task': [0, 1, 1, 1, 2],
 }
+
+
+def test_row_groups_permute_only_rows_out_of_task_order():
+    in_order = RowGroups(torch.tensor([0, 0, 1, 2, 2]), 5, N_TASKS)
+    assert in_order.order is None and in_order.inverse is None
+    assert (in_order.tasks, in_order.sizes) == ([0, 1, 2], [2, 1, 2])
+    shuffled = RowGroups(torch.tensor([2, 0, 1, 0, 2]), 5, N_TASKS)
+    assert shuffled.order.tolist() == [1, 3, 2, 0, 4]
+    assert shuffled.sorted_ids.tolist() == [0, 0, 1, 2, 2]
+    rows = torch.arange(5.0)
+    assert shuffled.ungroup(shuffled.group(rows)).tolist() == rows.tolist()
 
 
 @pytest.mark.parametrize('rows', ROW_TASK_IDS)

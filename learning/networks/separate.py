@@ -55,7 +55,8 @@ class RowGroups:
     * several rows per task otherwise: one matmul per task;
     * about one row per task: the per-row gather, the cheapest then.
 
-    Rows keep their order within a task, and ``ungroup`` restores the caller's order.
+    Rows keep their order within a task, and ``ungroup`` restores the caller's order (rows
+    already in task order are not permuted at all).
     """
 
     def __init__(self, task_ids: torch.Tensor | int, n_rows: int, n_tasks: int) -> None:
@@ -65,16 +66,21 @@ class RowGroups:
         if isinstance(task_ids, int):
             self.tasks, self.sizes, self.sorted_ids = [task_ids], [n_rows], task_ids
         else:
-            order = torch.argsort(task_ids, stable=True)
-            sorted_ids = task_ids[order]
+            # Lockstep collection and evaluation hand their rows in task order already; then
+            # no permutation is needed, in either direction.
+            already_sorted = n_rows < 2 or bool((task_ids[1:] >= task_ids[:-1]).all())
+            order = None if already_sorted else torch.argsort(task_ids, stable=True)
+            sorted_ids = task_ids if order is None else task_ids[order]
             tasks, sizes = torch.unique_consecutive(sorted_ids, return_counts=True)
             self.tasks, self.sizes = tasks.tolist(), sizes.tolist()
             if len(self.tasks) == 1:  # one task: the rows stay as they are
                 self.sorted_ids = self.tasks[0]
             else:
-                self.order, self.sorted_ids = order, sorted_ids
-                self.inverse = torch.empty_like(order)
-                self.inverse[order] = torch.arange(n_rows, device=order.device)
+                self.sorted_ids = sorted_ids
+                if order is not None:
+                    self.order = order
+                    self.inverse = torch.empty_like(order)
+                    self.inverse[order] = torch.arange(n_rows, device=order.device)
         # The layer path, decided once for every layer of the call (class docstring).
         self.path: RowPath
         if len(self.tasks) == 1:
