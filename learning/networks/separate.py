@@ -66,21 +66,16 @@ class RowGroups:
         if isinstance(task_ids, int):
             self.tasks, self.sizes, self.sorted_ids = [task_ids], [n_rows], task_ids
         else:
-            # Lockstep collection and evaluation hand their rows in task order already; then
-            # no permutation is needed, in either direction.
-            already_sorted = n_rows < 2 or bool((task_ids[1:] >= task_ids[:-1]).all())
-            order = None if already_sorted else torch.argsort(task_ids, stable=True)
-            sorted_ids = task_ids if order is None else task_ids[order]
-            tasks, sizes = torch.unique_consecutive(sorted_ids, return_counts=True)
+            # Rows already in task order (lockstep collection and evaluation hand them so, and
+            # rows of one task are) need no permutation in either direction.
+            if n_rows > 1 and not bool((task_ids[1:] >= task_ids[:-1]).all()):
+                self.order = torch.argsort(task_ids, stable=True)
+                self.inverse = torch.empty_like(self.order)
+                self.inverse[self.order] = torch.arange(n_rows, device=self.order.device)
+                task_ids = task_ids[self.order]
+            tasks, sizes = torch.unique_consecutive(task_ids, return_counts=True)
             self.tasks, self.sizes = tasks.tolist(), sizes.tolist()
-            if len(self.tasks) == 1:  # one task: the rows stay as they are
-                self.sorted_ids = self.tasks[0]
-            else:
-                self.sorted_ids = sorted_ids
-                if order is not None:
-                    self.order = order
-                    self.inverse = torch.empty_like(order)
-                    self.inverse[order] = torch.arange(n_rows, device=order.device)
+            self.sorted_ids = self.tasks[0] if len(self.tasks) == 1 else task_ids
         # The layer path, decided once for every layer of the call (class docstring).
         self.path: RowPath
         if len(self.tasks) == 1:
