@@ -224,8 +224,10 @@ def plot_curves(
         axis.set_title(env)
         axis.set_xlabel('environment steps (all tasks)')
         axis.set_ylabel('success rate' if metric == 'SuccessRate' else 'average return')
-        if metric == 'SuccessRate':
-            axis.set_ylim(-0.03, 1.03)
+        bounds = metric_bounds(metric)
+        if bounds is not None:
+            margin = 0.03 * (bounds[1] - bounds[0])
+            axis.set_ylim(bounds[0] - margin, bounds[1] + margin)
         axis.grid(alpha=0.3)
         axis.legend(fontsize=8)
     for axis in list(axes.flat)[len(envs) :]:
