@@ -62,7 +62,7 @@ QUICK_FLAGS = tuple(
         '--hidden_sizes 16 16'
     ).split()
 )
-POLICY_COLORS = ('tab:red', 'tab:blue', 'tab:orange', 'tab:gray', 'tab:green', 'tab:purple')
+POLICY_COLORS = ('tab:red', 'tab:blue', 'tab:orange', 'tab:gray')  # then matplotlib's cycle
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,9 +76,7 @@ class Layout:
     def load(cls, env_id: str) -> Layout:
         """Imports the scene module on use, so that parsing the command line stays fast."""
         scene = importlib.import_module(LAYOUTS[env_id])
-        if len(scene.TASK_NAMES) != ENVS[env_id].n_tasks or len(POLICY_COLORS) < len(
-            scene.TASK_NAMES
-        ):
+        if len(scene.TASK_NAMES) != ENVS[env_id].n_tasks:
             raise ValueError(f'{env_id}: its scene and registry entry disagree on the tasks')
         return cls(env_id, scene)
 
@@ -93,6 +91,11 @@ class Layout:
     @property
     def task_names(self) -> tuple[str, ...]:
         return tuple(self.scene.TASK_NAMES)
+
+    @staticmethod
+    def policy_color(policy: int) -> str:
+        """The colour of task ``policy``'s goal and of the steps its policy acted."""
+        return POLICY_COLORS[policy] if policy < len(POLICY_COLORS) else f'C{policy % 10}'
 
 
 class _OneLineParser(argparse.ArgumentParser):
@@ -286,7 +289,7 @@ def _draw_world(layout: Layout, axis: Any) -> None:
         axis.add_patch(Rectangle((x_min, y_min), x_max - x_min, y_max - y_min, color='black'))
     radii = getattr(layout.scene, 'GOAL_RADII', (0.1,) * layout.n_tasks)
     for task, (goal, radius) in enumerate(zip(layout.scene.GOALS, radii, strict=True)):
-        axis.add_patch(Circle(goal, radius, color=POLICY_COLORS[task], alpha=0.35))
+        axis.add_patch(Circle(goal, radius, color=layout.policy_color(task), alpha=0.35))
         axis.annotate(
             f'goal {task}',
             goal,
@@ -319,15 +322,20 @@ def plot_trajectories(
             segments = np.stack([positions[:-1], positions[1:]], axis=1)
             axis.add_collection(
                 LineCollection(
-                    segments, colors=[POLICY_COLORS[j] for j in selected], linewidths=1.8, alpha=0.8
+                    segments,
+                    colors=[layout.policy_color(j) for j in selected],
+                    linewidths=1.8,
+                    alpha=0.8,
                 )
             )
             successes += success
         n = len(episodes[method])
         axis.set_title(f'{label}: {successes}/{n} episodes reach goal {stuck}')
     handles = [
-        plt.Line2D([], [], color=color, linewidth=3, label=f'policy {j} ({name}) acted')
-        for j, (name, color) in enumerate(zip(layout.task_names, POLICY_COLORS, strict=False))
+        plt.Line2D(
+            [], [], color=layout.policy_color(j), linewidth=3, label=f'policy {j} ({name}) acted'
+        )
+        for j, name in enumerate(layout.task_names)
     ]
     figure.legend(handles=handles, loc='lower center', ncol=2, fontsize=9)
     figure.suptitle(
