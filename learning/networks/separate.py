@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from typing import Literal, cast
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -63,18 +64,24 @@ class RowGroups:
         self.order: torch.Tensor | None = None
         self.inverse: torch.Tensor | None = None
         self.sorted_ids: torch.Tensor | int
+        self.n_tasks = n_tasks
         if isinstance(task_ids, int):
             self.tasks, self.sizes, self.sorted_ids = [task_ids], [n_rows], task_ids
         else:
+            # The bookkeeping runs on one host copy of the ids: a few numpy calls on B ints
+            # cost less than the torch calls (and device syncs) they replace.
+            host_ids = task_ids.cpu().numpy()
             # Rows already in task order (lockstep collection and evaluation hand them so, and
             # rows of one task are) need no permutation in either direction.
-            if n_rows > 1 and not bool((task_ids[1:] >= task_ids[:-1]).all()):
-                self.order = torch.argsort(task_ids, stable=True)
-                self.inverse = torch.empty_like(self.order)
-                self.inverse[self.order] = torch.arange(n_rows, device=self.order.device)
-                task_ids = task_ids[self.order]
-            tasks, sizes = torch.unique_consecutive(task_ids, return_counts=True)
-            self.tasks, self.sizes = tasks.tolist(), sizes.tolist()
+            if n_rows > 1 and bool((host_ids[1:] < host_ids[:-1]).any()):
+                order = np.argsort(host_ids, kind='stable')
+                host_ids = host_ids[order]
+                self.order = torch.as_tensor(order, device=task_ids.device)
+                self.inverse = torch.as_tensor(np.argsort(order), device=task_ids.device)
+                task_ids = task_ids.index_select(0, self.order)
+            counts = np.bincount(host_ids)
+            present = np.flatnonzero(counts)  # sorted rows: the tasks in row order
+            self.tasks, self.sizes = present.tolist(), counts[present].tolist()
             self.sorted_ids = self.tasks[0] if len(self.tasks) == 1 else task_ids
         # The layer path, decided once for every layer of the call (class docstring).
         self.path: RowPath
@@ -86,6 +93,11 @@ class RowGroups:
             self.path = 'per-row gather'
         else:
             self.path = 'one matmul per task'
+
+    def as_task_batch(self, x: torch.Tensor) -> torch.Tensor:
+        """Grouped rows (B, K, in) of the 'every task evenly' path as ``TaskLinear``'s
+        (N, B·K/N, in) batch."""
+        return x.reshape(self.n_tasks, -1, x.shape[-1])
 
     def group(self, x: torch.Tensor) -> torch.Tensor:
         """Rows in the caller's order -> rows sorted by task."""
@@ -122,8 +134,7 @@ class TaskLinear(nn.Module):
         if rows.path == 'one task':
             return torch.matmul(x, self.weight[rows.tasks[0]]) + self.bias[rows.tasks[0]]
         if rows.path == 'every task evenly':
-            per_task = x.reshape(self.weight.shape[0], -1, x.shape[-1])
-            return self(per_task).view(*x.shape[:-1], -1)
+            return self(rows.as_task_batch(x)).view(*x.shape[:-1], -1)
         if rows.path == 'per-row gather':
             ids = rows.sorted_ids
             return torch.baddbmm(self.bias[ids], x, self.weight[ids])
@@ -192,6 +203,8 @@ class TaskMLP(nn.Module):
 
     def forward_grouped(self, rows: RowGroups, x: torch.Tensor) -> torch.Tensor:
         """(B, K, in) -> (B, K, out) for rows already in ``rows``' task order."""
+        if rows.path == 'every task evenly':  # the whole MLP on the (N, ·, in) batch
+            return self(rows.as_task_batch(x)).view(*x.shape[:-1], -1)
         for index, layer in enumerate(self.hidden):
             if self.norms is not None:
                 x = self.norms[index](x, rows.sorted_ids)
@@ -237,11 +250,19 @@ class TaskTanhGaussianPolicies(nn.Module):
         if isinstance(task_ids, str):
             return self(states)
         rows = RowGroups(task_ids, len(states), self.n_tasks)
-        features = self.trunk.forward_grouped(rows, rows.group(_as_rows(states)))
+        grouped = rows.group(_as_rows(states))
+        if rows.path == 'every task evenly':  # the (N, ·, S) batch of ``forward``
+            mean, log_std = self.gaussian_parameters(rows.as_task_batch(grouped))
+        else:
+            features = self.trunk.forward_grouped(rows, grouped)
+            mean = self.mean_head.forward_grouped(rows, features)
+            log_std = self.log_std_head.forward_grouped(rows, features)
         shape = states.shape[:-1] + (self.action_dim,)
-        mean = rows.ungroup(self.mean_head.forward_grouped(rows, features))
-        log_std = rows.ungroup(self.log_std_head.forward_grouped(rows, features))
-        return tanh_gaussian(mean.view(shape), log_std.view(shape))
+        grouped_shape = grouped.shape[:-1] + (self.action_dim,)
+        return tanh_gaussian(
+            rows.ungroup(mean.reshape(grouped_shape)).view(shape),
+            rows.ungroup(log_std.reshape(grouped_shape)).view(shape),
+        )
 
     def propose(self, states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Every policy's proposal for every state: states (B, S) -> sampled and mean actions,

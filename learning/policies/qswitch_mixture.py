@@ -131,17 +131,15 @@ class QSwitchMixturePolicy(TorchSamplingPolicy):
         """
         states, task_ids = self._split_to_torch(observations)
         selected, sampled, means = self.select(task_ids, states)
-        selected_policy = selected.cpu().numpy()
         if self.sampling_freq > 1:
-            reselect = self._rows_to_reselect(len(selected_policy))
+            reselect = self._rows_to_reselect(len(selected))
             assert self._held is not None and self._steps_since_selection is not None
-            self._held = np.where(reselect, selected_policy, self._held)
+            self._held = np.where(reselect, selected.cpu().numpy(), self._held)
             self._steps_since_selection += 1
-            selected_policy = self._held.copy()
-        index = torch.as_tensor(selected_policy, device=sampled.device)
-        rows = torch.arange(len(selected_policy), device=sampled.device)
-        return sampled[index, rows].cpu().numpy(), {
-            'mean': means[index, rows].cpu().numpy(),
+            selected = torch.tensor(self._held, device=sampled.device)  # a copy: _held changes
+        rows = torch.arange(len(selected), device=sampled.device)
+        return sampled[selected, rows].cpu().numpy(), {
+            'mean': means[selected, rows].cpu().numpy(),
             'task_id': task_ids.cpu().numpy(),
-            'selected_policy': selected_policy,
+            'selected_policy': selected.cpu().numpy(),
         }
