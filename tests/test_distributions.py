@@ -69,3 +69,14 @@ def test_gradients_reach_loc_and_scale_as_in_garage():
 def test_tanh_gaussian_clamps_the_log_std_as_garage():
     distribution = tanh_gaussian(torch.zeros(1, 2), torch.tensor([[-30.0, 5.0]]))
     assert torch.allclose(distribution._scale, torch.tensor([[torch.e**-20, torch.e**2]]))
+
+
+def test_expand_samples_from_the_expanded_parameters():
+    # garage's own ``expand`` fails (it builds a placeholder with scale 0); ours works.
+    ours, _ = _pair((1, 2), (1, 2))
+    torch.manual_seed(4)
+    expanded = ours.expand((3,)).rsample()
+    torch.manual_seed(4)
+    reference = torch.tanh(ours._normal.expand((3,)).rsample())
+    assert expanded.shape == (3, 2)
+    assert torch.equal(expanded, reference)

@@ -38,6 +38,13 @@ class TanhNormal(GarageTanhNormal):
     def _normal(self) -> Independent:
         return Independent(Normal(self._loc, self._scale), 1)
 
+    @classmethod
+    def _from_distribution(cls, new_normal: Independent) -> TanhNormal:
+        """garage's ``expand`` path: the new Normal's parameters become ``loc`` and ``scale``."""
+        new = cls(new_normal.mean, new_normal.stddev)
+        new._normal = new_normal
+        return new
+
     def rsample_with_pre_tanh_value(
         self, sample_shape: torch.Size | tuple[int, ...] = ()
     ) -> tuple[torch.Tensor, torch.Tensor]:
