@@ -5,7 +5,7 @@
 # and relaunching it continues unfinished runs from their snapshots.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-SEEDS=${SEEDS:-1 2}
+SEEDS=${SEEDS:-1 2 3}
 .venv/bin/python sweep.py --methods dnc_sac qmp_dnc --envs JacoReachMT5-v1 --seeds $SEEDS \
     --flag n_epochs=300 --flag evaluation_frequency=5 --name small \
     --log_root data/local/sweeps/jaco --jobs 2
