@@ -101,6 +101,7 @@ scripted controller completes task 0 (S0, S1, S2) in about 140 of the 200 steps.
 from __future__ import annotations
 
 import functools
+import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -153,6 +154,7 @@ UNSTABLE_WARNINGS = (
     mujoco.mjtWarning.mjWARN_BADQVEL,
     mujoco.mjtWarning.mjWARN_BADQACC,
 )
+_UNSTABLE_WARNING_INDICES = np.array([int(kind) for kind in UNSTABLE_WARNINGS])
 
 
 # Where things are in a Jaco observation: the per-task env's 18 dims, then the task one-hot.
@@ -311,31 +313,41 @@ class JacoReachTaskEnv(MujocoEnv):
 
     @property
     def goal(self) -> np.ndarray:
-        """The current subgoal (where the target is)."""
-        return np.array(self.goals[min(self._stage, N_STAGES - 1)])
+        """The current subgoal (where the target is): ``goals[min(stage, 2)]``."""
+        return self._target.copy()
 
     def hand_position(self) -> np.ndarray:
         """The hand body's position as the env reads it (``data.xpos``)."""
         return self.data.xpos[self._hand].copy()
 
     def _set_target(self, stage: int) -> None:
-        self.data.mocap_pos[self._target_mocap] = self.goals[stage]
+        # The stage only moves past the last goal when the episode ends, and a stay task's
+        # goals are all equal, so the last target set is always goals[min(stage, 2)].
+        self._target = np.array(self.goals[stage])
+        self.data.mocap_pos[self._target_mocap] = self._target
+
+    def _observation(
+        self, qpos: np.ndarray, qvel: np.ndarray, stage: int, hand: np.ndarray
+    ) -> np.ndarray:
+        stage_one_hot = np.zeros(N_STAGES)
+        stage_one_hot[stage] = 1.0
+        return np.concatenate([qpos, qvel, stage_one_hot, hand]).astype(np.float32)
 
     def _get_obs(self) -> np.ndarray:
-        stage = np.zeros(N_STAGES)
-        stage[self._stage] = 1.0
-        return np.concatenate(
-            [self.data.qpos, self.data.qvel, stage, self.data.xpos[self._hand]]
-        ).astype(np.float32)
+        return self._observation(
+            self.data.qpos, self.data.qvel, self._stage, self.data.xpos[self._hand]
+        )
 
     def _warning_count(self) -> int:
-        return sum(int(self.data.warning[int(kind)].number) for kind in UNSTABLE_WARNINGS)
+        return int(self.data.warning.number[_UNSTABLE_WARNING_INDICES].sum())
 
     def _ctrl_reward(self, action: np.ndarray) -> float:
+        # sum / size is ``mean`` to the bit, without its per-call bookkeeping.
+        qvel, qacc = self.data.qvel, self.data.qacc
         return float(
             -ACTION_PENALTY * np.square(action).sum()
-            - VELOCITY_PENALTY * np.abs(self.data.qvel).mean()
-            - ACCELERATION_PENALTY * np.abs(self.data.qacc).mean()
+            - VELOCITY_PENALTY * (np.abs(qvel).sum() / qvel.size)
+            - ACCELERATION_PENALTY * (np.abs(qacc).sum() / qacc.size)
         )
 
     # gymnasium's MujocoEnv.step annotation (np.float64 reward and infos) is narrower than Env's.
@@ -344,7 +356,9 @@ class JacoReachTaskEnv(MujocoEnv):
     ) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         task = self.task
         action = np.asarray(action, dtype=np.float64)
-        previous_observation = self._get_obs()
+        # The state before the step, turned into an observation only if the step fails.
+        before = (self.data.qpos.copy(), self.data.qvel.copy(), self._stage)
+        hand_before = self.data.xpos[self._hand].copy()
         warnings_before = self._warning_count()
         self.do_simulation(action, self.frame_skip)
         unstable = (
@@ -354,12 +368,13 @@ class JacoReachTaskEnv(MujocoEnv):
         )
         observation = self._get_obs()
         ctrl_reward = self._ctrl_reward(action)
-        distance = float(np.linalg.norm(self.data.xpos[self._hand] - self.goal))
+        offset = self.data.xpos[self._hand] - self._target
+        distance = math.sqrt(float(offset @ offset))  # np.linalg.norm's sqrt(x·x), to the bit
         in_radius = distance < SUCCESS_THRESHOLD and not unstable
         terminated = False
         if unstable:
             ctrl_reward -= FAIL_PENALTY
-            observation = previous_observation
+            observation = self._observation(*before, hand_before)
             terminated = True
 
         # success: this step completed a stage (see the module docstring).
