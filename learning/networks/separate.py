@@ -52,7 +52,7 @@ class RowGroups:
     * rows of one task only: that task's weights, the rows as they are;
     * every task present with the same number of rows (lockstep collection and evaluation):
       the rows are the ``(N, c, in)`` batch of ``TaskLinear.forward``, one ``baddbmm`` with
-      the weights as they are;
+      the weights as they are (and a whole ``TaskMLP`` runs on that batch at once);
     * several rows per task otherwise: one matmul per task;
     * about one row per task: the per-row gather, the cheapest then.
 
