@@ -33,9 +33,21 @@ def test_quick_demo_trains_both_methods_and_writes_the_three_figures(tmp_path):
     for name in ('learning_curves', 'trajectories', 'selection_frequencies'):
         assert (tmp_path / f'{name}.png').stat().st_size > 10_000, name
     runs = sorted(p.name for p in (tmp_path / 'runs').iterdir() if p.is_dir())
+    assert runs == [f'{method}_PointWallMT-v0_None_1' for method in ('mtsac', 'qmp_sac')]
+    assert 'Parameters + QMP task 0' in result.stdout
+    assert 'QMP selection frequencies' in result.stdout
+
+
+@pytest.mark.slow
+def test_quick_demo_of_the_separated_pair(tmp_path):
+    result = run_demo(
+        '--quick', '--framework', 'separated', '--episodes', '1', '--out_dir', str(tmp_path)
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    runs = sorted(p.name for p in (tmp_path / 'runs').iterdir() if p.is_dir())
     assert runs == [f'{method}_PointWallMT-v0_None_1' for method in ('dnc_sac', 'qmp_dnc')]
     assert 'Separated + QMP  task 0' in result.stdout
-    assert 'QMP selection frequencies' in result.stdout
+    assert (tmp_path / 'trajectories.png').stat().st_size > 10_000
 
 
 def test_selection_frequencies_average_epochs_then_seeds():
@@ -58,6 +70,7 @@ def test_selection_frequencies_average_epochs_then_seeds():
         (['--seeds', '1', '1'], '--seeds must be distinct'),
         (['--env', 'JacoReachMT5-v1'], "argument --env: invalid choice: 'JacoReachMT5-v1'"),
         (['--n_epochs', 'x'], "invalid int value: 'x'"),
+        (['--framework', 'data'], "argument --framework: invalid choice: 'data'"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_code_2(args, message, tmp_path):
