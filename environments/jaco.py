@@ -357,8 +357,12 @@ class JacoReachTaskEnv(MujocoEnv):
         task = self.task
         action = np.asarray(action, dtype=np.float64)
         # The state before the step, turned into an observation only if the step fails.
-        before = (self.data.qpos.copy(), self.data.qvel.copy(), self._stage)
-        hand_before = self.data.xpos[self._hand].copy()
+        before = (
+            self.data.qpos.copy(),
+            self.data.qvel.copy(),
+            self._stage,
+            self.data.xpos[self._hand].copy(),
+        )
         warnings_before = self._warning_count()
         self.do_simulation(action, self.frame_skip)
         unstable = (
@@ -374,7 +378,7 @@ class JacoReachTaskEnv(MujocoEnv):
         terminated = False
         if unstable:
             ctrl_reward -= FAIL_PENALTY
-            observation = self._observation(*before, hand_before)
+            observation = self._observation(*before)
             terminated = True
 
         # success: this step completed a stage (see the module docstring).
