@@ -268,7 +268,7 @@ def plot_learning_curves(
 
 
 def collect_episodes(
-    layout: Layout, run_dir: Path, method: str, n_episodes: int, seed: int = 1000
+    layout: Layout, run_dir: Path, n_episodes: int, seed: int = 1000
 ) -> list[tuple[np.ndarray, np.ndarray, bool]]:
     """Episodes of the stuck task from the run's last snapshot, by its data-collection policy
     (sampled actions, as in training): (positions (T+1, 2), selected policy (T,), success)."""
@@ -278,7 +278,11 @@ def collect_episodes(
 
     with open(run_dir / 'params.pkl', 'rb') as file:
         algorithm = pickle.load(file)['algo']
-    policy = algorithm.exploration_policy if method.startswith('qmp') else algorithm.policy
+    # The sampler's policy: the Q-switch mixture with QMP; without it (exploration_policy
+    # None), the task policies.
+    policy = algorithm.exploration_policy
+    if policy is None:
+        policy = algorithm.policy
     task_env = make_env(layout.env_id, seed=seed).get_train_envs()[layout.stuck_task]
     episodes = []
     for _ in range(n_episodes):
@@ -475,7 +479,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         layout,
         methods,
         {
-            method: collect_episodes(layout, run_dirs[(method, first_seed)], method, args.episodes)
+            method: collect_episodes(layout, run_dirs[(method, first_seed)], args.episodes)
             for method, _ in methods
         },
         figures['trajectories'],
