@@ -3,6 +3,8 @@ a shared buffer of raw observations, and the SAC-class temperature loss."""
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -98,3 +100,38 @@ def test_pcgrad_steps_run(skip_alpha):
     after = algorithm.policies.parameters()
     assert any(not torch.equal(a, b) for a, b in zip(before, after, strict=True))
     assert np.all(np.isfinite(algorithm.last_stats['PolicyLoss']))
+
+
+def _one_backward_per_optimizer(algorithm):
+    """The release's order as a reference: each loss's backward and step on its own, with
+    plain (unfused) Adam."""
+
+    def minimize(task_ids, *terms):
+        for per_sample, optimizer, _ in terms:
+            optimizer.zero_grad()
+            per_sample.mean().backward()
+            optimizer.step()
+
+    for name in ('policy_optimizer', 'qf1_optimizer', 'qf2_optimizer', 'alpha_optimizer'):
+        params = getattr(algorithm, name).param_groups[0]['params']
+        setattr(algorithm, name, torch.optim.Adam(params, lr=1e-3, fused=False))
+    algorithm._minimize = minimize
+    return algorithm
+
+
+def test_shared_backward_and_fused_adam_equal_one_pass_per_optimizer():
+    fast = filled('mtsac', lr=1e-3)
+    reference = _one_backward_per_optimizer(copy.deepcopy(fast))
+    for algorithm in (fast, reference):
+        torch.manual_seed(7)
+        np.random.seed(7)
+        for _ in range(5):
+            algorithm._gradient_step()
+    for name in ('policies', 'critics', 'target_critics'):
+        for got, want in zip(
+            getattr(fast, name).parameters(), getattr(reference, name).parameters(), strict=True
+        ):
+            torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(fast.log_alpha, reference.log_alpha, rtol=1e-5, atol=1e-6)
+    for key, values in fast.last_stats.items():
+        np.testing.assert_allclose(values, reference.last_stats[key], rtol=1e-4, atol=1e-6)
