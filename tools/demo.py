@@ -8,7 +8,8 @@ with ``--env PointSparseGoalMT-v0`` on the sparse-goal layout
 methods, one ``run.py`` process per (method, seed), ``--jobs`` at a time. The default pair is
 the one that solves the default env's stuck task at all at its preset budget (README, Results:
 Parameters + QMP in 5 of 10 seeds, Parameters in 3 of 10, a difference within seed noise; the
-Separated pair in none of 5 either way); its default seed 1 shows the QMP picture. Then it draws, under ``--out_dir``:
+Separated pair in none of 5 either way); its default seed 1 shows the QMP picture. Then it
+draws, under ``--out_dir``:
 
 * ``learning_curves.png``: evaluation success of the task policies vs env steps, for the stuck
   task 0 and for all tasks (mean over seeds, thin lines per seed);
