@@ -38,7 +38,7 @@ class Trainer:
 
     def obtain_episodes(self, itr, batch_size=None):
         self.requested.append(batch_size)
-        policy = self.algo.exploration_policy or self.algo.policy
+        policy = self.algo.sampling_policy
         return self.sampler.obtain_samples(itr, batch_size or 200, policy.get_param_values())
 
 
@@ -131,6 +131,8 @@ def test_sampling_policy_is_the_mixture_for_qmp_and_routing_otherwise():
     assert type(qmp.exploration_policy).__name__ == 'QSwitchMixturePolicy'
     assert dnc.exploration_policy is None
     assert type(dnc.policy).__name__ == 'TaskRoutingPolicy'
+    assert qmp.sampling_policy is qmp.exploration_policy
+    assert dnc.sampling_policy is dnc.policy
     # The (vectorised) sampler acts with its own copy of the sampling policy.
     assert type(qmp._sampler._policy) is type(qmp.exploration_policy)
     assert type(dnc._sampler._policy) is type(dnc.policy)

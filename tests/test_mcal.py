@@ -20,7 +20,7 @@ def filled(method: str):
         resolve_config(method, {'hidden_sizes': [8], 'buffer_batch_size': 16}),
         make_env('PointReachMT-v0'),
     )
-    policy = algorithm.exploration_policy or algorithm.policy
+    policy = algorithm.sampling_policy
     algorithm.replay_buffer.add_episodes(
         algorithm._sampler.obtain_samples(0, 400, policy.get_param_values())
     )

@@ -30,7 +30,7 @@ def filled(method: str, **flags):
         },
     )
     algorithm = build_algorithm(config, make_env('PointReachMT-v0'))
-    policy = algorithm.exploration_policy or algorithm.policy
+    policy = algorithm.sampling_policy
     episodes = algorithm._sampler.obtain_samples(0, 400, policy.get_param_values())
     algorithm.replay_buffer.add_episodes(episodes)
     return algorithm

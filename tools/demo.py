@@ -279,11 +279,7 @@ def collect_episodes(
 
     with open(run_dir / 'params.pkl', 'rb') as file:
         algorithm = pickle.load(file)['algo']
-    # The sampler's policy: the Q-switch mixture with QMP; without it (exploration_policy
-    # None), the task policies.
-    policy = algorithm.exploration_policy
-    if policy is None:
-        policy = algorithm.policy
+    policy = algorithm.sampling_policy
     task_env = make_env(layout.env_id, seed=seed).get_train_envs()[layout.stuck_task]
     episodes = []
     for _ in range(n_episodes):

@@ -163,6 +163,12 @@ class MultiTaskLearner(RLAlgorithm):
         # ``--vis_*``: set by the experiment when videos are asked for.
         self.videos: TrainingVideos | None = None
 
+    @property
+    def sampling_policy(self) -> Policy:
+        """The policy that collects the training data: the Q-switch mixture with QMP
+        (``exploration_policy``), else the task policies."""
+        return self.policy if self.exploration_policy is None else self.exploration_policy
+
     def train_once(self, trainer: Any) -> tuple[Any, np.ndarray, int]:
         """One sampling round and its gradient steps; returns the episodes, the (N,) gradient
         steps each task's networks took, and the number of gradient steps in all."""

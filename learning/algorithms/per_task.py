@@ -61,9 +61,7 @@ class PerTaskSACLearner(SACLearner):
         warming_up = bool((self.replay_buffer.sizes() < self.min_buffer_size).any())
         batch_size = self.min_buffer_size * self.n_tasks if warming_up else None
         episodes = trainer.obtain_episodes(trainer.step_itr, batch_size)
-        collected = self.replay_buffer.add_episodes(
-            episodes, (self.exploration_policy or self.policy).replay_key
-        )
+        collected = self.replay_buffer.add_episodes(episodes, self.sampling_policy.replay_key)
         self.env_steps += collected
         allocated = allocate_gradient_steps(self.gradient_steps_per_itr, collected)
         trainable = self.replay_buffer.sizes() >= self.min_buffer_size  # fixed until next round
