@@ -135,3 +135,13 @@ def test_shared_backward_and_fused_adam_equal_one_pass_per_optimizer():
     torch.testing.assert_close(fast.log_alpha, reference.log_alpha, rtol=1e-5, atol=1e-6)
     for key, values in fast.last_stats.items():
         np.testing.assert_allclose(values, reference.last_stats[key], rtol=1e-4, atol=1e-6)
+
+
+def test_per_task_means_by_hand_and_the_tasks_present():
+    from learning.algorithms.mtsac import per_task_means
+
+    values = torch.tensor([[1.0, 2.0, 3.0], [4.0, 5.0, float('nan')]])
+    means, present = per_task_means(values, torch.tensor([0, 0, 2]), 3)
+    np.testing.assert_array_equal(means, [[1.5, np.nan, 3.0], [4.5, np.nan, np.nan]])
+    # Presence comes from the counts, so a NaN statistic of a present task is still kept.
+    np.testing.assert_array_equal(present, [True, False, True])

@@ -30,14 +30,18 @@ from learning.pcgrad import pcgrad_backward
 from learning.replay import SharedReplayBuffer
 
 
-def per_task_means(values: torch.Tensor, task_ids: torch.Tensor, n_tasks: int) -> np.ndarray:
-    """(..., N) mean of ``values`` (..., B) over each task's samples, in one device-to-host
-    copy; NaN for tasks absent from the batch."""
+def per_task_means(
+    values: torch.Tensor, task_ids: torch.Tensor, n_tasks: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(..., N) mean of ``values`` (..., B) over each task's samples (NaN for tasks absent from
+    the batch) and the (N,) mask of the tasks present, in one device-to-host copy."""
     values = values.detach().double()
     sums = values.new_zeros(values.shape[:-1] + (n_tasks,))
     sums.index_add_(-1, task_ids, values)
     counts = torch.bincount(task_ids, minlength=n_tasks).double()
-    return (sums / counts).cpu().numpy()  # 0/0 gives NaN for absent tasks
+    means_and_counts = torch.cat([(sums / counts).flatten(), counts]).cpu().numpy()
+    means, counts_host = np.split(means_and_counts, [sums.numel()])
+    return means.reshape(sums.shape), counts_host > 0
 
 
 class MultiTaskSAC(SACLearner):
@@ -151,8 +155,8 @@ class MultiTaskSAC(SACLearner):
         """One SAC step; its per-task means are kept for the log (tasks absent from the
         minibatch keep their previous values)."""
         values, task_ids = self._update()
-        means = per_task_means(torch.stack(list(values.values())), task_ids, self.n_tasks)
-        self._record_stats(dict(zip(values, means, strict=True)), np.isfinite(means[0]))
+        means, present = per_task_means(torch.stack(list(values.values())), task_ids, self.n_tasks)
+        self._record_stats(dict(zip(values, means, strict=True)), present)
 
     def _update(self) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         """One SAC step on a mixed minibatch: critics, then actor and temperature (from the same
