@@ -113,14 +113,14 @@ def _one_backward_per_optimizer(algorithm):
             optimizer.step()
 
     for name in ('policy_optimizer', 'qf1_optimizer', 'qf2_optimizer', 'alpha_optimizer'):
-        params = getattr(algorithm, name).param_groups[0]['params']
-        setattr(algorithm, name, torch.optim.Adam(params, lr=1e-3, fused=False))
+        group = getattr(algorithm, name).param_groups[0]
+        setattr(algorithm, name, torch.optim.Adam(group['params'], lr=group['lr'], fused=False))
     algorithm._minimize = minimize
     return algorithm
 
 
 def test_shared_backward_and_fused_adam_equal_one_pass_per_optimizer():
-    fast = filled('mtsac', lr=1e-3)
+    fast = filled('mtsac')
     reference = _one_backward_per_optimizer(copy.deepcopy(fast))
     for algorithm in (fast, reference):
         torch.manual_seed(7)
