@@ -267,12 +267,13 @@ def worker(root: str) -> None:
 
 # ---------------------------------------------------------------------- driver side
 class Worker:
-    """A worker process importing ``learning`` from ``root``."""
+    """A worker process importing ``learning`` from ``root``: ``script --worker root``, which
+    answers one JSON request line with one JSON answer line (this file's script by default)."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, script: Path | None = None) -> None:
         env = {**os.environ, 'OMP_NUM_THREADS': '1', 'PYTHONPATH': str(root)}
         self.process = subprocess.Popen(
-            [sys.executable, str(Path(__file__).resolve()), '--worker', str(root)],
+            [sys.executable, str(script or Path(__file__).resolve()), '--worker', str(root)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -281,12 +282,16 @@ class Worker:
         )
 
     def time(self, shape: str, impl: str, steps: int) -> float:
-        self.process.stdin.write(json.dumps({'shape': shape, 'impl': impl, 'steps': steps}) + '\n')
+        return float(self.ask({'shape': shape, 'impl': impl, 'steps': steps}))
+
+    def ask(self, request: dict[str, Any]) -> Any:
+        """Sends one request, returns the decoded answer."""
+        self.process.stdin.write(json.dumps(request) + '\n')
         self.process.stdin.flush()
         answer = self.process.stdout.readline()
         if not answer:
-            raise RuntimeError(f'the {impl} worker died (see its error output above)')
-        return float(json.loads(answer))
+            raise RuntimeError(f'the worker for {request} died (see its error output above)')
+        return json.loads(answer)
 
     def close(self) -> None:
         self.process.stdin.close()

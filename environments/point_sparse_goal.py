@@ -53,6 +53,8 @@ should move G0 off that diagonal.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from environments.point_reach import PointReachMT, PointReachTaskEnv
@@ -70,15 +72,27 @@ CONFLICTING_TASK = 3
 WALLS = np.zeros((0, 4), np.float32)  # no obstacles (the layout other point worlds draw)
 
 
-def make_task_gymnasium_env(task_id: int, sparse: bool) -> PointReachTaskEnv:
-    """Module-level factory, so that pickled environments stay small (see the adapter). Task 0
-    is sparse by design; ``sparse`` (``--sparse_tasks``) makes another task sparse too."""
+def sparse_goal_task_env(
+    goals: Sequence[np.ndarray],
+    radii: Sequence[float],
+    stuck_task: int,
+    task_id: int,
+    sparse: bool,
+) -> PointReachTaskEnv:
+    """Task ``task_id`` of a sparse-goal layout: ``stuck_task`` is sparse by design, ``sparse``
+    (``--sparse_tasks``) makes another task sparse too; success within the task's radius does
+    not end the episode."""
     return PointReachTaskEnv(
-        GOALS[task_id],
-        sparse=sparse or task_id == STUCK_TASK,
-        success_radius=GOAL_RADII[task_id],
+        goals[task_id],
+        sparse=sparse or task_id == stuck_task,
+        success_radius=radii[task_id],
         terminate_on_success=False,
     )
+
+
+def make_task_gymnasium_env(task_id: int, sparse: bool) -> PointReachTaskEnv:
+    """Module-level factory, so that pickled environments stay small (see the adapter)."""
+    return sparse_goal_task_env(GOALS, GOAL_RADII, STUCK_TASK, task_id, sparse)
 
 
 class PointSparseGoalMT(PointReachMT):

@@ -43,6 +43,15 @@ ENVS: dict[str, EnvInfo] = {
     info.env_id: info
     for info in (
         EnvInfo(
+            'PointSharedPathMT-v0',
+            4,
+            50,
+            'environments.point_shared_path:PointSharedPathMT',
+            ('include_task_id', 'sparse_tasks'),
+            "pure-numpy 2-D point reaching after the QMP project page's illustrative "
+            'example: a sparse goal on the shared path of two dense tasks, one conflicting task',
+        ),
+        EnvInfo(
             'PointSparseGoalMT-v0',
             4,
             50,

@@ -32,6 +32,14 @@ def test_collection_speed_quick_mode_runs():
         assert line in stdout, line
 
 
+@pytest.mark.slow
+@pytest.mark.mujoco
+def test_mtsac_step_quick_mode_runs():
+    lines = _quick_mode_output('mtsac_step.py', timeout=600).splitlines()
+    for setting in ('pointwall', 'jaco'):
+        assert any(line.startswith(setting) and 'baseline/new' in line for line in lines), setting
+
+
 def test_row_groups_quick_mode_runs_and_both_paths_agree():
     rows = [
         line
