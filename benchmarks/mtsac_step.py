@@ -6,7 +6,8 @@ temperature updates, the target update, the logged statistics) of the learner th
 ``run.py mtsac --env ENV`` builds, on a replay buffer filled with the same random-policy
 episodes in both versions. Settings:
 
-* ``pointwall``: the default env's preset (4 tasks, 64 transitions, 64×64 networks);
+* ``pointwall``: ``PointWallMT-v0``'s preset, the point worlds' (4 tasks, 64 transitions,
+  64×64 networks);
 * ``jaco``: ``JacoReachMT5-v1`` with the release README's parameter-sharing flags for the
   Reacher (``--lr 0.001 --hidden_sizes 512 512``; 32 transitions);
 * ``mt10`` (not in ``--quick``): ``MetaWorldMT10-v2``'s preset (2,560 transitions).

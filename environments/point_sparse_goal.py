@@ -1,5 +1,5 @@
-"""``PointSparseGoalMT-v0``: a sparse goal on the paths of other tasks (a second attempt at the
-illustrative example; the default env is still ``PointWallMT-v0``).
+"""``PointSparseGoalMT-v0``: a sparse goal on the paths of other tasks (the second attempt at the
+illustrative example; its successor ``PointSharedPathMT-v0`` is the default env).
 
 The QMP project page illustrates the method with 2-D point reaching from the bottom-left
 towards the top-right, where plain SAC "converges to a suboptimal policy that cannot reach the

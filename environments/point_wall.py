@@ -1,13 +1,14 @@
-"""``PointWallMT-v0``: the QMP project page's illustrative example, the default environment.
+"""``PointWallMT-v0``: a goal behind a wall, the first attempt at the QMP project page's
+illustrative example (the default env is now ``PointSharedPathMT-v0``).
 
-Measured (``docs/illustrative_example.md``): QMP shows no effect here yet, because task 0's
-critic never sees data of the way around the wall (``PointSparseGoalMT-v0`` is a second
-attempt). The
-project page illustrates QMP with 2-D point reaching from the bottom-left to a goal at the
-top-right, where plain SAC "converges to a suboptimal policy that cannot reach the goal" and
-QMP's Q-switch fills that suboptimality with other tasks' policies. This family builds that
-setting in the point world of ``environments/point_reach.py`` (same start, step size, dense
-reward ``exp(-d) - 1``, success radius 0.1 that ends the episode), with one obstacle:
+Measured (``docs/illustrative_example.md``): with separated networks QMP shows no effect here,
+because task 0's critic never sees data of the way around the wall; with parameter sharing the
+difference is within seed noise. The project page illustrates QMP with 2-D point reaching
+from the bottom-left to a goal at the top-right, where plain SAC "converges to a suboptimal
+policy that cannot reach the goal" and QMP's Q-switch fills that suboptimality with other
+tasks' policies. This family builds that setting in the point world of
+``environments/point_reach.py`` (same start, step size, dense reward ``exp(-d) - 1``, success
+radius 0.1 that ends the episode), with one obstacle:
 
     +--------------------------+
     | G1                    G0 |      an L-shaped wall (two bars, 0.1 thick) around the

@@ -139,7 +139,7 @@ ENVS: dict[str, EnvInfo] = {
     )
 }
 
-DEFAULT_ENV = 'PointWallMT-v0'
+DEFAULT_ENV = 'PointSharedPathMT-v0'
 
 
 def select_tasks(task_name: str | None, n_tasks: int) -> tuple[int, ...]:

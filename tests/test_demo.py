@@ -33,20 +33,28 @@ def test_quick_demo_trains_both_methods_and_writes_the_three_figures(tmp_path):
     for name in ('learning_curves', 'trajectories', 'selection_frequencies'):
         assert (tmp_path / f'{name}.png').stat().st_size > 10_000, name
     runs = sorted(p.name for p in (tmp_path / 'runs').iterdir() if p.is_dir())
-    assert runs == [f'{method}_PointWallMT-v0_None_1' for method in ('mtsac', 'qmp_sac')]
-    assert 'Parameters + QMP task 0' in result.stdout
+    assert runs == [f'{method}_PointSharedPathMT-v0_None_1' for method in ('dnc_sac', 'qmp_dnc')]
+    assert 'Separated + QMP  task 0' in result.stdout
     assert 'QMP selection frequencies' in result.stdout
 
 
 @pytest.mark.slow
-def test_quick_demo_of_the_separated_pair(tmp_path):
+def test_quick_demo_of_the_parameters_pair_on_the_wall(tmp_path):
     result = run_demo(
-        '--quick', '--framework', 'separated', '--episodes', '1', '--out_dir', str(tmp_path)
+        '--quick',
+        '--framework',
+        'parameters',
+        '--env',
+        'PointWallMT-v0',
+        '--episodes',
+        '1',
+        '--out_dir',
+        str(tmp_path),
     )
     assert result.returncode == 0, result.stderr[-3000:]
     runs = sorted(p.name for p in (tmp_path / 'runs').iterdir() if p.is_dir())
-    assert runs == [f'{method}_PointWallMT-v0_None_1' for method in ('dnc_sac', 'qmp_dnc')]
-    assert 'Separated + QMP  task 0' in result.stdout
+    assert runs == [f'{method}_PointWallMT-v0_None_1' for method in ('mtsac', 'qmp_sac')]
+    assert 'Parameters + QMP task 0' in result.stdout
     assert (tmp_path / 'trajectories.png').stat().st_size > 10_000
 
 

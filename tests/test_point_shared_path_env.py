@@ -20,7 +20,7 @@ from environments.point_shared_path import (
     STUCK_TASK,
     PointSharedPathMT,
 )
-from environments.registry import ENVS, make_env
+from environments.registry import DEFAULT_ENV, ENVS, make_env
 from experiment_utils import ENV_PRESETS
 from test_point_sparse_goal_env import greedy, place, run_episode
 
@@ -30,7 +30,8 @@ ENV_ID = 'PointSharedPathMT-v0'
 START = np.array([-0.8, -0.8])
 
 
-def test_registry_row_and_preset():
+def test_registry_row_preset_and_default():
+    assert DEFAULT_ENV == ENV_ID
     info = ENVS[ENV_ID]
     assert (info.n_tasks, info.max_episode_length) == (4, 50)
     preset = ENV_PRESETS[ENV_ID]

@@ -15,7 +15,7 @@ from gymnasium.utils.env_checker import check_env
 from environments import point_wall
 from environments.point_reach import START
 from environments.point_wall import GOALS, WALLS, PointWallTaskEnv, inside_wall
-from environments.registry import DEFAULT_ENV, ENVS, make_env
+from environments.registry import ENVS, make_env
 from experiment_utils import ENV_PRESETS
 
 torch.set_num_threads(1)
@@ -50,8 +50,7 @@ def place(task_env, xy):
 # --------------------------------------------------------------------------- family and contract
 
 
-def test_registry_row_preset_and_default():
-    assert DEFAULT_ENV == ENV_ID
+def test_registry_row_and_preset():
     info = ENVS[ENV_ID]
     assert (info.n_tasks, info.max_episode_length) == (N_TASKS, 50)
     assert ENV_PRESETS[ENV_ID]['n_policies'] == N_TASKS
