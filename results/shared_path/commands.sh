@@ -25,3 +25,8 @@ for seed in $SEEDS; do
 done
 .venv/bin/python tools/trim_runs.py "${runs[@]}" --out results/shared_path/runs
 .venv/bin/python plot.py results/shared_path/runs --out results/shared_path
+# Parameters + QMP at twice the budget (60 epochs), seeds 1 and 2, to test for a budget effect.
+.venv/bin/python sweep.py --methods qmp_sac --envs $ENV --seeds 1 2 --flag n_epochs=60 \
+    --name long --log_root data/local/sweeps/shared_path_long --jobs 2
+.venv/bin/python tools/trim_runs.py data/local/sweeps/shared_path_long/qmp_sac_${ENV}_long_{1,2} \
+    --out results/shared_path/runs_long
