@@ -1,12 +1,13 @@
 """Per-run numbers of a results table: when a task was solved, final success, what its Q-switch
 selected.
 
-For every run directory (``progress.csv`` and ``variant.json``, trimmed or not) it prints one
-line: the method, seed, the first epoch at which ``--task``'s evaluation success reached
-``--solved`` (0.9 by default; "-" if never), the final success of that task and of all tasks,
-and, for QMP runs, the share of ``--task``'s collection steps that each policy acted
-(``Train/Task{i}/Policy{j}Freq``, mean over epochs), over the whole run, over the epochs
-before the first success (where sharing can have caused it) and over the epochs from it on.
+For every run directory (``progress.csv`` and ``variant.json``, trimmed or not; a folder is
+searched for them, as by ``plot.py``) it prints one line: the method, seed, the first epoch at
+which ``--task``'s evaluation success reached ``--solved`` (0.9 by default; "-" if never), the
+final success of that task and of all tasks, and, for QMP runs, the share of ``--task``'s
+collection steps that each policy acted (``Train/Task{i}/Policy{j}Freq``, mean over epochs),
+over the whole run, over the epochs before the first success (where sharing can have caused
+it) and over the epochs from it on.
 The README's Results tables quote these lines.
 
     python tools/run_summary.py results/shared_path/runs/* --task 0
@@ -15,13 +16,18 @@ The README's Results tables quote these lines.
 from __future__ import annotations
 
 import argparse
-import csv
-import json
 import math
+import re
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from workflow.runs import find_run_dirs, load_run  # noqa: E402  (reads text files only)
 
 
 @dataclass(frozen=True)
@@ -37,48 +43,42 @@ class RunSummary:
     selection_after: tuple[float, ...]  # ... and from it on; both () if never solved
 
 
-def _value(cell: str | None) -> float:
-    return float(cell) if cell not in ('', None) else math.nan
+def _finite_mean(values: np.ndarray) -> float:
+    """Mean of the logged (non-NaN) values; NaN, without a warning, when there are none."""
+    finite = values[~np.isnan(values)]
+    return float(finite.mean()) if finite.size else math.nan
 
 
-def _mean(values: Sequence[float]) -> float:
-    finite = [value for value in values if not math.isnan(value)]
-    return sum(finite) / len(finite) if finite else math.nan
-
-
-def summarise_run(run_dir: Path, task: int, solved: float) -> RunSummary:
-    """The ``RunSummary`` of ``run_dir``'s ``progress.csv`` for ``task``."""
-    with open(run_dir / 'progress.csv', newline='') as file:
-        rows = list(csv.DictReader(file))
-    config = json.loads((run_dir / 'variant.json').read_text())['config']
-    success_key = f'Evaluation/Task{task}/SuccessRate'
-    evaluated = [row for row in rows if row.get(success_key) not in ('', None)]
-    solved_epoch = next(
-        (int(row['Epoch']) for row in evaluated if _value(row[success_key]) >= solved), None
-    )
-    policies = sorted(
-        int(key.rsplit('Policy', 1)[1][: -len('Freq')])
-        for key in rows[0]
-        if key.startswith(f'Train/Task{task}/Policy') and key.endswith('Freq')
+def summarise_run(run_dir: str | Path, task: int, solved: float) -> RunSummary:
+    """The ``RunSummary`` of the run in ``run_dir`` for ``task``."""
+    run = load_run(str(run_dir))
+    columns, epochs = run.columns, run.epochs()
+    success = columns[f'Evaluation/Task{task}/SuccessRate']
+    evaluated = np.flatnonzero(~np.isnan(success))
+    reached = evaluated[success[evaluated] >= solved]
+    solved_epoch = int(epochs[reached[0]]) if reached.size else None
+    frequency = re.compile(rf'Train/Task{task}/Policy(\d+)Freq')
+    selections = sorted(
+        (int(match[1]), values)
+        for key, values in columns.items()
+        if (match := frequency.fullmatch(key))
     )
 
-    def shares(selected_rows: list[dict[str, str]]) -> tuple[float, ...]:
-        return tuple(
-            _mean([_value(row[f'Train/Task{task}/Policy{j}Freq']) for row in selected_rows])
-            for j in policies
-        )
+    def shares(rows: np.ndarray) -> tuple[float, ...]:
+        return tuple(_finite_mean(values[rows]) for _, values in selections)
 
-    solved_rows = solved_epoch is not None and bool(policies)
-    before = [row for row in rows if solved_rows and int(row['Epoch']) < solved_epoch]
-    after = [row for row in rows if solved_rows and int(row['Epoch']) >= solved_epoch]
+    every = np.ones(run.n_rows, bool)
+    split = solved_epoch is not None and bool(selections)
+    before = epochs < solved_epoch if split else ~every
+    last = evaluated[-1] if evaluated.size else None
     return RunSummary(
-        name=f'{config["method"]} {config["name"]} seed {config["seed"]}',
+        name=f'{run.method} {run.name} seed {run.seed}',
         solved_epoch=solved_epoch,
-        final_task=_value(evaluated[-1][success_key]) if evaluated else math.nan,
-        final_all=_value(evaluated[-1]['Evaluation/SuccessRate']) if evaluated else math.nan,
-        selection=shares(rows),
-        selection_before=shares(before) if before else (),
-        selection_after=shares(after) if after else (),
+        final_task=math.nan if last is None else float(success[last]),
+        final_all=math.nan if last is None else float(columns['Evaluation/SuccessRate'][last]),
+        selection=shares(every),
+        selection_before=shares(before) if before.any() else (),
+        selection_after=shares(~before) if split else (),
     )
 
 
@@ -101,19 +101,19 @@ def format_summary(summary: RunSummary, task: int) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('run_dirs', nargs='+', type=Path, help='run directories')
+    parser.add_argument('paths', nargs='+', help='run directories or folders holding them')
     parser.add_argument('--task', type=int, default=0, help='the task to report (default 0)')
     parser.add_argument(
         '--solved', type=float, default=0.9, help='success that counts as solved (default 0.9)'
     )
     args = parser.parse_args(argv)
-    missing = [str(path) for path in args.run_dirs if not (path / 'progress.csv').is_file()]
-    if missing:
-        parser.exit(2, f'run_summary.py: error: no progress.csv in {missing[0]}\n')
+    for path in args.paths:
+        if not find_run_dirs([path]):
+            parser.exit(2, f'run_summary.py: error: no progress.csv and variant.json in {path}\n')
     print(
         f'acted: share of task {args.task} collection steps per policy 0, 1, ... (mean over epochs)'
     )
-    for run_dir in args.run_dirs:
+    for run_dir in find_run_dirs(args.paths):
         print(format_summary(summarise_run(run_dir, args.task, args.solved), args.task))
     return 0
 
