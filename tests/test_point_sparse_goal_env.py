@@ -12,7 +12,9 @@ import torch
 from garage import StepType
 from gymnasium.utils.env_checker import check_env
 
-from environments.point_sparse_goal import GOAL_RADII, GOALS, PointSparseGoalMT
+from environments import point_shared_path, point_sparse_goal
+from environments.point_shared_path import PointSharedPathMT
+from environments.point_sparse_goal import GOALS, PointSparseGoalMT
 from environments.registry import ENVS, make_env
 from experiment_utils import ENV_PRESETS
 
@@ -105,7 +107,16 @@ def test_the_conflicting_tasks_path_never_gets_there():
     assert sum(step.reward for step in steps) == 0.0
 
 
-def test_random_actions_almost_never_reach_the_sparse_goal():
+# Both sparse-goal layouts (this one and its successor, the default env) share these two.
+SPARSE_LAYOUTS = pytest.mark.parametrize(
+    'family, layout',
+    [(PointSparseGoalMT, point_sparse_goal), (PointSharedPathMT, point_shared_path)],
+    ids=['PointSparseGoalMT-v0', 'PointSharedPathMT-v0'],
+)
+
+
+@SPARSE_LAYOUTS
+def test_random_actions_almost_never_reach_the_sparse_goal(family, layout):
     """Separated SAC's task-0 policy starts near uniform (tanh of a unit Gaussian) and has no
     reward to learn from: such actions reach G0's region in well under 1 % of episodes."""
     rng = np.random.default_rng(0)
@@ -114,16 +125,17 @@ def test_random_actions_almost_never_reach_the_sparse_goal():
     reached = np.zeros(n_episodes, bool)
     for _ in range(50):
         positions = np.clip(positions + 0.1 * np.tanh(rng.normal(size=(n_episodes, 2))), -1, 1)
-        reached |= np.linalg.norm(positions - GOALS[0], axis=1) < GOAL_RADII[0]
+        reached |= np.linalg.norm(positions - layout.GOALS[0], axis=1) < layout.GOAL_RADII[0]
     assert reached.mean() < 0.01
 
 
-def test_pickles_and_passes_the_gymnasium_checker():
-    env = PointSparseGoalMT()
+@SPARSE_LAYOUTS
+def test_pickles_and_passes_the_gymnasium_checker(family, layout):
+    env = family()
     task_env = pickle.loads(pickle.dumps(env.get_train_envs()[0]))
     task_env.reset()
     assert task_env.step(np.zeros(2, np.float32)).reward == 0.0  # task 0 stays sparse
-    gym_env = PointSparseGoalMT.make_task_gymnasium_env(0, False)
+    gym_env = family.make_task_gymnasium_env(0, False)
     check_env(gym_env, skip_render_check=True)
     gym_env.reset(seed=0)
     assert gym_env.render().shape == (64, 64, 3)
