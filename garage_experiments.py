@@ -48,6 +48,7 @@ from infrastructure.plotting import plot_learning_curve
 from infrastructure.run_lifecycle import ExactTrainer, protect_stdout, run_guard
 from infrastructure.samplers import RoundRobinRaySampler
 from infrastructure.snapshots import remove_stray_temporaries
+from infrastructure.torch_threads import set_training_threads
 from infrastructure.vectorized_sampler import VectorizedSampler
 from infrastructure.videos import TrainingVideos, VideoSettings
 from learning.algorithms import DnCSAC, MultiCriticActorLearning, MultiTaskSAC
@@ -148,6 +149,7 @@ def build_algorithm(config: ExperimentConfig, env: MultiTaskEnv) -> MultiTaskLea
         target_entropy=config.target_entropy,
         num_evaluation_episodes=config.num_evaluation_episodes,
         evaluation_frequency=config.evaluation_frequency,
+        evaluation_workers=config.n_workers,
     )
     return LEARNER_BUILDERS[method.learner](
         config,
@@ -289,7 +291,7 @@ def _train(ctxt: Any, config: dict[str, Any]) -> str:
     _install_outputs(ctxt.snapshot_dir, ConsoleOutput(cfg.n_epochs, table=cfg.console_table))
     trainer = ExactTrainer(ctxt.snapshot_dir, cfg.snapshot_gap)
     with run_guard(trainer, ctxt.snapshot_dir):
-        torch.set_num_threads(cfg.torch_threads)
+        set_training_threads(cfg.torch_threads)
         set_seed(cfg.seed)
         if cfg.wandb:
             from infrastructure.wandb_output import start_wandb  # pylint: disable=C0415
@@ -359,7 +361,7 @@ def resume_experiment(snapshot_dir: str, n_epochs: int | None = None) -> str:
     with open(os.path.join(snapshot_dir, 'variant.json')) as file:
         cfg = ExperimentConfig(**json.load(file)['config'])
     target = n_epochs or cfg.n_epochs
-    torch.set_num_threads(cfg.torch_threads)
+    set_training_threads(cfg.torch_threads)
     if cfg.sampler_type == 'ray':
         garage_compat.init_ray()  # before the snapshot's RaySampler is unpickled
     name = os.path.basename(os.path.normpath(snapshot_dir))

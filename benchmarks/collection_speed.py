@@ -9,7 +9,8 @@ same machine load):
   and ``qmp_dnc`` / ``dnc_sac`` with each;
 * ``--n_workers 2`` vs 1 of the vectorised sampler (needs two idle cores to show its gain);
 * evaluation (the task policies, deterministic): one episode at a time vs the previous path
-  (``evaluate``: tasks in lockstep, episodes in sequence) vs ``LockstepEvaluator``.
+  (``evaluate``: tasks in lockstep, episodes in sequence) vs ``LockstepEvaluator`` in this
+  process and with 2 worker processes (``--n_workers 2``).
 
     python benchmarks/collection_speed.py            # full: preset horizons, 3 trials
     python benchmarks/collection_speed.py --quick    # < 2 minutes: shorter episodes, 2 trials
@@ -160,6 +161,8 @@ def benchmark_evaluation(env_id: str, trials: int, horizon: int | None) -> dict[
     test_envs = env.get_test_envs()
     evaluator = LockstepEvaluator(test_envs, episodes)
     sequential_envs = evaluator.copies[0]  # the test envs themselves
+    worker_env = make_env(env_id)
+    in_workers = LockstepEvaluator(worker_env.get_test_envs(), episodes, n_workers=2)
 
     def seconds(run: Callable[[], object]) -> Callable[[], float]:
         def measure() -> float:
@@ -180,13 +183,17 @@ def benchmark_evaluation(env_id: str, trials: int, horizon: int | None) -> dict[
             lambda: evaluate(policy, sequential_envs, episodes, horizon, config.discount)
         ),
         'all in lockstep': seconds(lambda: evaluator.evaluate(policy, horizon, config.discount)),
+        '2 workers': seconds(lambda: in_workers.evaluate(policy, horizon, config.discount)),
     }
     variants['all in lockstep']()  # warm-up
+    variants['2 workers']()  # starts the workers and builds their envs
     medians = _medians(variants, trials)
     medians['episodes'] = episodes * env.n_tasks
     medians['envs per task'] = evaluator.envs_per_task
     evaluator.close()
+    in_workers.close()
     env.close()
+    worker_env.close()
     return medians
 
 
@@ -236,8 +243,10 @@ def main() -> None:
             f'evaluation on {args.eval_env}: {times["episodes"]} episodes '
             f'({times["envs per task"]} envs per task), seconds: one-at-a-time '
             f'{times["one-at-a-time"]:.2f}, tasks in lockstep {times["tasks in lockstep"]:.2f}, '
-            f'all in lockstep {times["all in lockstep"]:.2f}; speed-up over one-at-a-time '
-            f'{times["one-at-a-time"] / times["all in lockstep"]:.2f}, over tasks in '
+            f'all in lockstep {times["all in lockstep"]:.2f}, with 2 workers '
+            f'{times["2 workers"]:.2f}; speed-up over one-at-a-time '
+            f'{times["one-at-a-time"] / times["all in lockstep"]:.2f} '
+            f'({times["one-at-a-time"] / times["2 workers"]:.2f} with 2 workers), over tasks in '
             f'lockstep {times["tasks in lockstep"] / times["all in lockstep"]:.2f}'
         )
 

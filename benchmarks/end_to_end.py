@@ -261,6 +261,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument('--no-baseline', action='store_true', help='time this checkout only')
     parser.add_argument(
+        '--n_workers',
+        type=int,
+        default=1,
+        help='also time this checkout with --n_workers N (collection and evaluation in N '
+        'worker processes), when N > 1',
+    )
+    parser.add_argument(
         '--project',
         action='store_true',
         help="print each env's paper budget in wall-clock at the measured speed",
@@ -286,9 +293,15 @@ def main(argv: list[str] | None = None) -> int:
         flush=True,
     )
     baseline = None if args.no_baseline else baseline_worktree(args.baseline_ref)
-    trees = {'this checkout': REPO}
+    # name -> (source tree, extra flags)
+    variants: dict[str, tuple[Path, dict[str, Any]]] = {'this checkout': (REPO, {})}
+    if args.n_workers > 1:
+        variants[f'this checkout, --n_workers {args.n_workers}'] = (
+            REPO,
+            {'n_workers': args.n_workers},
+        )
     if baseline is not None:
-        trees = {f'baseline {args.baseline_ref}': baseline, **trees}
+        variants = {f'baseline {args.baseline_ref}': (baseline, {}), **variants}
     work_root = Path(tempfile.mkdtemp(prefix='end_to_end_'))
     try:
         for key in envs:
@@ -301,10 +314,12 @@ def main(argv: list[str] | None = None) -> int:
             flags = {**plan.flags, **(QUICK_FLAGS if args.quick else {})}
             label = 'quick settings' if args.quick else plan.describe()
             seconds: dict[str, float] = {}
-            for name, tree in trees.items():
+            for name, (tree, extra) in variants.items():
                 work = work_root / f'{key}-{len(seconds)}'
                 work.mkdir()
-                epochs, last_row = time_epochs(tree, args.method, env_id, flags, n_epochs, work)
+                epochs, last_row = time_epochs(
+                    tree, args.method, env_id, {**flags, **extra}, n_epochs, work
+                )
                 # The first row's Time/Epoch comes with the next row (after the snapshot).
                 seconds[name] = (
                     sum(float(last_row[key]) for key in TIME_KEYS[:3])
@@ -329,9 +344,10 @@ def main(argv: list[str] | None = None) -> int:
                         f'{_duration(epochs_needed * preset_seconds)} on this machine',
                         flush=True,
                     )
-            if len(seconds) == 2:
-                old, new = seconds.values()
-                print(f'{env_id} ({label}) baseline/new {old / new:.2f}x', flush=True)
+            if baseline is not None:
+                old, *news = seconds.values()
+                for name, new in zip(list(seconds)[1:], news, strict=True):
+                    print(f'{env_id} ({label}) baseline/{name} {old / new:.2f}x', flush=True)
     finally:
         if baseline is not None:
             remove_worktree(baseline)

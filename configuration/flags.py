@@ -119,7 +119,9 @@ class ExperimentConfig:
         choices=('vec', 'local', 'ray'),
     )
     n_workers: int = _flag(
-        1, '--sampler_type vec: processes stepping the envs (each a lockstep share of them)'
+        1,
+        '--sampler_type vec: processes stepping the training envs and the '
+        'evaluation envs (each a lockstep share of them)',
     )
     envs_per_task: int = _flag(
         1,
@@ -217,10 +219,10 @@ class ExperimentConfig:
         choices=('qswitch', 'uniform'),
     )
     torch_threads: int = _flag(
-        1,
-        'CPU threads torch may use; 1 is fastest for the per-step '
-        'calls of data collection, more can pay off for large '
-        'minibatches on an otherwise idle machine',
+        0,
+        'CPU threads of the gradient steps; 0: every core this process may use '
+        '(collection and evaluation always act on one thread, fastest for their '
+        'per-step calls; infrastructure/torch_threads.py)',
     )
     log_root: str = _flag('data/local/experiment', 'directory that holds the run directories')
     dry_run: bool = _flag(False, 'print the resolved configuration and exit')

@@ -53,12 +53,16 @@ def validate(config: ExperimentConfig) -> None:
         'evaluation_frequency',
         'snapshot_gap',
         'n_policies',
-        'torch_threads',
         'replay_capacity',
     )
     for name in positive:
         if getattr(config, name) < 1:
             raise ConfigError(f'--{name} must be at least 1, got {getattr(config, name)}')
+    if config.torch_threads < 0:
+        raise ConfigError(
+            f'--torch_threads must be 0 (every available core) or a thread count, '
+            f'got {config.torch_threads}'
+        )
     spec = METHODS[config.method]
     if spec.uses_qswitch and config.policy_sampling_freq < 1:
         raise ConfigError('--policy_sampling_freq must be at least 1')

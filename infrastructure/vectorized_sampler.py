@@ -33,21 +33,19 @@ stepping its share in lockstep with its own copy of the policy.
 from __future__ import annotations
 
 import copy
-import multiprocessing
 import pickle
-import signal
-import traceback
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import torch
 from garage import Environment, EnvStep, EpisodeBatch, StepType
 from garage.experiment import deterministic
 from garage.np.policies import Policy
 from garage.sampler import Sampler
+
+from infrastructure.worker_processes import WorkerProcess
 
 # Seeds of the extra env copies (``envs_per_task``): copy j adds j times this to its seed.
 COPY_SEED_STRIDE = 10_000
@@ -228,76 +226,18 @@ class _LockstepRunner:
     def run(self, rows: Sequence[int]) -> list[EpisodeBatch]:
         return run_lockstep(self.policy, [self.envs[row] for row in rows], self.max_episode_length)
 
+    def handle(self, command: str, payload: Any) -> Any:
+        """A worker's commands: ``update`` (load parameter values), ``run`` (episodes of rows)."""
+        if command == 'update':
+            self.policy.set_param_values(payload)
+            return None
+        if command == 'run':
+            return self.run(payload)
+        raise ValueError(f'unknown worker command {command!r}')
+
     def close(self) -> None:
         for env in self.envs.values():
             env.close()
-
-
-def _worker_main(connection: Any, runner_bytes: bytes, seed: int | None) -> None:
-    """A worker process: owns some env rows; answers ``update``/``run``/``close`` messages.
-
-    It exits when the sampler closes it or when its pipe breaks (the sampler's process died),
-    so it never outlives the run; Ctrl-C is left to the sampler's process, which closes it.
-    """
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    torch.set_num_threads(1)
-    if seed is not None:
-        deterministic.set_seed(seed)
-    runner: _LockstepRunner = pickle.loads(runner_bytes)
-    try:
-        while True:
-            try:
-                command, payload = connection.recv()
-            except EOFError:
-                return
-            if command == 'close':
-                return
-            try:
-                if command == 'update':
-                    runner.policy.set_param_values(payload)
-                    connection.send(('ok', None))
-                elif command == 'run':
-                    connection.send(('ok', runner.run(payload)))
-                else:
-                    raise ValueError(f'unknown worker command {command!r}')
-            except Exception:  # pylint: disable=broad-except  (reported to the sampler)
-                connection.send(('error', traceback.format_exc()))
-    finally:
-        runner.close()
-        connection.close()
-
-
-class _WorkerProcess:
-    """The sampler's handle on one worker process."""
-
-    def __init__(self, runner: _LockstepRunner, seed: int | None) -> None:
-        context = multiprocessing.get_context('spawn')
-        self.connection, child = context.Pipe()
-        self.process = context.Process(
-            target=_worker_main, daemon=True, args=(child, pickle.dumps(runner), seed)
-        )
-        self.process.start()
-        child.close()
-
-    def send(self, command: str, payload: Any) -> None:
-        self.connection.send((command, payload))
-
-    def receive(self) -> Any:
-        status, payload = self.connection.recv()
-        if status == 'error':
-            raise RuntimeError(f'a VectorizedSampler worker failed:\n{payload}')
-        return payload
-
-    def close(self) -> None:
-        try:
-            self.connection.send(('close', None))
-        except (BrokenPipeError, OSError):
-            pass
-        self.process.join(timeout=10)
-        if self.process.is_alive():
-            self.process.terminate()
-            self.process.join(timeout=5)
-        self.connection.close()
 
 
 class VectorizedSampler(Sampler):
@@ -345,7 +285,7 @@ class VectorizedSampler(Sampler):
         self._worker_rows = [
             list(rows) for rows in np.array_split(np.arange(self.n_rows), n_workers)
         ]
-        self._workers: list[_WorkerProcess] | None = None
+        self._workers: list[WorkerProcess] | None = None
         self._local: _LockstepRunner | None = None
         self.total_env_steps = 0
 
@@ -364,7 +304,7 @@ class VectorizedSampler(Sampler):
                     self._policy, {row: self._envs[row] for row in rows}, self.max_episode_length
                 )
                 seed = None if self._seed is None else self._seed + WORKER_SEED_OFFSET + index
-                self._workers.append(_WorkerProcess(runner, seed))
+                self._workers.append(WorkerProcess(runner, seed, 'a VectorizedSampler worker'))
 
     def obtain_samples(
         self, itr: int, num_samples: int, agent_update: Any, env_update: Any = None

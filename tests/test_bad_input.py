@@ -72,6 +72,10 @@ VALIDATION_CASES = [
     (['qmp_dnc', '--name', '..'], 'must not contain a path separator, ".."'),
     (['qmp_dnc', '--name', '../../etc'], 'must not contain a path separator'),
     (['qmp_dnc', '--n_epoch', '3'], 'unrecognized arguments: --n_epoch 3'),
+    (
+        ['qmp_dnc', '--torch_threads', '-1'],
+        '--torch_threads must be 0 (every available core) or a thread count, got -1',
+    ),
     (['qmp_dnc', '--hidden', '8'], 'unrecognized arguments: --hidden 8'),
     (['qmp_dnc', '--hidden_sizes', '1000000', '1000000'], 'GiB for the networks of 4 tasks'),
     (['qmp_dnc', '--hidden_sizes', str(10**30)], 'of memory is available'),

@@ -124,7 +124,7 @@ def test_end_to_end_quick_mode_runs():
     assert any(
         line.startswith('JacoReachMT5-v1 (quick settings) this checkout: ') for line in lines
     ), result.stdout
-    assert any('baseline/new' in line for line in lines) or 'no baseline' in result.stdout
+    assert any('baseline/this checkout ' in line for line in lines), result.stdout
 
 
 def test_a_fractional_epoch_scales_each_part_by_its_share():

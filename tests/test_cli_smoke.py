@@ -161,6 +161,15 @@ def test_ray_sampler_collects_and_trains(cli, tmp_path):
 
 
 @pytest.mark.slow
+def test_two_worker_processes_collect_evaluate_and_exit(cli, tmp_path):
+    log_dir = train(cli, tmp_path, 'qmp_dnc', '--n_epochs', '2', '--n_workers', '2')
+    rows = read_progress(log_dir)
+    assert [row['Evaluation/NumEpisodes'] for row in rows] == [4, 4]
+    assert [row['Evaluation/Mixture/NumEpisodes'] for row in rows] == [4, 4]
+    assert rows[-1]['Train/GradientSteps'] > 0
+
+
+@pytest.mark.slow
 @pytest.mark.mujoco
 @pytest.mark.parametrize('method', ['qmp_dnc', 'qmp_sac', 'uds_dnc', 'qmp_uds_dnc'])
 def test_one_metaworld_mt10_iteration(method, cli, tmp_path):

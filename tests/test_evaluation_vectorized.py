@@ -8,6 +8,8 @@ path's copies draw their own seeded starts (``docs/deviations.md``), reproducibl
 
 from __future__ import annotations
 
+import pickle
+
 import numpy as np
 import pytest
 import torch
@@ -113,3 +115,35 @@ def test_the_number_of_envs_per_task_is_capped():
     env = make_env('PointReachMT-v0')
     assert LockstepEvaluator(env.get_test_envs(), 100).envs_per_task == 8  # 32 // 4 tasks
     assert LockstepEvaluator(env.get_test_envs(), 3, envs_per_task=8).envs_per_task == 3
+
+
+class FailingPolicy(CountingPolicy):
+    """Fails inside the worker process that acts with it."""
+
+    def get_actions(self, observations):
+        raise ValueError('no actions here')
+
+
+@pytest.mark.slow
+def test_worker_processes_give_the_statistics_of_one_process_and_exit():
+    one_env, two_env = make_env('PointReachMT-v0', seed=2), make_env('PointReachMT-v0', seed=2)
+    policy = _policy(one_env)
+    one = LockstepEvaluator(one_env.get_test_envs(), EPISODES, envs_per_task=2)
+    two = LockstepEvaluator(two_env.get_test_envs(), EPISODES, envs_per_task=2, n_workers=2)
+    assert len(two.copies) == 1  # the copies are built in the workers
+    try:
+        for _ in range(2):  # groups of 2, 2 and 1 copies; the second continues the streams
+            expected = one.evaluate(policy, HORIZON, 0.99)
+            _assert_same_stats(expected, two.evaluate(policy, HORIZON, 0.99))
+        # Rows are dealt round-robin, so both workers step a share of every group.
+        processes = [worker.process for worker in two._workers]
+        assert len(processes) == 2 and all(process.is_alive() for process in processes)
+        failing = FailingPolicy(policy.env_spec, policy._policies, policy._split)
+        with pytest.raises(RuntimeError, match='an evaluation worker failed'):
+            two.evaluate(failing, HORIZON, 0.99)
+        restored = pickle.loads(pickle.dumps(two))  # snapshots leave the processes out
+        assert restored._workers is None and restored.n_workers == 2
+    finally:
+        two.close()
+    assert not any(process.is_alive() for process in processes)
+    assert all(process.exitcode == 0 for process in processes)

@@ -31,6 +31,7 @@ from infrastructure.metrics import (
     split_by_task,
     summarize,
 )
+from infrastructure.torch_threads import acting_threads
 from infrastructure.videos import TrainingVideos
 
 # Per-task SAC diagnostics of each task's last gradient step of the epoch.
@@ -48,6 +49,10 @@ SAC_STAT_KEYS = (
 )
 
 
+# The epoch phases that act in envs (per-step policy calls) rather than train.
+ACTING_PHASES = frozenset({'Collect', 'Eval'})
+
+
 class EpochClock:
     """Wall-clock seconds of an epoch's phases, logged as ``Time/...`` (README, "Logged
     metrics").
@@ -58,6 +63,10 @@ class EpochClock:
     of ``train`` and restores them afterwards: ``Time/Update`` is the rounds' time less their
     collection, ``Time/Snapshot`` and ``Time/Epoch`` (everything from the epoch's start to the
     end of its snapshot) are recorded by the wrapped ``save``.
+
+    The acting phases (``ACTING_PHASES``) run inside ``acting_threads()``: one torch thread
+    for their per-step policy calls, the gradient steps keep ``--torch_threads``
+    (``infrastructure/torch_threads.py``).
     """
 
     def __init__(self, trainer: Any) -> None:
@@ -78,11 +87,14 @@ class EpochClock:
         self._seconds = {'Collect': 0.0, 'Rounds': 0.0, 'Eval': 0.0}
         self._epoch_start = time.perf_counter()
 
-    def time(self, phase: str, function: Callable[..., Any], *args: Any) -> Any:
+    def time(self, phase: str, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """``function(*args)``, its seconds added to ``phase``."""
         start = time.perf_counter()
         try:
-            return function(*args)
+            if phase in ACTING_PHASES:
+                with acting_threads():
+                    return function(*args, **kwargs)
+            return function(*args, **kwargs)
         finally:
             self._seconds[phase] = self._seconds.get(phase, 0.0) + time.perf_counter() - start
 
@@ -123,6 +135,7 @@ class MultiTaskLearner(RLAlgorithm):
         test_envs: one evaluation env per task.
         evaluate_before_training: evaluate at epoch 0 before training (the release's SAC
             family) instead of after it (its DnC family).
+        evaluation_workers: processes stepping the evaluation envs (``--n_workers``).
         Remaining arguments are the CLI flags of the same names.
     """
 
@@ -140,6 +153,7 @@ class MultiTaskLearner(RLAlgorithm):
         num_evaluation_episodes: int,
         evaluation_frequency: int,
         evaluate_before_training: bool,
+        evaluation_workers: int = 1,
     ) -> None:
         self.n_tasks = n_tasks
         self.policy = policy
@@ -152,6 +166,7 @@ class MultiTaskLearner(RLAlgorithm):
         self.num_evaluation_episodes = num_evaluation_episodes
         self.evaluation_frequency = evaluation_frequency
         self.evaluate_before_training = evaluate_before_training
+        self.evaluation_workers = evaluation_workers
         self.env_steps = np.zeros(n_tasks, dtype=np.int64)
         self.last_stats = {key: np.full(n_tasks, np.nan) for key in SAC_STAT_KEYS}
         # Method-specific per-task diagnostics (e.g. UDS's kept share), logged like last_stats.
@@ -191,6 +206,12 @@ class MultiTaskLearner(RLAlgorithm):
         when training raises; the experiment calls this then. The attribute keeps garage's name,
         ``_sampler``, which garage's ``Trainer`` reads."""
         self._sampler.shutdown_worker()
+        self._stop_evaluation_workers()
+
+    def _stop_evaluation_workers(self) -> None:
+        evaluator = getattr(self, '_evaluator', None)  # (older snapshots lack the attribute)
+        if evaluator is not None:
+            evaluator.stop_workers()
 
     def train(self, trainer: Any) -> float:
         """garage's entry point: per epoch, ``steps_per_epoch`` rounds, then evaluation."""
@@ -230,6 +251,7 @@ class MultiTaskLearner(RLAlgorithm):
                 trainer.step_itr += 1
         finally:
             clock.detach()
+            self._stop_evaluation_workers()
         return average_return
 
     def _log_round(self, warming_up: bool, collected: np.ndarray, total_steps: int) -> None:
@@ -311,7 +333,9 @@ class MultiTaskLearner(RLAlgorithm):
         evaluator = getattr(self, '_evaluator', None)  # (older snapshots lack the attribute)
         if evaluator is None:
             evaluator = self._evaluator = LockstepEvaluator(
-                self._test_envs, self._episodes_per_task()
+                self._test_envs,
+                self._episodes_per_task(),
+                n_workers=getattr(self, 'evaluation_workers', 1),
             )
         for prefix, policy in self._evaluation_modes().items():
             logger.log(f'Evaluating {prefix[:-1]} ...')

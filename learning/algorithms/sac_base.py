@@ -41,6 +41,7 @@ class SACSettings:
     target_entropy: float | None
     num_evaluation_episodes: int
     evaluation_frequency: int
+    evaluation_workers: int = 1
 
 
 class SACLearner(MultiTaskLearner):
@@ -91,6 +92,7 @@ class SACLearner(MultiTaskLearner):
             num_evaluation_episodes=settings.num_evaluation_episodes,
             evaluation_frequency=settings.evaluation_frequency,
             evaluate_before_training=evaluate_before_training,
+            evaluation_workers=settings.evaluation_workers,
         )
         self.policies = policies
         self.critics = critics
