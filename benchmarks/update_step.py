@@ -8,7 +8,10 @@ MT10 preset shapes (N = 10, 2,560 per task, 256×256) it times, alternating tria
 * ``new``: the same two calls of this checkout;
 * ``loop`` (MT10 only): a per-task loop of plain ``nn.Linear`` MLPs and one
   ``torch.optim.Adam`` per task and network, with the same SAC losses
-  (``learning/algorithms/sac_losses.py``) on the same sampled batch.
+  (``learning/algorithms/sac_losses.py``) on the same sampled batch;
+* ``new@Nt``, ``loop@Nt``: those two again on N torch threads (``--threads``, default every
+  core: what ``--torch_threads 0`` gives the gradient steps); the others run on one thread, the
+  default of every run before that flag's default changed.
 
 Each implementation runs in its own worker process (two versions of ``learning`` cannot share
 one interpreter); the driver alternates them trial by trial and reports medians and ratios, so
@@ -16,7 +19,7 @@ a machine shared with other work skews both sides alike. It then prints the repl
 stored transition of this checkout for the MT10 and MT50 shapes and whether MT50 at its preset
 capacity fits in 24 GB.
 
-    OMP_NUM_THREADS=1 python benchmarks/update_step.py [--quick] [--baseline-ref REF]
+    OMP_NUM_THREADS=1 python benchmarks/update_step.py [--quick] [--baseline-ref REF] [--threads N]
 """
 
 from __future__ import annotations
@@ -259,6 +262,7 @@ def worker(root: str) -> None:
                 steps_by_key[key] = gradient_step
             steps_by_key[key]()  # warm-up
         step = steps_by_key[key]
+        torch.set_num_threads(request.get('threads', 1))
         start = time.perf_counter()
         for _ in range(request['steps']):
             step()
@@ -281,8 +285,9 @@ class Worker:
             cwd=root,
         )
 
-    def time(self, shape: str, impl: str, steps: int) -> float:
-        return float(self.ask({'shape': shape, 'impl': impl, 'steps': steps}))
+    def time(self, shape: str, impl: str, steps: int, threads: int = 1) -> float:
+        request = {'shape': shape, 'impl': impl, 'steps': steps, 'threads': threads}
+        return float(self.ask(request))
 
     def ask(self, request: dict[str, Any]) -> Any:
         """Sends one request, returns the decoded answer."""
@@ -323,27 +328,39 @@ def remove_worktree(tree: Path) -> None:
     shutil.rmtree(tree.parent, ignore_errors=True)
 
 
-def time_steps(trials: int, steps: dict[str, int], baseline: Path | None) -> None:
+def time_steps(trials: int, steps: dict[str, int], baseline: Path | None, threads: int) -> None:
+    """Prints the median seconds per step of each variant and their ratios, per shape.
+
+    Variants: ``baseline`` and ``new`` on one torch thread (as both run by default before
+    ``--torch_threads 0``), ``loop`` (MT10), and with ``threads`` > 1 ``new``/``loop`` again on
+    that many threads (this checkout's default: every core, infrastructure/torch_threads.py).
+    """
     workers = {'new': Worker(REPO)}
     if baseline is not None:
         workers['baseline'] = Worker(baseline)
     try:
         for shape in SHAPES:
-            impls = [i for i in ('baseline', 'new') if i in workers]
+            # label -> (worker, implementation, torch threads)
+            variants = {impl: (impl, impl, 1) for impl in ('baseline', 'new') if impl in workers}
             if shape == 'mt10':
-                impls.append('loop')
-            times: dict[str, list[float]] = {impl: [] for impl in impls}
-            for _ in range(trials):  # alternate implementations trial by trial
-                for impl in impls:
-                    process = workers['new' if impl == 'loop' else impl]
-                    times[impl].append(process.time(shape, impl, steps[shape]))
-            medians = {impl: float(np.median(values)) for impl, values in times.items()}
-            parts = [f'{impl} {medians[impl] * 1e3:8.1f} ms' for impl in impls]
+                variants['loop'] = ('new', 'loop', 1)
+            if threads > 1:
+                for impl in ('new', 'loop'):
+                    if impl in variants:
+                        variants[f'{impl}@{threads}t'] = ('new', impl, threads)
+            times: dict[str, list[float]] = {label: [] for label in variants}
+            for _ in range(trials):  # alternate the variants trial by trial
+                for label, (process, impl, count) in variants.items():
+                    times[label].append(workers[process].time(shape, impl, steps[shape], count))
+            medians = {label: float(np.median(values)) for label, values in times.items()}
+            parts = [f'{label} {medians[label] * 1e3:8.1f} ms' for label in variants]
             ratios = []
-            if 'baseline' in medians:
-                ratios.append(f'baseline/new {medians["baseline"] / medians["new"]:.2f}x')
-            if 'loop' in medians:
-                ratios.append(f'loop/new {medians["loop"] / medians["new"]:.2f}x')
+            for label in variants:
+                if label != 'baseline' and 'baseline' in medians and label.startswith('new'):
+                    ratios.append(f'baseline/{label} {medians["baseline"] / medians[label]:.2f}x')
+                if label.startswith('loop'):
+                    new = 'new' + label[len('loop') :]
+                    ratios.append(f'{label}/{new} {medians[label] / medians[new]:.2f}x')
             print(f'{shape:5s} ' + '  '.join(parts) + '   ' + '  '.join(ratios))
     finally:
         for process in workers.values():
@@ -388,11 +405,21 @@ def main(argv: list[str] | None = None) -> int:
         '--baseline-ref', default=BASELINE_REF, help='git commit timed as the baseline'
     )
     parser.add_argument('--no-baseline', action='store_true', help='time this checkout only')
+    parser.add_argument(
+        '--threads',
+        type=int,
+        default=0,
+        help="also time this checkout's step on this many torch threads (default 0: every "
+        'core, the default of --torch_threads; 1: single-threaded only)',
+    )
     parser.add_argument('--worker', help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
         worker(args.worker)
         return 0
+    sys.path.insert(0, str(REPO))
+    from infrastructure.torch_threads import available_cores  # pylint: disable=C0415
+
     trials = 3 if args.quick else 7
     steps = {'jaco': 10, 'mt10': 1} if args.quick else {'jaco': 50, 'mt10': 3}
     print(
@@ -402,7 +429,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     baseline = None if args.no_baseline else baseline_worktree(args.baseline_ref)
     try:
-        time_steps(trials, steps, baseline)
+        time_steps(trials, steps, baseline, args.threads or available_cores())
     finally:
         if baseline is not None:
             remove_worktree(baseline)

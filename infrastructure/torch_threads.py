@@ -1,6 +1,6 @@
 """How many CPU threads torch uses in each phase of a run.
 
-The two phases want opposite settings (measured in ``benchmarks/update_step.py --threads``):
+The two phases want opposite settings (``benchmarks/update_step.py`` times both):
 
 * **gradient steps** are large matrix products (MT10: 10 tasks x 2,560 transitions through
   256x256 layers), which torch splits over threads: on 2 cores a batched MT10 step takes about
