@@ -281,9 +281,10 @@ class VectorizedSampler(Sampler):
             for copy_index in range(envs_per_task)
             for env in envs
         ]
-        # Contiguous shares of the rows, one per worker.
+        # Rows dealt round-robin, so that neighbouring tasks (a benchmark's task order often
+        # groups costly ones: MT10's first three step slowest) go to different workers.
         self._worker_rows = [
-            list(rows) for rows in np.array_split(np.arange(self.n_rows), n_workers)
+            list(range(index, self.n_rows, n_workers)) for index in range(n_workers)
         ]
         self._workers: list[WorkerProcess] | None = None
         self._local: _LockstepRunner | None = None
