@@ -88,7 +88,8 @@ class EpochClock:
         self._epoch_start = time.perf_counter()
 
     def time(self, phase: str, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """``function(*args)``, its seconds added to ``phase``."""
+        """``function(*args, **kwargs)``, its seconds added to ``phase`` (an acting phase on
+        one torch thread)."""
         start = time.perf_counter()
         try:
             if phase in ACTING_PHASES:
