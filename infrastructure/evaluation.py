@@ -101,9 +101,10 @@ def _run_deterministic(
 class _EvaluationRunner:
     """A worker process's share of the evaluation envs, keyed by row (``copy * N + task``).
 
-    ``sources`` maps each row to its task's test env and its copy index; the envs are built in
-    the worker at its first episode (copy c > 0 reset-seeded ``c * EVALUATION_COPY_SEED_STRIDE``
-    apart, as ``LockstepEvaluator``'s in-process copies are). Commands: ``policy`` (the pickled
+    ``sources`` maps each row to its task's test env and its copy index. The envs are built in
+    the worker when the first policy arrives, all before any is reset (copy c > 0 reset-seeded
+    ``c * EVALUATION_COPY_SEED_STRIDE`` apart from its source, as ``LockstepEvaluator``'s
+    in-process copies are; copy 0 is the source itself). Commands: ``policy`` (the pickled
     policy to evaluate), ``run`` (``(rows, horizon)``: one deterministic episode on each row's
     env, in lockstep; answers their ``EpisodeRecord``).
     """
@@ -113,23 +114,22 @@ class _EvaluationRunner:
         self.envs: dict[int, Environment] = {}
         self.policy: Policy | None = None
 
-    def _env(self, row: int) -> Environment:
-        if row not in self.envs:
-            env, copy_index = self.sources[row]
-            self.envs[row] = (
-                seeded_copy(env, copy_index * EVALUATION_COPY_SEED_STRIDE) if copy_index else env
-            )
-        return self.envs[row]
+    def _build_envs(self) -> None:
+        for row, (env, copy_index) in self.sources.items():
+            offset = copy_index * EVALUATION_COPY_SEED_STRIDE
+            self.envs[row] = seeded_copy(env, offset) if copy_index else env
 
     def handle(self, command: str, payload: Any) -> Any:
         if command == 'policy':
+            if not self.envs:
+                self._build_envs()
             self.policy = pickle.loads(payload)
             return None
         if command == 'run':
             assert self.policy is not None, 'a policy must be sent before episodes are run'
             rows, max_episode_length = payload
             return _run_deterministic(
-                self.policy, [self._env(row) for row in rows], max_episode_length
+                self.policy, [self.envs[row] for row in rows], max_episode_length
             )
         raise ValueError(f'unknown evaluation worker command {command!r}')
 
