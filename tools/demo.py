@@ -30,10 +30,8 @@ It prints a summary of the measured numbers. Usage::
 from __future__ import annotations
 
 import argparse
-import csv
 import dataclasses
 import importlib
-import math
 import os
 import pickle
 import subprocess
@@ -50,6 +48,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
 from environments.registry import ENVS  # noqa: E402  (light: imports no simulator or torch)
+from workflow.runs import read_columns  # noqa: E402  (reads CSV files only)
 
 # The illustrative point worlds the demo can draw, and the module that describes each layout
 # (GOALS, GOAL_RADII, WALLS, TASK_NAMES, STUCK_TASK). ``--env`` picks one; the default env first.
@@ -200,16 +199,6 @@ def train(env_id: str, method: str, seed: int, flags: Sequence[str], log_root: P
         )
     (run_dir,) = set(log_root.glob(prefix + '*')) - before - {log_root / f'{prefix}.stdout.log'}
     return run_dir
-
-
-def read_progress(run_dir: Path) -> dict[str, np.ndarray]:
-    """``progress.csv`` as columns of floats (empty cells are NaN)."""
-    with open(run_dir / 'progress.csv', newline='') as file:
-        rows = list(csv.DictReader(file))
-    return {
-        key: np.array([float(row[key]) if row[key] not in ('', None) else math.nan for row in rows])
-        for key in rows[0]
-    }
 
 
 # --------------------------------------------------------------------------- figures
@@ -454,6 +443,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     out_dir = Path(args.out_dir).resolve()
     log_root = out_dir / 'runs'
     flags = list(QUICK_FLAGS) if args.quick else []
+    # The jobs share the cores: each run's gradient steps get its share (as sweep.py does).
+    flags += ['--torch_threads', str(max((os.cpu_count() or 1) // args.jobs, 1))]
     if args.n_epochs is not None:
         flags += ['--n_epochs', str(args.n_epochs)]
     start = time.perf_counter()
@@ -463,7 +454,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         run_dirs = {job: future.result() for job, future in futures.items()}
     train_seconds = time.perf_counter() - start
     runs = {
-        method: [read_progress(run_dirs[(method, seed)]) for seed in args.seeds]
+        method: [read_columns(str(run_dirs[(method, seed)])) for seed in args.seeds]
         for method, _ in methods
     }
     figures = {
