@@ -26,13 +26,8 @@ from garage.experiment import deterministic
 from garage.np.policies import Policy
 
 from infrastructure.metrics import info_episode_stats, per_episode_stats
-from infrastructure.vectorized_sampler import (
-    WORKER_SEED_OFFSET,
-    LockstepEpisode,
-    run_lockstep_episodes,
-    seeded_copy,
-)
-from infrastructure.worker_processes import WorkerProcess
+from infrastructure.vectorized_sampler import LockstepEpisode, run_lockstep_episodes, seeded_copy
+from infrastructure.worker_processes import WorkerPool
 
 # Evaluation copies of task j's test env: copy e resets with the test seed + e times this.
 EVALUATION_COPY_SEED_STRIDE = 10_000
@@ -105,7 +100,7 @@ class _EvaluationRunner:
     the worker when the first policy arrives, all before any is reset (copy c > 0 reset-seeded
     ``c * EVALUATION_COPY_SEED_STRIDE`` apart from its source, as ``LockstepEvaluator``'s
     in-process copies are; copy 0 is the source itself). Commands: ``policy`` (the pickled
-    policy to evaluate), ``run`` (``(rows, horizon)``: one deterministic episode on each row's
+    policy to evaluate and the horizon), ``run`` (rows: one deterministic episode on each row's
     env, in lockstep; answers their ``EpisodeRecord``).
     """
 
@@ -113,6 +108,7 @@ class _EvaluationRunner:
         self.sources = sources
         self.envs: dict[int, Environment] = {}
         self.policy: Policy | None = None
+        self.max_episode_length = 0
 
     def _build_envs(self) -> None:
         for row, (env, copy_index) in self.sources.items():
@@ -123,13 +119,13 @@ class _EvaluationRunner:
         if command == 'policy':
             if not self.envs:
                 self._build_envs()
-            self.policy = pickle.loads(payload)
+            policy_bytes, self.max_episode_length = payload
+            self.policy = pickle.loads(policy_bytes)
             return None
         if command == 'run':
             assert self.policy is not None, 'a policy must be sent before episodes are run'
-            rows, max_episode_length = payload
             return _run_deterministic(
-                self.policy, [self.envs[row] for row in rows], max_episode_length
+                self.policy, [self.envs[row] for row in payload], self.max_episode_length
             )
         raise ValueError(f'unknown evaluation worker command {command!r}')
 
@@ -211,7 +207,7 @@ class LockstepEvaluator:
         self.n_workers = min(n_workers, self.envs_per_task * self.n_tasks)
         self._test_envs = list(test_envs)
         self._seed = deterministic.get_seed() if seed is None else seed
-        self._workers: list[WorkerProcess] | None = None
+        self._workers: WorkerPool | None = None
         # In-process copies; with workers, each builds its own rows instead.
         self.copies = [self._test_envs] + [
             [seeded_copy(env, index * EVALUATION_COPY_SEED_STRIDE) for env in self._test_envs]
@@ -223,66 +219,45 @@ class LockstepEvaluator:
     ) -> tuple[dict[str, np.ndarray], np.ndarray]:
         """``evaluate``'s return contract: per-episode stats and each episode's task id."""
         if self.n_workers > 1:
-            self._send_policy(policy)
+            self._start_workers().broadcast('policy', (pickle.dumps(policy), max_episode_length))
         records: list[EpisodeRecord] = []
         for first in range(0, self.episodes_per_task, self.envs_per_task):
             n_copies = min(self.envs_per_task, self.episodes_per_task - first)
             if self.n_workers > 1:
-                records.extend(self._run_in_workers(n_copies * self.n_tasks, max_episode_length))
+                records.extend(
+                    self._start_workers().run_rows('run', range(n_copies * self.n_tasks))
+                )
                 continue
             envs = [env for copies in self.copies[:n_copies] for env in copies]
             records.extend(_run_deterministic(policy, envs, max_episode_length))
         task_ids = np.tile(np.arange(self.n_tasks), self.episodes_per_task)
         return _statistics(records, discount), task_ids.astype(np.int64)
 
-    def _worker_of(self, row: int) -> int:
-        return row % self.n_workers
+    def _source(self, row: int) -> tuple[Environment, int]:
+        """Row ``copy * N + task``'s test env and copy index."""
+        return self._test_envs[row % self.n_tasks], row // self.n_tasks
 
-    def _start_workers(self) -> list[WorkerProcess]:
+    def _start_workers(self) -> WorkerPool:
         if self._workers is None:
-            rows = range(self.envs_per_task * self.n_tasks)
-            self._workers = []
-            for index in range(self.n_workers):
-                sources = {
-                    row: (self._test_envs[row % self.n_tasks], row // self.n_tasks)
-                    for row in rows
-                    if self._worker_of(row) == index
-                }
-                seed = None if self._seed is None else self._seed + WORKER_SEED_OFFSET + index
-                self._workers.append(
-                    WorkerProcess(_EvaluationRunner(sources), seed, 'an evaluation worker')
-                )
+            self._workers = WorkerPool(
+                self.envs_per_task * self.n_tasks,
+                self.n_workers,
+                lambda rows: _EvaluationRunner(
+                    {
+                        row: (self._test_envs[row % self.n_tasks], row // self.n_tasks)
+                        for row in rows
+                    }
+                ),
+                self._seed,
+                'an evaluation worker',
+            )
         return self._workers
-
-    def _send_policy(self, policy: Policy) -> None:
-        workers = self._start_workers()
-        payload = pickle.dumps(policy)
-        for worker in workers:
-            worker.send('policy', payload)
-        for worker in workers:
-            worker.receive()
-
-    def _run_in_workers(self, n_rows: int, max_episode_length: int) -> list[EpisodeRecord]:
-        """Records of rows ``0 .. n_rows - 1`` (one episode each), run by their workers."""
-        workers = self._start_workers()
-        shares = {
-            index: [row for row in range(n_rows) if self._worker_of(row) == index]
-            for index in range(self.n_workers)
-        }
-        shares = {index: share for index, share in shares.items() if share}
-        for index, share in shares.items():
-            workers[index].send('run', (share, max_episode_length))
-        by_row: dict[int, EpisodeRecord] = {}
-        for index, share in shares.items():
-            by_row.update(zip(share, workers[index].receive(), strict=True))
-        return [by_row[row] for row in range(n_rows)]
 
     def stop_workers(self) -> None:
         """Closes the worker processes (a later evaluation starts them again)."""
         if self._workers is not None:
             workers, self._workers = self._workers, None
-            for worker in workers:
-                worker.close()
+            workers.close()
 
     def close(self) -> None:
         """Closes the workers and the copies (the test envs themselves belong to their family)."""

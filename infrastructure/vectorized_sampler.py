@@ -45,12 +45,10 @@ from garage.experiment import deterministic
 from garage.np.policies import Policy
 from garage.sampler import Sampler
 
-from infrastructure.worker_processes import WorkerProcess
+from infrastructure.worker_processes import WorkerPool
 
 # Seeds of the extra env copies (``envs_per_task``): copy j adds j times this to its seed.
 COPY_SEED_STRIDE = 10_000
-# Seeds of the worker processes' torch/numpy generators: the run's seed plus this plus index.
-WORKER_SEED_OFFSET = 1_000
 
 
 def seeded_copy(env: Environment, seed_offset: int) -> Environment:
@@ -281,12 +279,7 @@ class VectorizedSampler(Sampler):
             for copy_index in range(envs_per_task)
             for env in envs
         ]
-        # Rows dealt round-robin, so that neighbouring tasks (a benchmark's task order often
-        # groups costly ones: MT10's first three step slowest) go to different workers.
-        self._worker_rows = [
-            list(range(index, self.n_rows, n_workers)) for index in range(n_workers)
-        ]
-        self._workers: list[WorkerProcess] | None = None
+        self._workers: WorkerPool | None = None
         self._local: _LockstepRunner | None = None
         self.total_env_steps = 0
 
@@ -299,13 +292,15 @@ class VectorizedSampler(Sampler):
                 )
             return
         if self._workers is None:
-            self._workers = []
-            for index, rows in enumerate(self._worker_rows):
-                runner = _LockstepRunner(
+            self._workers = WorkerPool(
+                self.n_rows,
+                self.n_workers,
+                lambda rows: _LockstepRunner(
                     self._policy, {row: self._envs[row] for row in rows}, self.max_episode_length
-                )
-                seed = None if self._seed is None else self._seed + WORKER_SEED_OFFSET + index
-                self._workers.append(WorkerProcess(runner, seed, 'a VectorizedSampler worker'))
+                ),
+                self._seed,
+                'a VectorizedSampler worker',
+            )
 
     def obtain_samples(
         self, itr: int, num_samples: int, agent_update: Any, env_update: Any = None
@@ -346,33 +341,20 @@ class VectorizedSampler(Sampler):
         if self._workers is None:
             self._policy.set_param_values(agent_update)
             return
-        for worker in self._workers:
-            worker.send('update', agent_update)
-        for worker in self._workers:
-            worker.receive()
+        self._workers.broadcast('update', agent_update)
 
     def _run_group(self, rows: list[int]) -> list[EpisodeBatch]:
         """The episodes of ``rows`` (one each), in the order of ``rows``."""
         if self._workers is None:
             assert self._local is not None  # start_worker() ran
             return self._local.run(rows)
-        owner = {row: index for index, share in enumerate(self._worker_rows) for row in share}
-        per_worker: dict[int, list[int]] = defaultdict(list)
-        for row in rows:
-            per_worker[owner[row]].append(row)
-        for index, share in per_worker.items():
-            self._workers[index].send('run', share)
-        by_row: dict[int, EpisodeBatch] = {}
-        for index, share in per_worker.items():
-            by_row.update(zip(share, self._workers[index].receive(), strict=True))
-        return [by_row[row] for row in rows]
+        return self._workers.run_rows('run', rows)
 
     def shutdown_worker(self) -> None:
         """Closes the worker processes (waiting for them) and the envs."""
         if self._workers is not None:
             workers, self._workers = self._workers, None
-            for worker in workers:
-                worker.close()
+            workers.close()
         if self._local is not None:
             self._local.close()
             self._local = None

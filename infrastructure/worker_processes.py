@@ -13,10 +13,14 @@ import multiprocessing
 import pickle
 import signal
 import traceback
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 import torch
 from garage.experiment import deterministic
+
+# Seeds of the worker processes' generators: the run's seed plus this plus the worker's index.
+WORKER_SEED_OFFSET = 1_000
 
 
 class Runner(Protocol):
@@ -100,3 +104,64 @@ class WorkerProcess:
             self.process.terminate()
             self.process.join(timeout=5)
         self.connection.close()
+
+
+def deal_rows(n_rows: int, n_workers: int) -> list[list[int]]:
+    """Rows ``0 .. n_rows - 1`` dealt round-robin: worker w owns w, w + n_workers, ... so that
+    neighbouring tasks (a benchmark's order often groups costly ones: MT10's first three step
+    slowest) go to different workers."""
+    return [list(range(index, n_rows, n_workers)) for index in range(n_workers)]
+
+
+class WorkerPool:
+    """Worker processes, worker w owning the rows ``deal_rows(n_rows, n)[w]``.
+
+    Args:
+        n_rows: the rows (envs) to share out.
+        n_workers: processes to start.
+        make_runner: the runner of the worker that owns the given rows.
+        seed: the run's seed (worker w's generators get ``seed + WORKER_SEED_OFFSET + w``).
+        role: what the workers do, for error messages.
+    """
+
+    def __init__(
+        self,
+        n_rows: int,
+        n_workers: int,
+        make_runner: Callable[[list[int]], Runner],
+        seed: int | None,
+        role: str,
+    ) -> None:
+        self.n_workers = n_workers
+        self.workers = [
+            WorkerProcess(
+                make_runner(rows),
+                None if seed is None else seed + WORKER_SEED_OFFSET + index,
+                role,
+            )
+            for index, rows in enumerate(deal_rows(n_rows, n_workers))
+        ]
+
+    def broadcast(self, command: str, payload: Any) -> list[Any]:
+        """Sends one command to every worker; their answers, in worker order."""
+        for worker in self.workers:
+            worker.send(command, payload)
+        return [worker.receive() for worker in self.workers]
+
+    def run_rows(self, command: str, rows: Sequence[int]) -> list[Any]:
+        """Sends each owner its rows of ``rows`` (in order) as the payload of ``command``; each
+        answers one item per row. Returns the items in the order of ``rows``."""
+        shares: dict[int, list[int]] = {}
+        for row in rows:
+            shares.setdefault(row % self.n_workers, []).append(row)
+        for index, share in shares.items():
+            self.workers[index].send(command, share)
+        by_row: dict[int, Any] = {}
+        for index, share in shares.items():
+            by_row.update(zip(share, self.workers[index].receive(), strict=True))
+        return [by_row[row] for row in rows]
+
+    def close(self) -> None:
+        """Closes every worker (waiting for it)."""
+        for worker in self.workers:
+            worker.close()

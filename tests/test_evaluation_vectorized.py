@@ -136,7 +136,7 @@ def test_worker_processes_give_the_statistics_of_one_process_and_exit():
             expected = one.evaluate(policy, HORIZON, 0.99)
             _assert_same_stats(expected, two.evaluate(policy, HORIZON, 0.99))
         # Rows are dealt round-robin, so both workers step a share of every group.
-        processes = [worker.process for worker in two._workers]
+        processes = [worker.process for worker in two._workers.workers]
         assert len(processes) == 2 and all(process.is_alive() for process in processes)
         failing = FailingPolicy(policy.env_spec, policy._policies, policy._split)
         with pytest.raises(RuntimeError, match='an evaluation worker failed'):

@@ -152,7 +152,7 @@ def test_worker_processes_collect_the_same_episodes_and_exit():
             expected = one.obtain_samples(0, num_samples, policy.get_param_values())
             actual = two.obtain_samples(0, num_samples, policy2.get_param_values())
             _assert_same_episodes(expected, actual)
-        processes = [worker.process for worker in two._workers]
+        processes = [worker.process for worker in two._workers.workers]
         assert all(process.is_alive() for process in processes)
         # A failure inside a worker reaches the caller; shutting down still ends the workers.
         with pytest.raises(RuntimeError, match='worker failed'):
