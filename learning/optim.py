@@ -12,7 +12,9 @@ Speed: one step is a single call of PyTorch's fused Adam kernel (the one behind
 ``torch.optim.Adam(fused=True)``) over the per-task slices ``param[t]`` of the active tasks
 only: every element is read and written once, instead of a dozen whole-tensor passes per
 parameter, and an inactive task's slices are not touched at all. Each slice has its own step
-count, so bias correction is per task.
+count, so bias correction is per task. The per-task views of the parameters, moments and step
+counts are made once and kept (only the gradients are new each step): splitting them anew cost
+about a millisecond of a 17 ms Jaco-preset gradient step.
 """
 
 from __future__ import annotations
@@ -65,6 +67,27 @@ class TaskAdam:
         ]
         # Per parameter and task, like torch.optim.Adam, which skips a parameter without grad.
         self.steps = [torch.zeros(n_tasks, dtype=torch.float64) for _ in self.params]
+        self._views: list[tuple[tuple[torch.Tensor, ...], ...]] | None = None
+
+    def __getstate__(self) -> dict:
+        # The cached views are rebuilt after unpickling, not pickled beside their tensors.
+        return {key: value for key, value in self.__dict__.items() if key != '_views'}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._views = None  # also for snapshots written before the views were cached
+
+    def _task_views(self) -> list[tuple[tuple[torch.Tensor, ...], ...]]:
+        """Per parameter: its, its moments' and its step counts' per-task views (made once;
+        ``to()`` drops them with the tensors they view)."""
+        if self._views is None:
+            self._views = [
+                tuple(tensor.unbind(0) for tensor in tensors)
+                for tensors in zip(
+                    self.params, self.exp_avg, self.exp_avg_sq, self.steps, strict=True
+                )
+            ]
+        return self._views
 
     def zero_grad(self) -> None:
         for param in self.params:
@@ -78,8 +101,8 @@ class TaskAdam:
             return
         every_task = len(task_ids) == self.n_tasks
         groups: dict[tuple[torch.device, torch.dtype], tuple[list, ...]] = {}
-        for param, exp_avg, exp_avg_sq, steps in zip(
-            self.params, self.exp_avg, self.exp_avg_sq, self.steps, strict=True
+        for param, steps, (param_views, exp_avg_views, exp_avg_sq_views, step_views) in zip(
+            self.params, self.steps, self._task_views(), strict=True
         ):
             if param.grad is None:
                 continue
@@ -88,13 +111,7 @@ class TaskAdam:
                 steps += 1.0
             else:
                 steps[task_ids] += 1.0
-            slices = (
-                param.unbind(0),
-                grad.unbind(0),
-                exp_avg.unbind(0),
-                exp_avg_sq.unbind(0),
-                steps.unbind(0),
-            )
+            slices = (param_views, grad.unbind(0), exp_avg_views, exp_avg_sq_views, step_views)
             lists = groups.setdefault((param.device, param.dtype), ([], [], [], [], []))
             for collected, per_task in zip(lists, slices, strict=True):
                 collected.extend(per_task if every_task else [per_task[t] for t in task_ids])
@@ -123,6 +140,7 @@ class TaskAdam:
         """Moves the moment estimates next to their parameters (after the module moved)."""
         self.exp_avg = [m.to(device) for m in self.exp_avg]
         self.exp_avg_sq = [v.to(device) for v in self.exp_avg_sq]
+        self._views = None
         return self
 
 

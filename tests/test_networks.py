@@ -410,7 +410,10 @@ def test_actor_objective_skips_critic_weight_gradients_but_not_the_policy_gradie
         assert torch.equal(a, b)
 
 
-def test_target_update_of_active_tasks_is_the_masked_polyak_formula():
+@pytest.mark.parametrize('tasks', [[True, False, True, True], [True] * 4])
+def test_target_update_of_active_tasks_is_the_masked_polyak_formula(tasks):
+    """Active tasks' target slices move to θ̄ + τ(θ − θ̄) (lerp may round once less: a fused
+    multiply-add), inactive ones stay bit for bit."""
     from learning.algorithms.dnc_sac import DnCSAC
     from learning.networks import TaskTwinCritics
 
@@ -419,17 +422,23 @@ def test_target_update_of_active_tasks_is_the_masked_polyak_formula():
     learner.critics = TaskTwinCritics(4, 3, 2, (6,), layer_norm=True)
     learner.target_critics = TaskTwinCritics(4, 3, 2, (6,), layer_norm=True)
     learner.tau = 0.05
-    tasks = np.array([True, False, True, True])
+    tasks = np.array(tasks)
     before = [p.detach().clone() for p in learner.target_critics.parameters()]
     learner._update_targets(tasks)
-    mask = torch.as_tensor(tasks)
     for old, new, online in zip(
         before, learner.target_critics.parameters(), learner.critics.parameters(), strict=True
     ):
-        row_mask = mask.view((-1,) + (1,) * (old.dim() - 1))
-        expected = torch.where(row_mask, old + 0.05 * (online.detach() - old), old)
-        assert torch.equal(new.detach(), expected)
+        for task in range(4):
+            if tasks[task]:
+                expected = old[task] + 0.05 * (online[task].detach() - old[task])
+                torch.testing.assert_close(new[task].detach(), expected, rtol=1e-6, atol=1e-7)
+            else:
+                assert torch.equal(new[task].detach(), old[task])
+    moved = [p.detach().clone() for p in learner.target_critics.parameters()]
     learner._update_targets(np.zeros(4, bool))  # no task: nothing moves
+    assert all(
+        torch.equal(a, b) for a, b in zip(moved, learner.target_critics.parameters(), strict=True)
+    )
 
 
 @pytest.mark.parametrize('rows', ROW_TASK_IDS)

@@ -217,3 +217,29 @@ def test_task_adam_is_bit_identical_to_fused_separate_adams():
     for task in range(N_TASKS):
         for param, ref in zip(params, references[task], strict=True):
             assert torch.equal(param.detach()[task], ref.detach())
+
+
+def test_unpickled_optimizer_steps_its_own_tensors_as_the_original_does():
+    """The cached per-task views are not pickled: a copy steps its own parameters and moments
+    (not the original's), to the same values as the original."""
+    import pickle
+
+    params = _make_params(5)
+    optimizer = TaskAdam(params, N_TASKS, lr=LR)
+    for param in params:
+        param.grad = torch.ones_like(param)
+    optimizer.step(torch.tensor([True, False, True, True]))  # builds the views
+    copy = pickle.loads(pickle.dumps(optimizer))
+    assert copy._views is None
+    original_values = [p.detach().clone() for p in params]
+    grads = [torch.randn(p.shape, generator=torch.Generator().manual_seed(6)) for p in params]
+    for optim in (optimizer, copy):
+        for param, grad in zip(optim.params, grads, strict=True):
+            param.grad = grad.clone()
+        optim.step(torch.ones(N_TASKS, dtype=torch.bool))
+    for index, (param, copied) in enumerate(zip(params, copy.params, strict=True)):
+        assert not torch.equal(param.detach(), original_values[index])
+        assert torch.equal(param.detach(), copied.detach())
+        assert torch.equal(optimizer.exp_avg[index], copy.exp_avg[index])
+        assert copy.exp_avg[index].data_ptr() != optimizer.exp_avg[index].data_ptr()
+    assert all(steps.tolist() == [2.0, 1.0, 2.0, 2.0] for steps in copy.steps)
