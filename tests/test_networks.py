@@ -486,3 +486,40 @@ def test_policies_for_rows_of_each_task_is_forward():
     assert flat.mean.shape == (2, OUT)
     torch.testing.assert_close(flat.mean, nested.mean[:, 0])
     torch.testing.assert_close(flat.stddev, nested.stddev[:, 0])
+
+
+@pytest.mark.parametrize('layer_norm, out_features', [(False, 1), (True, 1), (False, None)])
+def test_large_batch_per_task_matmuls_compute_what_the_batched_path_does(
+    monkeypatch, layer_norm, out_features
+):
+    """From ``PER_TASK_MATMUL_MIN_ROWS`` rows per task ``TaskMLP.forward`` runs one addmm
+    chain per task: same outputs and parameter gradients as the baddbmm path, to float
+    rounding, and task i's output depends on task i's parameters only."""
+    from learning.networks import separate
+
+    torch.manual_seed(21)
+    mlp = TaskMLP(N_TASKS, IN, HIDDEN, out_features, 'xavier_normal', layer_norm)
+    if layer_norm:  # non-trivial affines, so that a mixed-up task would show
+        for norm in mlp.norms:
+            nn.init.normal_(norm.weight)
+            nn.init.normal_(norm.bias)
+    x = torch.randn(N_TASKS, 40, IN)
+    results = {}
+    for path, threshold in (('batched', 10**9), ('per task', 40)):
+        monkeypatch.setattr(separate, 'PER_TASK_MATMUL_MIN_ROWS', threshold)
+        mlp.zero_grad(set_to_none=True)
+        output = mlp(x)
+        (output * torch.arange(output.numel()).view_as(output).sin()).sum().backward()
+        results[path] = (output.detach(), [p.grad.clone() for p in mlp.parameters()])
+    torch.testing.assert_close(results['per task'][0], results['batched'][0])
+    for per_task_grad, batched_grad in zip(
+        results['per task'][1], results['batched'][1], strict=True
+    ):
+        torch.testing.assert_close(per_task_grad, batched_grad)
+    monkeypatch.setattr(separate, 'PER_TASK_MATMUL_MIN_ROWS', 40)
+    with torch.no_grad():
+        for param in mlp.parameters():
+            param[1].add_(1.0)  # task 1's parameters only
+    moved = mlp(x).detach()
+    assert torch.equal(moved[[0, 2]], results['per task'][0][[0, 2]])
+    assert not torch.allclose(moved[1], results['per task'][0][1])

@@ -36,6 +36,13 @@ def _as_rows(x: torch.Tensor) -> torch.Tensor:
     return x.reshape(x.shape[0], -1, x.shape[-1])
 
 
+# From this many rows per task on, ``TaskMLP.forward`` runs each task's rows through its own
+# chain of ``addmm`` (stacked once at the end) instead of one ``baddbmm`` per layer: measured
+# forward + backward of a 256×256 critic, 2 CPU threads, 8–19 % faster at 1,024–2,560 rows
+# per task (N = 5 and 10; MT10's preset batch is 2,560), and slower below about 500 rows,
+# where the per-task calls outnumber the arithmetic (Jaco's 32 rows: 1.5× slower).
+PER_TASK_MATMUL_MIN_ROWS = 1024
+
 RowPath = Literal['one task', 'every task evenly', 'per-row gather', 'one matmul per task']
 
 
@@ -189,11 +196,37 @@ class TaskMLP(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(N, B, in) -> (N, B, out)."""
+        if x.shape[1] >= PER_TASK_MATMUL_MIN_ROWS:
+            return self._forward_per_task(x)
         for index, layer in enumerate(self.hidden):
             if self.norms is not None:
                 x = self.norms[index](x)
             x = torch.relu(layer(x))
         return self.output(x) if self.output is not None else x
+
+    def _forward_per_task(self, x: torch.Tensor) -> torch.Tensor:
+        """``forward``'s function for large batches (``PER_TASK_MATMUL_MIN_ROWS``): task i's
+        rows through task i's layers as plain matmuls. Parameters are split with ``unbind``,
+        whose backward stacks the per-task gradients in one pass."""
+        layers = [*self.hidden, *([self.output] if self.output is not None else [])]
+        weights = [layer.weight.unbind(0) for layer in layers]
+        biases = [layer.bias.unbind(0) for layer in layers]
+        norms = (
+            [(norm.weight.unbind(0), norm.bias.unbind(0)) for norm in self.norms]
+            if self.norms is not None
+            else None
+        )
+        outputs = []
+        for task, rows in enumerate(x.unbind(0)):
+            for index in range(len(self.hidden)):
+                if norms is not None:
+                    scale, shift = norms[index]
+                    rows = F.layer_norm(rows, rows.shape[-1:]) * scale[task] + shift[task]
+                rows = torch.relu(torch.addmm(biases[index][task], rows, weights[index][task]))
+            if self.output is not None:
+                rows = torch.addmm(biases[-1][task], rows, weights[-1][task])
+            outputs.append(rows)
+        return torch.stack(outputs)
 
     def forward_selected(self, task_ids: torch.Tensor | int, x: torch.Tensor) -> torch.Tensor:
         """(B, K, in) -> (B, K, out), row b through task ``task_ids[b]``'s MLP (an int: all
