@@ -208,11 +208,17 @@ class TaskMLP(nn.Module):
         """``forward``'s function for large batches (``PER_TASK_MATMUL_MIN_ROWS``): task i's
         rows through task i's layers as plain matmuls. Parameters are split with ``unbind``,
         whose backward stacks the per-task gradients in one pass."""
-        layers = [*self.hidden, *([self.output] if self.output is not None else [])]
+        layers = [
+            cast(TaskLinear, layer)
+            for layer in (*self.hidden, *([self.output] if self.output is not None else []))
+        ]
         weights = [layer.weight.unbind(0) for layer in layers]
         biases = [layer.bias.unbind(0) for layer in layers]
         norms = (
-            [(norm.weight.unbind(0), norm.bias.unbind(0)) for norm in self.norms]
+            [
+                (norm.weight.unbind(0), norm.bias.unbind(0))
+                for norm in cast(list[TaskLayerNorm], list(self.norms))
+            ]
             if self.norms is not None
             else None
         )
