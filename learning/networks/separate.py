@@ -3,11 +3,13 @@
 The separated architecture of the paper (one actor and two critics per task) is stored as
 weights with a leading task axis, ``(N, fan_in, fan_out)``. ``for_rows(EACH_TASK, ...)``
 evaluates every task's network on its own batch, ``(N, B, in) -> (N, B, out)``, in one
-``baddbmm`` per layer, so one gradient step updates all N learners at once; with a (B,) tensor
-of task ids it evaluates row b with the network of ``task_ids[b]``, ``(B, K, in) -> (B, K,
-out)``, which is how the routing policy acts. Tasks share no parameters: the output for task i
-depends on task i's weights only (``tests/test_networks.py`` checks this against N separate
-``torch.nn.Linear`` stacks). The interface is ``learning/networks/contract.py``'s.
+``baddbmm`` per layer (on CPU from ``PER_TASK_MATMUL_MIN_ROWS`` rows per task, one ``addmm``
+chain per task, which measured faster there), so one gradient step updates all N learners at
+once; with a (B,) tensor of task ids it evaluates row b with the network of ``task_ids[b]``,
+``(B, K, in) -> (B, K, out)``, which is how the routing policy acts. Tasks share no
+parameters: the output for task i depends on task i's weights only (``tests/test_networks.py``
+checks this against N separate ``torch.nn.Linear`` stacks). The interface is
+``learning/networks/contract.py``'s.
 
 Initialisation follows garage's defaults for the release's networks: actors use Xavier-uniform
 weights, critics Xavier-normal, biases zero; fans are per task.
@@ -40,7 +42,8 @@ def _as_rows(x: torch.Tensor) -> torch.Tensor:
 # chain of ``addmm`` (stacked once at the end) instead of one ``baddbmm`` per layer: measured
 # forward + backward of a 256×256 critic, 2 CPU threads, 8–19 % faster at 1,024–2,560 rows
 # per task (N = 5 and 10; MT10's preset batch is 2,560), and slower below about 500 rows,
-# where the per-task calls outnumber the arithmetic (Jaco's 32 rows: 1.5× slower).
+# where the per-task calls outnumber the arithmetic (Jaco's 32 rows: 1.5× slower). Measured on
+# CPU only, so a GPU keeps the one batched kernel per layer.
 PER_TASK_MATMUL_MIN_ROWS = 1024
 
 RowPath = Literal['one task', 'every task evenly', 'per-row gather', 'one matmul per task']
@@ -196,7 +199,7 @@ class TaskMLP(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(N, B, in) -> (N, B, out)."""
-        if x.shape[1] >= PER_TASK_MATMUL_MIN_ROWS:
+        if x.shape[1] >= PER_TASK_MATMUL_MIN_ROWS and x.device.type == 'cpu':
             return self._forward_per_task(x)
         for index, layer in enumerate(self.hidden):
             if self.norms is not None:
