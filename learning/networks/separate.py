@@ -209,28 +209,21 @@ class TaskMLP(nn.Module):
 
     def _forward_per_task(self, x: torch.Tensor) -> torch.Tensor:
         """``forward``'s function for large batches (``PER_TASK_MATMUL_MIN_ROWS``): task i's
-        rows through task i's layers as plain matmuls. Parameters are split with ``unbind``,
-        whose backward stacks the per-task gradients in one pass."""
+        rows through task i's layers as plain matmuls. The linear layers' parameters are split
+        with ``unbind``, whose backward stacks the per-task gradients in one pass (indexing
+        ``weight[i]`` would write a whole zero gradient per task); the small LayerNorm affines
+        are indexed by ``TaskLayerNorm`` itself."""
         layers = [
             cast(TaskLinear, layer)
             for layer in (*self.hidden, *([self.output] if self.output is not None else []))
         ]
         weights = [layer.weight.unbind(0) for layer in layers]
         biases = [layer.bias.unbind(0) for layer in layers]
-        norms = (
-            [
-                (norm.weight.unbind(0), norm.bias.unbind(0))
-                for norm in cast(list[TaskLayerNorm], list(self.norms))
-            ]
-            if self.norms is not None
-            else None
-        )
         outputs = []
         for task, rows in enumerate(x.unbind(0)):
             for index in range(len(self.hidden)):
-                if norms is not None:
-                    scale, shift = norms[index]
-                    rows = F.layer_norm(rows, rows.shape[-1:]) * scale[task] + shift[task]
+                if self.norms is not None:
+                    rows = self.norms[index](rows, task)
                 rows = torch.relu(torch.addmm(biases[index][task], rows, weights[index][task]))
             if self.output is not None:
                 rows = torch.addmm(biases[-1][task], rows, weights[-1][task])
