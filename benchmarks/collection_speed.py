@@ -75,10 +75,20 @@ class OneEnvAtATime:
         return EpisodeBatch.concatenate(*batches)
 
 
+# A measurement repeats its collection until this many seconds have passed: one round of the toy
+# env (4 episodes of 50 steps) takes about 10 ms, too short to time on a shared machine.
+MIN_MEASUREMENT_SECONDS = 0.5
+
+
 def _rate(collect: Callable[[], EpisodeBatch]) -> float:
+    """Env steps per second of ``collect``, repeated for ``MIN_MEASUREMENT_SECONDS``."""
     start = time.perf_counter()
-    episodes = collect()
-    return float(np.sum(episodes.lengths)) / (time.perf_counter() - start)
+    steps = 0
+    while True:
+        steps += int(np.sum(collect().lengths))
+        elapsed = time.perf_counter() - start
+        if elapsed >= MIN_MEASUREMENT_SECONDS:
+            return steps / elapsed
 
 
 def _medians(variants: dict[str, Callable[[], float]], trials: int) -> dict[str, float]:

@@ -43,7 +43,7 @@ class RandomPartitionPolicy(TorchSamplingPolicy):
             self._policies.n_tasks, size=int(restarting.sum())
         )
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def get_actions(self, observations: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
         """a_b ~ π_{k_b}(·|s_b) with k_b the row's episode assignment; ``mean`` = tanh(μ)."""
         states, task_ids = self._split_to_torch(observations)

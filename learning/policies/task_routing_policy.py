@@ -34,7 +34,7 @@ class TaskRoutingPolicy(TorchSamplingPolicy):
     def reset(self, do_resets: np.ndarray | None = None) -> None:
         """Stateless: nothing to reset."""
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def get_actions(self, observations: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
         """Samples a_b ~ π_{task_b}(·|s_b); ``mean`` = tanh(μ) is what evaluation executes."""
         states, task_ids = self._split_to_torch(observations)
