@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import sys
 import time
@@ -38,6 +37,7 @@ import torch
 from garage import EpisodeBatch
 from garage.np.policies import Policy
 from garage.sampler import DefaultWorker
+from machine import describe_machine
 
 from environments.registry import make_env
 from experiment_utils import resolve_config
@@ -223,7 +223,7 @@ def main() -> None:
     horizon_cap = 100 if args.quick else None
     load = os.getloadavg()[0] if hasattr(os, 'getloadavg') else float('nan')
     print(
-        f'machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, '
+        f'machine: {describe_machine()}, '
         f'load average {load:.1f}, torch {torch.__version__}, 1 torch thread, '
         f'{trials} trials (medians)'
     )

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from machine import describe_machine  # noqa: E402
 from update_step import BASELINE_REF, baseline_worktree, remove_worktree  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -288,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
         else f'median of the {n_epochs - 1} epoch(s) after the first'
     )
     print(
-        f'machine: {os.cpu_count()} CPUs, OMP_NUM_THREADS=1, load average '
+        f'machine: {describe_machine()}, OMP_NUM_THREADS=1, load average '
         f'{os.getloadavg()[0]:.1f}; method {args.method}; seconds per epoch ({timed})',
         flush=True,
     )

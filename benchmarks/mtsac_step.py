@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -36,6 +35,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from machine import describe_machine  # noqa: E402
 from update_step import REPO, Worker, baseline_worktree, remove_worktree  # noqa: E402
 
 BASELINE_REF = '0674953'  # the parent of the commit that made the step cheaper
@@ -128,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     trials = 3 if args.quick else 7
     steps = {name: max(count // 10, 1) if args.quick else count for name, count in STEPS.items()}
     print(
-        f'machine: {os.cpu_count()} CPUs, OMP_NUM_THREADS=1; medians of {trials} alternating '
+        f'machine: {describe_machine()}, OMP_NUM_THREADS=1; medians of {trials} alternating '
         f'trials; milliseconds per mtsac gradient step'
     )
     baseline = baseline_worktree(args.baseline_ref)

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from machine import describe_machine
 
 REPO = Path(__file__).resolve().parents[1]
 BASELINE_REF = 'c0aee57'
@@ -423,7 +424,7 @@ def main(argv: list[str] | None = None) -> int:
     trials = 3 if args.quick else 7
     steps = {'jaco': 10, 'mt10': 1} if args.quick else {'jaco': 50, 'mt10': 3}
     print(
-        f'machine: {os.cpu_count()} CPUs, OMP_NUM_THREADS=1; medians of {trials} '
+        f'machine: {describe_machine()}, OMP_NUM_THREADS=1; medians of {trials} '
         f'alternating trials; seconds per gradient step (sample + SAC losses + 3 Adam '
         f'steps + target update)'
     )
