@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+import numpy as np
 import torch
 
 
@@ -94,9 +95,13 @@ class TaskAdam:
             param.grad = None
 
     @torch.no_grad()
-    def step(self, active: torch.Tensor) -> None:
-        """One Adam step for the tasks where ``active`` (bool, (N,)) is true."""
-        task_ids = active.detach().to('cpu', torch.bool).nonzero().flatten().tolist()
+    def step(self, active: np.ndarray | torch.Tensor) -> None:
+        """One Adam step for the tasks where ``active`` (bool, (N,)) is true. The learners pass
+        a host array: a mask on a GPU would have to be copied back to pick the slices, which
+        makes the GPU wait for the host."""
+        if isinstance(active, torch.Tensor):
+            active = active.detach().to('cpu', torch.bool).numpy()
+        task_ids = np.flatnonzero(active).tolist()
         if not task_ids:
             return
         every_task = len(task_ids) == self.n_tasks

@@ -126,6 +126,7 @@ def test_zero_coefficients_leave_separated_sac_unchanged():
     np.random.seed(1)
     torch.manual_seed(2)
     algorithm._gradient_step(np.ones(4, dtype=bool))
+    algorithm.flush_step_stats()
     # Plain SAC: the critics step first, so the actor loss is taken against the stepped
     # critics (the actor and temperature steps leave them alone) with the policies as they
     # were before the step; replay the TD target's draws to reach the actor's.

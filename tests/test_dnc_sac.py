@@ -156,6 +156,7 @@ def test_the_update_returns_its_statistics_and_the_step_keeps_the_active_tasks(a
     }
     monkeypatch.setattr(algorithm, '_update', lambda tasks: returned)
     algorithm._gradient_step(active)
+    algorithm.flush_step_stats()
     for key, value in returned.items():
         np.testing.assert_array_equal(algorithm.last_stats[key][active], value.numpy()[active])
         np.testing.assert_array_equal(algorithm.last_stats[key][~active], before[key][~active])

@@ -144,7 +144,7 @@ class DnCSAC(PerTaskSACLearner):
             """Per-task mean over each row's kept samples."""
             return (values * weights).sum(1) / weights.sum(1)
 
-        stats.update(self._critic_step(batch, policies, row_alpha, mask, weighted_mean))
+        stats.update(self._critic_step(batch, policies, row_alpha, tasks, weighted_mean))
 
         objective, log_pi, entropy = sac_losses.actor_objective(
             batch.states, policies, CriticsOnRows(self.critics, EACH_TASK), row_alpha
@@ -158,14 +158,14 @@ class DnCSAC(PerTaskSACLearner):
             stats.update(penalty_stats)
         self.policy_optimizer.zero_grad()
         (policy_loss * mask.float()).sum().backward()
-        self.policy_optimizer.step(mask)
+        self.policy_optimizer.step(tasks)
 
         alpha_loss = weighted_mean(
             sac_losses.temperature_objective(self.log_alpha[:, None], log_pi, self.target_entropy)
         )
         self.alpha_optimizer.zero_grad()
         (alpha_loss * mask.float()).sum().backward()
-        self.alpha_optimizer.step(mask)
+        self.alpha_optimizer.step(tasks)
 
         return {
             'PolicyLoss': policy_loss,

@@ -78,10 +78,9 @@ class MultiCriticActorLearning(PerTaskSACLearner):
         """Critic steps of the tasks in ``tasks``, then one actor and temperature step per
         task that trained (the release's per-task loop performs that many)."""
         batch = self._sample_batch(tasks, self.buffer_batch_size)
-        mask = torch.as_tensor(tasks, device=self._device())
         alpha = self.log_alpha.detach().exp()
         policy = PolicyOnRows(self.policies, EACH_TASK)  # row k acts through head k
-        critic_stats = self._critic_step(batch, policy, alpha, mask, lambda values: values.mean(1))
+        critic_stats = self._critic_step(batch, policy, alpha, tasks, lambda values: values.mean(1))
 
         has_data = self.replay_buffer.sizes() > 0
         rows = torch.as_tensor(has_data, device=self._device())

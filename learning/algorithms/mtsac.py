@@ -32,16 +32,14 @@ from learning.replay import SharedReplayBuffer
 
 def per_task_means(
     values: torch.Tensor, task_ids: torch.Tensor, n_tasks: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """(..., N) mean of ``values`` (..., B) over each task's samples (NaN for tasks absent from
-    the batch) and the (N,) mask of the tasks present, in one device-to-host copy."""
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(..., N) float64 mean of ``values`` (..., B) over each task's samples (NaN for tasks
+    absent from the batch) and the (N,) mask of the tasks present, both on ``values``' device."""
     values = values.detach().double()
     sums = values.new_zeros(values.shape[:-1] + (n_tasks,))
     sums.index_add_(-1, task_ids, values)
-    counts = torch.bincount(task_ids, minlength=n_tasks).double()
-    means_and_counts = torch.cat([(sums / counts).flatten(), counts]).cpu().numpy()
-    means, counts_host = np.split(means_and_counts, [sums.numel()])
-    return means.reshape(sums.shape), counts_host > 0
+    counts = torch.bincount(task_ids, minlength=n_tasks)
+    return sums / counts, counts > 0
 
 
 class MultiTaskSAC(SACLearner):
@@ -123,6 +121,7 @@ class MultiTaskSAC(SACLearner):
             for _ in range(self.gradient_steps_per_itr):
                 self._gradient_step()
                 steps += 1
+        self.flush_step_stats()
         self._log_round(warming_up, collected, steps)
         return episodes, np.full(self.n_tasks, steps, dtype=np.int64), steps
 
@@ -156,7 +155,7 @@ class MultiTaskSAC(SACLearner):
         minibatch keep their previous values)."""
         values, task_ids = self._update()
         means, present = per_task_means(torch.stack(list(values.values())), task_ids, self.n_tasks)
-        self._record_stats(dict(zip(values, means, strict=True)), present)
+        self._keep_step_stats(dict(zip(values, means, strict=True)), present)
 
     def _update(self) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         """One SAC step on a mixed minibatch: critics, then actor and temperature (from the same

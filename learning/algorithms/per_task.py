@@ -73,6 +73,7 @@ class PerTaskSACLearner(SACLearner):
                 self._gradient_step(ready)
                 taken += ready
             self._update_targets(active)
+        self.flush_step_stats()
         self._log_round(warming_up, collected, int(taken.sum()))
         return episodes, taken, int(taken.sum())
 
@@ -84,9 +85,7 @@ class PerTaskSACLearner(SACLearner):
     def _gradient_step(self, tasks: np.ndarray) -> None:
         """One gradient step of the tasks in ``tasks``; its statistics are kept for the log."""
         stats = self._update(tasks)
-        # One device-to-host copy for all statistics instead of one per statistic.
-        stacked = torch.stack([value.detach() for value in stats.values()]).cpu().numpy()
-        self._record_stats(dict(zip(stats, stacked, strict=True)), tasks)
+        self._keep_step_stats(stats, torch.as_tensor(tasks, device=self._device()))
 
     def _update(self, tasks: np.ndarray) -> dict[str, torch.Tensor]:
         """The gradient step of the tasks in ``tasks``; returns (N,) per-task statistics."""
@@ -97,12 +96,13 @@ class PerTaskSACLearner(SACLearner):
         batch: TransitionBatch,
         policy: PolicyOnRows,
         alpha: torch.Tensor,
-        mask: torch.Tensor,
+        tasks: np.ndarray,
         per_task_mean: Callable[[torch.Tensor], torch.Tensor],
     ) -> dict[str, torch.Tensor]:
-        """SAC's critic step of the tasks where ``mask`` is true on an (N, B) batch (row i
-        task i's), each task's losses averaged over its row by ``per_task_mean``; returns the
-        (N,) critic statistics."""
+        """SAC's critic step of the tasks where ``tasks`` (bool (N,), on the host) is true on
+        an (N, B) batch (row i task i's), each task's losses averaged over its row by
+        ``per_task_mean``; returns the (N,) critic statistics."""
+        mask = torch.as_tensor(tasks, device=self._device())
         target = sac_losses.td_target(
             batch,
             policy,
@@ -117,7 +117,7 @@ class PerTaskSACLearner(SACLearner):
         qf1_loss, qf2_loss = per_task_mean(qf1_errors), per_task_mean(qf2_errors)
         self.critic_optimizer.zero_grad()
         ((qf1_loss + qf2_loss) * mask.float()).sum().backward()
-        self.critic_optimizer.step(mask)
+        self.critic_optimizer.step(tasks)
         return {
             'Qf1Loss': qf1_loss,
             'Qf2Loss': qf2_loss,

@@ -124,6 +124,40 @@ class SACLearner(MultiTaskLearner):
         """Every optimizer whose moments ``to()`` moves."""
         raise NotImplementedError
 
+    # A round's gradient-step statistics not yet copied to the host: (keys, (K, N) float64
+    # values, (N,) bool rows), on the networks' device (a class default, so that learners
+    # unpickled from older snapshots have it too).
+    _pending_stats: tuple[tuple[str, ...], torch.Tensor, torch.Tensor] | None = None
+
+    def _keep_step_stats(self, stats: Mapping[str, torch.Tensor], rows: torch.Tensor) -> None:
+        """Keeps one gradient step's (N,) statistics for the tasks where ``rows`` (bool (N,),
+        on the statistics' device) is true, without leaving the device.
+
+        ``flush_step_stats`` copies the round's last values to the host once: a copy per step
+        would make a GPU wait for the host at every gradient step.
+        """
+        keys = tuple(stats)
+        values = torch.stack([value.detach().double() for value in stats.values()])
+        if self._pending_stats is not None and self._pending_stats[0] != keys:
+            self.flush_step_stats()
+        if self._pending_stats is None:
+            self._pending_stats = (keys, torch.where(rows, values, torch.nan), rows.clone())
+        else:
+            _, kept, kept_rows = self._pending_stats
+            self._pending_stats = (keys, torch.where(rows, values, kept), kept_rows | rows)
+
+    def flush_step_stats(self) -> None:
+        """Writes the kept statistics into ``last_stats`` / ``method_stats`` with one
+        device-to-host copy: the same values as recording every step in turn, since a task's
+        entry keeps its last step's value."""
+        if self._pending_stats is None:
+            return
+        keys, kept, rows = self._pending_stats
+        self._pending_stats = None
+        host = torch.cat([kept.flatten(), rows.double()]).cpu().numpy()
+        values = host[: kept.numel()].reshape(kept.shape)
+        self._record_stats(dict(zip(keys, values, strict=True)), host[kept.numel() :] > 0)
+
     def _record_stats(self, stats: Mapping[str, np.ndarray], rows: np.ndarray) -> None:
         """Keeps ``stats[key][rows]`` (per-task (N,) values of a gradient step) for the epoch's
         log: SAC's keys in ``last_stats``, the method's own in ``method_stats``."""
