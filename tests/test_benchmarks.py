@@ -133,3 +133,17 @@ def test_a_fractional_epoch_scales_each_part_by_its_share():
     # 10 s measured: collection + updates 3 s -> 12 s, evaluation 4 s -> 20 s, the other 3 s.
     assert plan.scale_to_preset(10.0, times) == pytest.approx(35.0)
     assert plan.scale_to_preset(10.0, {}) == pytest.approx(40.0)  # the baseline: no split
+
+
+def test_gpu_check_runs_on_the_cpu():
+    """``--device cpu`` runs the GPU check's gradient steps on the CPU (no GPU in CI)."""
+    result = subprocess.run(
+        [sys.executable, 'benchmarks/gpu_check.py', '--device', 'cpu', '--quick'],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert 'jaco: ' in result.stdout and 'ms per gradient step on cpu' in result.stdout
