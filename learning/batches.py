@@ -33,11 +33,27 @@ class TransitionBatch:
     task_ids: torch.Tensor | None = None  # (...) for a mixed batch
 
 
+def to_device(array: np.ndarray, device: torch.device | str) -> torch.Tensor:
+    """``array`` as a tensor on ``device``, for the arrays the host hands every gradient step
+    (minibatches, masks of the tasks that train).
+
+    To a CUDA device the copy goes through pinned (page-locked) memory and does not block: a
+    copy from ordinary memory makes the host wait until the GPU has run everything queued
+    before it, once per tensor and step. The pinned staging copy is taken at once, so the
+    caller may reuse ``array``; PyTorch keeps the pinned block until the transfer is done. On
+    the CPU the tensor shares the array's memory, as ``torch.as_tensor`` does.
+    """
+    device = torch.device(device)
+    if device.type != 'cuda':
+        return torch.as_tensor(array, device=device)
+    return torch.as_tensor(array).pin_memory().to(device, non_blocking=True)
+
+
 def as_batch(arrays: Mapping[str, np.ndarray], device: torch.device) -> TransitionBatch:
     """The replay buffers' arrays as tensors on ``device`` (rewards and terminals lose their
     trailing axis of 1)."""
     tensors = {
-        key: torch.as_tensor(value, device=device)
+        key: to_device(value, device)
         for key, value in arrays.items()
         if key
         in ('observations', 'actions', 'rewards', 'next_observations', 'terminals', 'task_ids')

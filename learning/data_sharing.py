@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from learning.batches import TransitionBatch, as_batch
+from learning.batches import TransitionBatch, as_batch, to_device
 from learning.networks.contract import EACH_TASK, TaskCritics
 from learning.replay import PerTaskReplayBuffer
 
@@ -38,11 +38,12 @@ def quantile_thresholds(own_q: torch.Tensor, sharing_quantile: float) -> torch.T
     return padded[:, int(batch_size * sharing_quantile)]
 
 
-def other_task_rows(n_tasks: int) -> torch.Tensor:
-    """(N, N−1) indices: row i lists every task but i, in task order."""
-    return torch.tensor(
-        [[j for j in range(n_tasks) if j != i] for i in range(n_tasks)], dtype=torch.long
-    )
+def other_task_rows(n_tasks: int, device: torch.device | str = 'cpu') -> torch.Tensor:
+    """(N, N−1) indices: row i lists every task but i, in task order (column c holds c below
+    the diagonal and c + 1 from it on). Built on ``device`` itself, with no host copy."""
+    columns = torch.arange(n_tasks - 1, device=device)
+    rows = torch.arange(n_tasks, device=device)[:, None]
+    return columns + (columns >= rows).long()
 
 
 @dataclass(frozen=True)
@@ -66,12 +67,18 @@ class DataSharing:
     def supervised(self) -> bool:
         return self.reward_fns is not None
 
-    def relabel(self, raw_observations: np.ndarray, actions: np.ndarray) -> torch.Tensor:
-        """(N, N, m) rewards of pool row j's transitions for task i (supervised sharing)."""
+    def relabel(
+        self,
+        raw_observations: np.ndarray,
+        actions: np.ndarray,
+        device: torch.device | str = 'cpu',
+    ) -> torch.Tensor:
+        """(N, N, m) rewards of pool row j's transitions for task i (supervised sharing), on
+        ``device``. The reward functions run on the host, on the stored raw observations."""
         if self.reward_fns is None:
             raise ValueError('relabel needs reward functions (supervised data sharing)')
         rewards = [reward_fn(raw_observations, actions) for reward_fn in self.reward_fns]
-        return torch.as_tensor(np.stack(rewards), dtype=torch.float32)
+        return to_device(np.stack(rewards).astype(np.float32, copy=False), device)
 
     def combine(
         self,
@@ -98,7 +105,7 @@ class DataSharing:
             weights, and (N,) the share of offered transitions each task kept.
         """
         n_tasks, m = pool.rewards.shape
-        others = other_task_rows(n_tasks).to(own.rewards.device)  # (N, N-1)
+        others = other_task_rows(n_tasks, own.rewards.device)  # (N, N-1)
         offered = pool_valid[others][:, :, None].expand(-1, -1, m)  # (N, N-1, m)
         kept = offered & (pool_q > quantile_thresholds(own_q, self.sharing_quantile)[:, None, None])
 
@@ -146,7 +153,9 @@ class DataSharing:
         device = own.states.device
         pool = as_batch(arrays, device)
         pool_rewards = (
-            self.relabel(arrays['raw_observations'], arrays['actions']) if self.supervised else None
+            self.relabel(arrays['raw_observations'], arrays['actions'], device)
+            if self.supervised
+            else None
         )
         with torch.no_grad():
             own_q = critics.for_rows(EACH_TASK, own.states, own.actions)[0]
@@ -154,9 +163,9 @@ class DataSharing:
             states = pool.states.reshape(1, n * m, -1).expand(n, -1, -1)
             actions = pool.actions.reshape(1, n * m, -1).expand(n, -1, -1)
             all_q = critics.for_rows(EACH_TASK, states, actions)[0].view(n, n, m)
-            others = other_task_rows(n).to(all_q.device)
+            others = other_task_rows(n, all_q.device)
             pool_q = all_q.gather(1, others[:, :, None].expand(-1, -1, m))
         combined, weights, share = self.combine(
-            own, pool, torch.as_tensor(has_data, device=device), own_q, pool_q, pool_rewards
+            own, pool, to_device(has_data, device), own_q, pool_q, pool_rewards
         )
         return combined, weights, {'SharedDataShare': share}

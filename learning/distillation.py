@@ -10,8 +10,10 @@ one.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
+from learning.batches import to_device
 from learning.dnc_regularization import SamplingType
 from learning.networks.separate import TaskTanhGaussianPolicies
 from learning.optim import move_optimizer_state
@@ -92,11 +94,11 @@ class Distillation:
         if not has_data.any():
             return
         device = next(self.central_policy.parameters()).device
-        rows = torch.as_tensor(has_data, device=device)
+        rows = to_device(np.flatnonzero(has_data), device)  # the tasks with data
         for _ in range(self.n_epochs):
             batch = replay_buffer.sample_batch(self.sample_size, has_data, device)
-            states = batch.states[rows].reshape(1, -1, batch.states.shape[-1])
-            actions = batch.actions[rows].reshape(1, -1, batch.actions.shape[-1])
+            states = batch.states.index_select(0, rows).reshape(1, -1, batch.states.shape[-1])
+            actions = batch.actions.index_select(0, rows).reshape(1, -1, batch.actions.shape[-1])
             clipped = actions.clamp(-1 + 1e-6, 1 - 1e-6)
             log_likelihood = self.central_policy(states).log_prob(clipped)
             self.central_optimizer.zero_grad()

@@ -151,7 +151,9 @@ class DnCPenalty:
         divergence, defined = dnc_divergences(
             policies, states, has_data, self.sampling_type, self.representation
         )
-        penalty = dnc_penalty(divergence, defined, self.beta.to(divergence.device))
+        if self.beta.device != divergence.device:  # moved once, not copied every step
+            self.beta = self.beta.to(divergence.device)
+        penalty = dnc_penalty(divergence, defined, self.beta)
         n_tasks = divergence.shape[0]
         off_diagonal = defined & ~torch.eye(n_tasks, dtype=torch.bool, device=defined.device)
         mean_divergence = (divergence * off_diagonal).sum(1) / off_diagonal.sum(1).clamp(min=1)

@@ -15,6 +15,14 @@ parameter, and an inactive task's slices are not touched at all. Each slice has 
 count, so bias correction is per task. The per-task views of the parameters, moments and step
 counts are made once and kept (only the gradients are new each step): splitting them anew cost
 about a millisecond of a 17 ms Jaco-preset gradient step.
+
+Device: the step counts are float32 and live next to their parameters, as
+``torch.optim.Adam(fused=True)`` keeps them. The fused CUDA kernel reads each count from the
+device as a float, and a host-side count would be copied to the GPU in every step, making the
+host wait. They advance with one ``_foreach_add_`` on the device. On the CPU, float32 and the
+float64 counts of earlier versions give bit-identical updates (the kernel reads a float either
+way). Counts are exact up to 2**24 steps per task; from there on Adam's bias corrections are 1
+to float precision, so a count that no longer grows changes nothing.
 """
 
 from __future__ import annotations
@@ -37,8 +45,8 @@ class TaskAdam:
 
     Attributes:
         exp_avg, exp_avg_sq: per parameter, its (N, ...) moment estimates.
-        steps: per parameter, its (N,) float64 step counts, counted like
-            ``torch.optim.Adam``'s: a parameter without a gradient does not advance.
+        steps: per parameter, its (N,) float32 step counts on the parameter's device, counted
+            like ``torch.optim.Adam``'s: a parameter without a gradient does not advance.
     """
 
     def __init__(
@@ -67,7 +75,9 @@ class TaskAdam:
             torch.zeros_like(p, memory_format=torch.contiguous_format) for p in self.params
         ]
         # Per parameter and task, like torch.optim.Adam, which skips a parameter without grad.
-        self.steps = [torch.zeros(n_tasks, dtype=torch.float64) for _ in self.params]
+        self.steps = [
+            torch.zeros(n_tasks, dtype=torch.float32, device=p.device) for p in self.params
+        ]
         self._views: list[tuple[tuple[torch.Tensor, ...], ...]] | None = None
 
     def __getstate__(self) -> dict:
@@ -77,6 +87,11 @@ class TaskAdam:
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
         self._views = None  # also for snapshots written before the views were cached
+        # Snapshots written before the counts moved next to the parameters hold float64 ones.
+        self.steps = [
+            steps.to(param.device, torch.float32)
+            for steps, param in zip(self.steps, self.params, strict=True)
+        ]
 
     def _task_views(self) -> list[tuple[tuple[torch.Tensor, ...], ...]]:
         """Per parameter: its, its moments' and its step counts' per-task views (made once;
@@ -106,25 +121,24 @@ class TaskAdam:
             return
         every_task = len(task_ids) == self.n_tasks
         groups: dict[tuple[torch.device, torch.dtype], tuple[list, ...]] = {}
+        advanced: list[torch.Tensor] = []  # the step counts this step advances
         for param, steps, (param_views, exp_avg_views, exp_avg_sq_views, step_views) in zip(
             self.params, self.steps, self._task_views(), strict=True
         ):
             if param.grad is None:
                 continue
+            advanced.extend([steps] if every_task else [step_views[t] for t in task_ids])
             grad = param.grad if param.grad.is_contiguous() else param.grad.contiguous()
-            if every_task:
-                steps += 1.0
-            else:
-                steps[task_ids] += 1.0
             slices = (param_views, grad.unbind(0), exp_avg_views, exp_avg_sq_views, step_views)
             lists = groups.setdefault((param.device, param.dtype), ([], [], [], [], []))
             for collected, per_task in zip(lists, slices, strict=True):
                 collected.extend(per_task if every_task else [per_task[t] for t in task_ids])
+        if not advanced:
+            return  # no parameter has a gradient
+        torch._foreach_add_(advanced, 1.0)  # pylint: disable=protected-access
         for params, grads, exp_avgs, exp_avg_sqs, step_counts in groups.values():
-            if params[0].device != step_counts[0].device:
-                step_counts = [count.to(params[0].device) for count in step_counts]
             # One fused pass over every active slice: the update of torch.optim.Adam with its
-            # own step count per slice (the counts were advanced above).
+            # own step count per slice.
             torch._fused_adam_(  # pylint: disable=protected-access
                 params,
                 grads,
@@ -142,9 +156,11 @@ class TaskAdam:
             )
 
     def to(self, device: torch.device | str) -> TaskAdam:
-        """Moves the moment estimates next to their parameters (after the module moved)."""
+        """Moves the moment estimates and step counts next to their parameters (after the
+        module moved)."""
         self.exp_avg = [m.to(device) for m in self.exp_avg]
         self.exp_avg_sq = [v.to(device) for v in self.exp_avg_sq]
+        self.steps = [s.to(device) for s in self.steps]
         self._views = None
         return self
 
@@ -152,11 +168,16 @@ class TaskAdam:
 def move_optimizer_state(
     optimizer: TaskAdam | torch.optim.Optimizer, device: torch.device | str
 ) -> None:
-    """Moves an optimizer's moment estimates next to its (already moved) parameters."""
+    """Moves an optimizer's state next to its (already moved) parameters: the moment
+    estimates, and the step counts where the optimizer reads them on the parameters' device
+    (fused or capturable ``torch.optim.Adam``; the plain one wants them on the host)."""
     if isinstance(optimizer, TaskAdam):
         optimizer.to(device)
         return
-    for state in optimizer.state.values():
-        for key, value in state.items():
-            if torch.is_tensor(value) and key != 'step':
-                state[key] = value.to(device)
+    for group in optimizer.param_groups:
+        steps_on_device = bool(group.get('fused') or group.get('capturable'))
+        for param in group['params']:
+            state = optimizer.state.get(param, {})
+            for key, value in state.items():
+                if torch.is_tensor(value) and (key != 'step' or steps_on_device):
+                    state[key] = value.to(device)

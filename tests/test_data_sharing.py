@@ -35,6 +35,10 @@ def test_threshold_is_the_release_quantile_with_minus_infinity_prepended():
 
 def test_other_task_rows():
     assert other_task_rows(3).tolist() == [[1, 2], [0, 2], [0, 1]]
+    for n_tasks in (1, 2, 5, 10):
+        rows = other_task_rows(n_tasks)
+        assert rows.dtype == torch.long and rows.shape == (n_tasks, n_tasks - 1)
+        assert rows.tolist() == [[j for j in range(n_tasks) if j != i] for i in range(n_tasks)]
 
 
 def test_kept_transitions_rewards_and_shares_on_a_hand_built_batch():

@@ -243,3 +243,71 @@ def test_unpickled_optimizer_steps_its_own_tensors_as_the_original_does():
         assert torch.equal(optimizer.exp_avg[index], copy.exp_avg[index])
         assert copy.exp_avg[index].data_ptr() != optimizer.exp_avg[index].data_ptr()
     assert all(steps.tolist() == [2.0, 1.0, 2.0, 2.0] for steps in copy.steps)
+
+
+def test_step_counts_are_float32_next_to_the_parameters_and_move_with_them():
+    """The fused kernel reads the counts as floats on the parameters' device (a GPU would
+    otherwise get a host copy every step), so they are created there and move with ``to``."""
+    params = _make_params(5)
+    optimizer = TaskAdam(params, N_TASKS, lr=LR)
+    for param in params:
+        param.grad = torch.ones_like(param)
+    optimizer.step(torch.tensor([True, False, True, True]))
+    for steps, param in zip(optimizer.steps, params, strict=True):
+        assert steps.dtype == torch.float32 and steps.device == param.device
+        assert steps.tolist() == [1.0, 0.0, 1.0, 1.0]
+    optimizer.to('meta')
+    assert optimizer._views is None
+    for tensors in (optimizer.steps, optimizer.exp_avg, optimizer.exp_avg_sq):
+        assert all(tensor.device.type == 'meta' for tensor in tensors)
+
+
+def test_counts_unpickled_from_float64_become_float32_and_step_identically():
+    """Snapshots written before the counts moved hold float64 counts on the host; unpickled,
+    they are float32 next to the parameters, and the next steps equal the original's."""
+    import pickle
+
+    params = _make_params(5)
+    optimizer = TaskAdam(params, N_TASKS, lr=LR)
+    generator = torch.Generator().manual_seed(7)
+    for _ in range(3):
+        for param in params:
+            param.grad = torch.randn(param.shape, generator=generator)
+        optimizer.step(torch.tensor([True, True, False, True]))
+    old_format = pickle.loads(pickle.dumps(optimizer))
+    old_format.steps = [steps.double() for steps in old_format.steps]
+    copy = pickle.loads(pickle.dumps(old_format))
+    assert all(steps.dtype == torch.float32 for steps in copy.steps)
+    assert all(steps.tolist() == [3.0, 3.0, 0.0, 3.0] for steps in copy.steps)
+    grads = [torch.randn(p.shape, generator=generator) for p in params]
+    for optim in (optimizer, copy):
+        for param, grad in zip(optim.params, grads, strict=True):
+            param.grad = grad.clone()
+        optim.step(torch.ones(N_TASKS, dtype=torch.bool))
+    for param, copied in zip(optimizer.params, copy.params, strict=True):
+        assert torch.equal(param.detach(), copied.detach())
+
+
+@pytest.mark.parametrize('fused', [True, False])
+def test_move_optimizer_state_moves_step_counts_only_where_adam_reads_them(fused):
+    """Fused (and capturable) Adam reads its step counts on the parameters' device, the plain
+    one on the host: a resumed ``--gpu`` run must get each where its Adam expects it."""
+    from learning.optim import move_optimizer_state
+
+    param = torch.nn.Parameter(torch.ones(3))
+    optimizer = torch.optim.Adam([param], lr=LR, fused=fused)
+    param.grad = torch.ones(3)
+    optimizer.step()
+    move_optimizer_state(optimizer, 'meta')
+    state = optimizer.state[param]
+    assert state['exp_avg'].device.type == 'meta' and state['exp_avg_sq'].device.type == 'meta'
+    assert state['step'].device.type == ('meta' if fused else 'cpu')
+
+
+def test_step_without_any_gradient_changes_nothing():
+    params = _make_params(5)
+    optimizer = TaskAdam(params, N_TASKS, lr=LR)
+    before = [p.detach().clone() for p in params]
+    optimizer.step(torch.ones(N_TASKS, dtype=torch.bool))
+    assert all(torch.equal(p.detach(), b) for p, b in zip(params, before, strict=True))
+    assert all(steps.tolist() == [0.0] * N_TASKS for steps in optimizer.steps)

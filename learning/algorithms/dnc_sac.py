@@ -28,6 +28,7 @@ from garage.sampler import Sampler
 from learning.algorithms import sac_losses
 from learning.algorithms.per_task import PerTaskSACLearner, allocate_gradient_steps
 from learning.algorithms.sac_base import SACSettings
+from learning.batches import to_device
 from learning.data_sharing import DataSharing
 from learning.distillation import Distillation
 from learning.dnc_regularization import DnCPenalty
@@ -135,7 +136,7 @@ class DnCSAC(PerTaskSACLearner):
                 batch, self.replay_buffer, has_data, self.critics, self.buffer_batch_size
             )
             stats.update(sharing_stats)
-        mask = torch.as_tensor(tasks, device=self._device())
+        mask = to_device(tasks, self._device())
         alpha = self.log_alpha.detach().exp()
         row_alpha = alpha[:, None]  # one temperature per task row
         policies = PolicyOnRows(self.policies, EACH_TASK)
@@ -152,7 +153,7 @@ class DnCSAC(PerTaskSACLearner):
         policy_loss = weighted_mean(objective)
         if self.penalty is not None:
             penalty, penalty_stats = self.penalty(
-                self.policies, own_states, torch.as_tensor(has_data, device=self._device())
+                self.policies, own_states, to_device(has_data, self._device())
             )
             policy_loss = policy_loss + penalty
             stats.update(penalty_stats)

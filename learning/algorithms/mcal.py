@@ -24,6 +24,7 @@ from garage.sampler import Sampler
 from learning.algorithms import sac_losses
 from learning.algorithms.per_task import PerTaskSACLearner
 from learning.algorithms.sac_base import SACSettings
+from learning.batches import to_device
 from learning.networks import EACH_TASK, CriticsOnRows, PolicyOnRows
 from learning.networks.multihead import MultiheadTanhGaussianPolicy
 from learning.networks.separate import TaskTwinCritics
@@ -83,19 +84,19 @@ class MultiCriticActorLearning(PerTaskSACLearner):
         critic_stats = self._critic_step(batch, policy, alpha, tasks, lambda values: values.mean(1))
 
         has_data = self.replay_buffer.sizes() > 0
-        rows = torch.as_tensor(has_data, device=self._device())
+        rows = to_device(np.flatnonzero(has_data), self._device())  # the tasks with data
         per_task = max(self.buffer_batch_size // self.n_tasks, 1)
         for _ in range(int(tasks.sum())):
             states = self._sample_batch(has_data, per_task).states
             objective, log_pi, entropy = sac_losses.actor_objective(
                 states, policy, CriticsOnRows(self.critics, EACH_TASK), alpha
             )
-            policy_loss = objective[rows].mean()
+            policy_loss = objective.index_select(0, rows).mean()
             self.policy_optimizer.zero_grad()
             policy_loss.backward()
             self.policy_optimizer.step()
             alpha_loss = sac_losses.temperature_objective(
-                self.log_alpha, log_pi[rows], self.target_entropy
+                self.log_alpha, log_pi.index_select(0, rows), self.target_entropy
             ).mean()
             self.alpha_optimizer.zero_grad()
             alpha_loss.backward()

@@ -38,7 +38,9 @@ def per_task_means(
     values = values.detach().double()
     sums = values.new_zeros(values.shape[:-1] + (n_tasks,))
     sums.index_add_(-1, task_ids, values)
-    counts = torch.bincount(task_ids, minlength=n_tasks)
+    # Counted by index_add_, not bincount: on a GPU bincount reads the largest id back to the
+    # host to size its output, a synchronisation in every gradient step.
+    counts = task_ids.new_zeros(n_tasks).index_add_(0, task_ids, torch.ones_like(task_ids))
     return sums / counts, counts > 0
 
 

@@ -23,7 +23,7 @@ import torch
 
 from learning.algorithms import sac_losses
 from learning.algorithms.sac_base import SACLearner
-from learning.batches import TransitionBatch
+from learning.batches import TransitionBatch, to_device
 from learning.networks import EACH_TASK, CriticsOnRows, PolicyOnRows
 from learning.networks.decaf import DecafTwinCritics
 from learning.networks.separate import TaskTwinCritics
@@ -85,7 +85,7 @@ class PerTaskSACLearner(SACLearner):
     def _gradient_step(self, tasks: np.ndarray) -> None:
         """One gradient step of the tasks in ``tasks``; its statistics are kept for the log."""
         stats = self._update(tasks)
-        self._keep_step_stats(stats, torch.as_tensor(tasks, device=self._device()))
+        self._keep_step_stats(stats, to_device(tasks, self._device()))
 
     def _update(self, tasks: np.ndarray) -> dict[str, torch.Tensor]:
         """The gradient step of the tasks in ``tasks``; returns (N,) per-task statistics."""
@@ -102,7 +102,7 @@ class PerTaskSACLearner(SACLearner):
         """SAC's critic step of the tasks where ``tasks`` (bool (N,), on the host) is true on
         an (N, B) batch (row i task i's), each task's losses averaged over its row by
         ``per_task_mean``; returns the (N,) critic statistics."""
-        mask = torch.as_tensor(tasks, device=self._device())
+        mask = to_device(tasks, self._device())
         target = sac_losses.td_target(
             batch,
             policy,
