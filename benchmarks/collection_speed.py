@@ -241,7 +241,8 @@ def main() -> None:
             ratio = rates['dnc_sac vec 2 workers'] / rates['dnc_sac vec']
             print(
                 f'{env_id:18s} dnc_sac vec, 2 workers / 1: {ratio:.2f} '
-                f'({rates["dnc_sac vec 2 workers"]:.0f} steps/s)'
+                f'({rates["dnc_sac vec 2 workers"]:.0f} steps/s); over one-at-a-time in one '
+                f'process: {rates["dnc_sac vec 2 workers"] / rates["dnc_sac one-at-a-time"]:.2f}'
             )
     if args.eval_env:
         times = benchmark_evaluation(
