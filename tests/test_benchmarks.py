@@ -10,10 +10,10 @@ import pytest
 from conftest import REPO_ROOT
 
 
-def _quick_mode_output(script: str, timeout: int) -> str:
-    """The stdout of ``benchmarks/<script> --quick``, which must exit with 0."""
+def _quick_mode_output(script: str, timeout: int, *flags: str) -> str:
+    """The stdout of ``benchmarks/<script> [flags] --quick``, which must exit with 0."""
     result = subprocess.run(
-        [sys.executable, f'benchmarks/{script}', '--quick'],
+        [sys.executable, f'benchmarks/{script}', *flags, '--quick'],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
@@ -111,20 +111,12 @@ def test_a_fraction_of_an_epoch_keeps_the_presets_mix_of_work():
 @pytest.mark.slow
 @pytest.mark.mujoco
 def test_end_to_end_quick_mode_runs():
-    result = subprocess.run(
-        [sys.executable, 'benchmarks/end_to_end.py', '--quick'],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    lines = result.stdout.splitlines()
+    stdout = _quick_mode_output('end_to_end.py', 600)
+    lines = stdout.splitlines()
     assert any(
         line.startswith('JacoReachMT5-v1 (quick settings) this checkout: ') for line in lines
-    ), result.stdout
-    assert any('baseline/this checkout ' in line for line in lines), result.stdout
+    ), stdout
+    assert any('baseline/this checkout ' in line for line in lines), stdout
 
 
 def test_a_fractional_epoch_scales_each_part_by_its_share():
@@ -137,13 +129,5 @@ def test_a_fractional_epoch_scales_each_part_by_its_share():
 
 def test_gpu_check_runs_on_the_cpu():
     """``--device cpu`` runs the GPU check's gradient steps on the CPU (no GPU in CI)."""
-    result = subprocess.run(
-        [sys.executable, 'benchmarks/gpu_check.py', '--device', 'cpu', '--quick'],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert 'jaco: ' in result.stdout and 'ms per gradient step on cpu' in result.stdout
+    stdout = _quick_mode_output('gpu_check.py', 300, '--device', 'cpu')
+    assert 'jaco: ' in stdout and 'ms per gradient step on cpu' in stdout
