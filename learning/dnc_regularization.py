@@ -127,6 +127,10 @@ class DnCPenalty:
         self.sampling_type = sampling_type
         self.representation = representation
 
+    def to(self, device: torch.device | str) -> None:
+        """Moves β next to the policies (with the learner), so no step copies it."""
+        self.beta = self.beta.to(device)
+
     @classmethod
     def from_flags(
         cls,
@@ -151,8 +155,6 @@ class DnCPenalty:
         divergence, defined = dnc_divergences(
             policies, states, has_data, self.sampling_type, self.representation
         )
-        if self.beta.device != divergence.device:  # moved once, not copied every step
-            self.beta = self.beta.to(divergence.device)
         penalty = dnc_penalty(divergence, defined, self.beta)
         n_tasks = divergence.shape[0]
         off_diagonal = defined & ~torch.eye(n_tasks, dtype=torch.bool, device=defined.device)

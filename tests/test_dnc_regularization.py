@@ -257,3 +257,21 @@ def test_the_penalty_part_and_its_statistics_match_hand_values():
     torch.testing.assert_close(
         stats['PolicyKL'], torch.tensor([hand_kl(1, 0), hand_kl(0, 1), 0.0]), atol=1e-5, rtol=1e-5
     )
+
+
+def test_the_learner_moves_the_penalty_coefficients_with_its_networks():
+    """β goes to the learner's device with ``to`` (as the distillation's central policy does),
+    so no gradient step copies it from the host."""
+    env = make_env('PointReachMT-v0')
+    algorithm = build_algorithm(
+        resolve_config('dnc_sac', {'hidden_sizes': [8], 'kl_coeff': [0.5]}), env
+    )
+    penalty = algorithm.penalty
+    assert penalty is not None and penalty.beta.device.type == 'cpu'
+    moved_to = []
+    original_to = penalty.to
+    penalty.to = lambda device: (moved_to.append(torch.device(device)), original_to(device))
+    algorithm.to('cpu')
+    assert moved_to == [torch.device('cpu')]
+    penalty.to('meta')
+    assert penalty.beta.device.type == 'meta'

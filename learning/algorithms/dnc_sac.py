@@ -193,4 +193,6 @@ class DnCSAC(PerTaskSACLearner):
         super().to(device)
         if self.distillation is not None:
             self.distillation.to(self._device())
+        if self.penalty is not None:
+            self.penalty.to(self._device())
         return self
