@@ -121,7 +121,10 @@ class TaskAdam:
             return
         every_task = len(task_ids) == self.n_tasks
         groups: dict[tuple[torch.device, torch.dtype], tuple[list, ...]] = {}
-        advanced: list[torch.Tensor] = []  # the step counts this step advances
+        # The step counts this step advances: whole count tensors when every task steps (one
+        # add per parameter, not one per task slice: about 10 against 44 µs a step of an
+        # 8-parameter network of 5 tasks on the CPU), else the active tasks' slices.
+        advanced: list[torch.Tensor] = []
         for param, steps, (param_views, exp_avg_views, exp_avg_sq_views, step_views) in zip(
             self.params, self.steps, self._task_views(), strict=True
         ):
