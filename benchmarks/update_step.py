@@ -15,9 +15,11 @@ MT10 preset shapes (N = 10, 2,560 per task, 256×256) it times, alternating tria
 
 Each implementation runs in its own worker process (two versions of ``learning`` cannot share
 one interpreter); the driver alternates them trial by trial and reports medians and ratios, so
-a machine shared with other work skews both sides alike. It then prints the replay bytes per
-stored transition of this checkout for the MT10 and MT50 shapes and whether MT50 at its preset
-capacity fits in 24 GB.
+a machine shared with other work skews both sides alike. It then prints, per shape, the
+matrix-product FLOPs of one step of this checkout, the FLOP rate its medians achieve and the
+rate of the step's largest matmul timed alone (how close the step is to its arithmetic), and
+the replay bytes per stored transition of this checkout for the MT10 and MT50 shapes and
+whether MT50 at its preset capacity fits in 24 GB.
 
     OMP_NUM_THREADS=1 python benchmarks/update_step.py [--quick] [--baseline-ref REF] [--threads N]
 """
@@ -329,8 +331,11 @@ def remove_worktree(tree: Path) -> None:
     shutil.rmtree(tree.parent, ignore_errors=True)
 
 
-def time_steps(trials: int, steps: dict[str, int], baseline: Path | None, threads: int) -> None:
-    """Prints the median seconds per step of each variant and their ratios, per shape.
+def time_steps(
+    trials: int, steps: dict[str, int], baseline: Path | None, threads: int
+) -> dict[str, dict[str, float]]:
+    """Prints the median seconds per step of each variant and their ratios, per shape, and
+    returns those medians (shape -> variant label -> seconds).
 
     Variants: ``baseline`` and ``new`` on one torch thread (as both run by default before
     ``--torch_threads 0``), ``loop`` (MT10), and with ``threads`` > 1 ``new``/``loop`` again on
@@ -339,6 +344,7 @@ def time_steps(trials: int, steps: dict[str, int], baseline: Path | None, thread
     workers = {'new': Worker(REPO)}
     if baseline is not None:
         workers['baseline'] = Worker(baseline)
+    medians_by_shape: dict[str, dict[str, float]] = {}
     try:
         for shape in SHAPES:
             # label -> (worker, implementation, torch threads)
@@ -354,6 +360,7 @@ def time_steps(trials: int, steps: dict[str, int], baseline: Path | None, thread
                 for label, (process, impl, count) in variants.items():
                     times[label].append(workers[process].time(shape, impl, steps[shape], count))
             medians = {label: float(np.median(values)) for label, values in times.items()}
+            medians_by_shape[shape] = medians
             parts = [f'{label} {medians[label] * 1e3:8.1f} ms' for label in variants]
             ratios = []
             for label in variants:
@@ -366,6 +373,58 @@ def time_steps(trials: int, steps: dict[str, int], baseline: Path | None, thread
     finally:
         for process in workers.values():
             process.close()
+    return medians_by_shape
+
+
+def _matmul_rate(rows: int, width: int, threads: int, repeats: int) -> float:
+    """FLOP/s of one ``(rows, width) @ (width, width)`` addmm on ``threads`` threads, the
+    largest product of a step at ``rows`` transitions per task (best of ``repeats``)."""
+    import torch  # pylint: disable=import-outside-toplevel
+
+    torch.set_num_threads(threads)
+    x, weight, bias = torch.randn(rows, width), torch.randn(width, width), torch.randn(width)
+    best = float('inf')
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(10):
+            torch.addmm(bias, x, weight)
+        best = min(best, (time.perf_counter() - start) / 10)
+    return 2 * rows * width * width / best
+
+
+def flop_rates(medians: dict[str, dict[str, float]], threads: int, repeats: int) -> None:
+    """Prints, per shape, the matrix-product FLOPs of one step of this checkout (counted by
+    ``torch.utils.flop_counter``), the rate the timed medians achieve, and the rate of the
+    step's largest matmul alone: how close the step is to being bound by its arithmetic."""
+    import torch  # pylint: disable=import-outside-toplevel
+    from torch.utils.flop_counter import FlopCounterMode  # pylint: disable=import-outside-toplevel
+
+    sys.path.insert(0, str(REPO))
+    for name, shape in SHAPES.items():
+        learner = _learner(shape)
+        tasks = np.ones(shape['n_tasks'], bool)
+        counter = FlopCounterMode(display=False)
+        with counter:
+            learner._gradient_step(tasks)  # pylint: disable=protected-access
+            learner._update_targets(tasks)  # pylint: disable=protected-access
+        flops = counter.get_total_flops()
+        counts = sorted({1, threads})
+        achieved = [
+            f'{flops / medians[name][label] / 1e9:.0f} on {count}'
+            for count in counts
+            if (label := 'new' if count == 1 else f'new@{count}t') in medians.get(name, {})
+        ]
+        reference = [
+            f'{_matmul_rate(shape["batch"], shape["hidden"], count, repeats) / 1e9:.0f}'
+            for count in counts
+        ]
+        print(
+            f'{name}: {flops / 1e9:.2f} GFLOP of matrix products per step; GFLOP/s achieved '
+            f'by the step: {", ".join(achieved)} thread(s); one {shape["batch"]}x'
+            f'{shape["hidden"]} @ {shape["hidden"]}x{shape["hidden"]} addmm alone: '
+            f'{" and ".join(reference)} on {" and ".join(map(str, counts))} thread(s)'
+        )
+    torch.set_num_threads(1)
 
 
 def replay_sizes(rows_per_task: int) -> None:
@@ -429,11 +488,13 @@ def main(argv: list[str] | None = None) -> int:
         f'steps + target update)'
     )
     baseline = None if args.no_baseline else baseline_worktree(args.baseline_ref)
+    threads = args.threads or available_cores()
     try:
-        time_steps(trials, steps, baseline, args.threads or available_cores())
+        medians = time_steps(trials, steps, baseline, threads)
     finally:
         if baseline is not None:
             remove_worktree(baseline)
+    flop_rates(medians, threads, 3 if args.quick else 10)
     replay_sizes(5000 if args.quick else 20_000)
     return 0
 

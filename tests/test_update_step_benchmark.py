@@ -26,3 +26,5 @@ def test_quick_benchmark_runs():
     assert any(line.startswith('jaco ') and ' new ' in line for line in lines)
     assert any(line.startswith('mt10 ') and ' loop ' in line for line in lines)
     assert any(line.startswith('MT50: ') and 'bytes/transition' in line for line in lines)
+    for shape in ('jaco', 'mt10'):
+        assert any(line.startswith(f'{shape}: ') and 'GFLOP/s achieved' in line for line in lines)
