@@ -8,8 +8,8 @@ script is the prepared check, short enough for a few minutes of device time:
    preset shapes (``benchmarks/update_step.py``'s ``_learner``) is moved to the device and
    stepped under ``torch.cuda.set_sync_debug_mode``: once in ``'warn'`` mode to count the
    synchronising calls of 5 steps, once in ``'error'`` mode to print where the first one
-   happens (the innermost frame of this repository). The loop is meant to have none (README,
-   "Update step and replay").
+   happens (the innermost frame of this repository). The loop is meant to have none
+   (docs/speed.md, "Update step and replay").
 2. **Seconds per gradient step** on the device (median of 5 timings of 10 steps, each ended by
    ``torch.cuda.synchronize``) against one CPU timing of the same learner.
 3. **End to end** (skipped by ``--quick``): ``run.py qmp_dnc`` and ``run.py qmp_sac`` with
