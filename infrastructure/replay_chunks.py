@@ -3,9 +3,9 @@
 A snapshot does not pickle the replay rows into ``params.pkl``: while ``write_replay_chunks`` is
 active, a ring store that is pickled writes its new rows as chunk files and pickles only its
 manifest; while ``read_replay_chunks`` is active, a store that is unpickled reads its rows back
-(``learning/replay.py``, ``TransitionRings``, does both). ``snapshots.AtomicSnapshotter`` opens
-these contexts around its save and load; the context is plumbing, so it lives here and the
-snapshotter needs nothing from ``learning/``.
+(``learning/transition_rings.py``, ``TransitionRings``, does both).
+``snapshots.AtomicSnapshotter`` opens these contexts around its save and load; the context is
+plumbing, so it lives here and the snapshotter needs nothing from ``learning/``.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ from typing import IO, Any
 PARAMS_FILE = 'params.pkl'
 INFO_FILE = 'snapshot.json'
 TEMPORARY_PATTERN = '.params-*.tmp'
-# Where the replay stores' chunks live, inside the run directory (``learning/replay.py``).
+# Where the replay stores' chunks live, inside the run directory (``learning/transition_rings.py``).
 REPLAY_DIR = 'replay'
 
 

@@ -8,8 +8,8 @@ directory (``.params-*.tmp``), is flushed to disk, and replaces the old file wit
 The replay stores are not pickled into ``params.pkl``: while it is written, every store writes
 the rows added since the previous snapshot as uncompressed ``.npy`` chunks under ``replay/``
 (each chunk file atomic as well) and pickles only its counters and its *manifest*, the list of
-chunks that hold its live rows (``learning/replay.py``, ``TransitionRings``; the chunk context
-is ``infrastructure/replay_chunks.py``). The new
+chunks that hold its live rows (``learning/transition_rings.py``, ``TransitionRings``; the
+chunk context is ``infrastructure/replay_chunks.py``). The new
 ``params.pkl`` is moved into place after all its chunks exist, and only then are the chunks
 that no manifest names any more deleted, so a kill at any moment leaves the previous snapshot
 and every chunk it names intact. A snapshot writes the networks, optimizers, temperatures,
@@ -98,8 +98,8 @@ class AtomicSnapshotter(Snapshotter):
         """garage's ``load``, with the replay stores' rows read from their chunks.
 
         Raises:
-            learning.replay.ReplaySnapshotError: a chunk the snapshot names is missing or
-                does not hold the rows its manifest says.
+            learning.transition_rings.ReplaySnapshotError: a chunk the snapshot names is
+                missing or does not hold the rows its manifest says.
         """
         with read_replay_chunks(load_dir):
             return super().load(load_dir, itr)

@@ -19,9 +19,9 @@ from learning.replay import (
     KEYS,
     PerTaskReplayBuffer,
     SharedReplayBuffer,
-    TransitionRings,
     minimal_bytes_per_transition,
 )
+from learning.transition_rings import TransitionRings
 
 torch.set_num_threads(1)
 

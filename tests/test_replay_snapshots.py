@@ -17,7 +17,8 @@ import pytest
 import infrastructure.snapshot_info as snapshot_info
 from environments.multitask import ObservationSplitter
 from infrastructure.snapshots import AtomicSnapshotter, remove_stray_temporaries
-from learning.replay import ReplaySnapshotError, SharedReplayBuffer, TransitionRings
+from learning.replay import SharedReplayBuffer
+from learning.transition_rings import ReplaySnapshotError, TransitionRings
 
 CAPACITY = 5
 
@@ -186,3 +187,20 @@ def test_a_detached_shared_buffer_refuses_to_count_its_tasks(tmp_path):
         detached.sizes()
     loaded = AtomicSnapshotter(str(tmp_path), 'last', 1).load(str(tmp_path))['buffer']
     np.testing.assert_array_equal(loaded.sizes(), [1, 2])
+
+
+def test_a_store_pickled_under_its_former_module_path_still_loads():
+    """Snapshots written before the rings left ``learning/replay.py`` name the class
+    ``learning.replay.TransitionRings``; they must unpickle to the same class and rows."""
+    rings = TransitionRings(2, CAPACITY, state_dim=1, action_dim=1)
+    _add(rings, 0, 0, 3)
+    _add(rings, 1, 0, 2)
+    current = pickle.dumps(rings, protocol=2)  # protocol 2 names classes as plain text lines
+    new_path, old_path = (
+        b'learning.transition_rings\nTransitionRings',
+        b'learning.replay\nTransitionRings',
+    )
+    assert new_path in current
+    restored = pickle.loads(current.replace(new_path, old_path))
+    assert type(restored) is TransitionRings
+    _assert_same_rows(restored, rings)
