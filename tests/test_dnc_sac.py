@@ -145,7 +145,7 @@ def test_the_update_returns_its_statistics_and_the_step_keeps_the_active_tasks(a
         algorithm.train_once(trainer)
     before = {key: value.copy() for key, value in algorithm.last_stats.items()}
     active = np.array([True, False, True, False])
-    stats = algorithm._update(active)
+    stats = algorithm._update(active, torch.as_tensor(active))
     assert set(stats) == set(algorithm.last_stats)
     assert all(value.shape == (4,) for value in stats.values())
     for key, value in before.items():  # the update itself writes nothing
@@ -154,7 +154,7 @@ def test_the_update_returns_its_statistics_and_the_step_keeps_the_active_tasks(a
         key: torch.arange(4, dtype=torch.float32) + 10 * i
         for i, key in enumerate(algorithm.last_stats)
     }
-    monkeypatch.setattr(algorithm, '_update', lambda tasks: returned)
+    monkeypatch.setattr(algorithm, '_update', lambda tasks, mask: returned)
     algorithm._gradient_step(active)
     algorithm.flush_step_stats()
     for key, value in returned.items():

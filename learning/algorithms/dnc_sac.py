@@ -123,7 +123,7 @@ class DnCSAC(PerTaskSACLearner):
     def _optimizers(self) -> Sequence[TaskAdam | torch.optim.Optimizer]:
         return [self.policy_optimizer, self.critic_optimizer, self.alpha_optimizer]
 
-    def _update(self, tasks: np.ndarray) -> dict[str, torch.Tensor]:
+    def _update(self, tasks: np.ndarray, mask: torch.Tensor) -> dict[str, torch.Tensor]:
         """One SAC step (critics, then actor, then temperature) for the tasks in ``tasks``."""
         has_data = self.replay_buffer.sizes() > 0
         sampled = has_data if self.penalty is not None else tasks
@@ -136,7 +136,6 @@ class DnCSAC(PerTaskSACLearner):
                 batch, self.replay_buffer, has_data, self.critics, self.buffer_batch_size
             )
             stats.update(sharing_stats)
-        mask = to_device(tasks, self._device())
         alpha = self.log_alpha.detach().exp()
         row_alpha = alpha[:, None]  # one temperature per task row
         policies = PolicyOnRows(self.policies, EACH_TASK)
@@ -145,7 +144,7 @@ class DnCSAC(PerTaskSACLearner):
             """Per-task mean over each row's kept samples."""
             return (values * weights).sum(1) / weights.sum(1)
 
-        stats.update(self._critic_step(batch, policies, row_alpha, tasks, weighted_mean))
+        stats.update(self._critic_step(batch, policies, row_alpha, tasks, mask, weighted_mean))
 
         objective, log_pi, entropy = sac_losses.actor_objective(
             batch.states, policies, CriticsOnRows(self.critics, EACH_TASK), row_alpha

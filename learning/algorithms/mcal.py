@@ -75,13 +75,15 @@ class MultiCriticActorLearning(PerTaskSACLearner):
     def _optimizers(self) -> Sequence[TaskAdam | torch.optim.Optimizer]:
         return [self.policy_optimizer, self.critic_optimizer, self.alpha_optimizer]
 
-    def _update(self, tasks: np.ndarray) -> dict[str, torch.Tensor]:
+    def _update(self, tasks: np.ndarray, mask: torch.Tensor) -> dict[str, torch.Tensor]:
         """Critic steps of the tasks in ``tasks``, then one actor and temperature step per
         task that trained (the release's per-task loop performs that many)."""
         batch = self._sample_batch(tasks, self.buffer_batch_size)
         alpha = self.log_alpha.detach().exp()
         policy = PolicyOnRows(self.policies, EACH_TASK)  # row k acts through head k
-        critic_stats = self._critic_step(batch, policy, alpha, tasks, lambda values: values.mean(1))
+        critic_stats = self._critic_step(
+            batch, policy, alpha, tasks, mask, lambda values: values.mean(1)
+        )
 
         has_data = self.replay_buffer.sizes() > 0
         rows = to_device(np.flatnonzero(has_data), self._device())  # the tasks with data

@@ -83,12 +83,17 @@ class PerTaskSACLearner(SACLearner):
         return self.replay_buffer.sample_batch(batch_size, tasks, self._device())
 
     def _gradient_step(self, tasks: np.ndarray) -> None:
-        """One gradient step of the tasks in ``tasks``; its statistics are kept for the log."""
-        stats = self._update(tasks)
-        self._keep_step_stats(stats, to_device(tasks, self._device()))
+        """One gradient step of the tasks in ``tasks``; its statistics are kept for the log.
 
-    def _update(self, tasks: np.ndarray) -> dict[str, torch.Tensor]:
-        """The gradient step of the tasks in ``tasks``; returns (N,) per-task statistics."""
+        The mask of the tasks that train goes to the device once here, for every loss of the
+        step and for the statistics."""
+        mask = to_device(tasks, self._device())
+        stats = self._update(tasks, mask)
+        self._keep_step_stats(stats, mask)
+
+    def _update(self, tasks: np.ndarray, mask: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The gradient step of the tasks in ``tasks`` (bool (N,) on the host; ``mask``: the
+        same on the device); returns (N,) per-task statistics."""
         raise NotImplementedError
 
     def _critic_step(
@@ -97,12 +102,13 @@ class PerTaskSACLearner(SACLearner):
         policy: PolicyOnRows,
         alpha: torch.Tensor,
         tasks: np.ndarray,
+        mask: torch.Tensor,
         per_task_mean: Callable[[torch.Tensor], torch.Tensor],
     ) -> dict[str, torch.Tensor]:
-        """SAC's critic step of the tasks where ``tasks`` (bool (N,), on the host) is true on
-        an (N, B) batch (row i task i's), each task's losses averaged over its row by
-        ``per_task_mean``; returns the (N,) critic statistics."""
-        mask = to_device(tasks, self._device())
+        """SAC's critic step of the tasks where ``tasks`` (bool (N,), on the host; ``mask``:
+        the same on the device) is true on an (N, B) batch (row i task i's), each task's
+        losses averaged over its row by ``per_task_mean``; returns the (N,) critic
+        statistics."""
         target = sac_losses.td_target(
             batch,
             policy,
