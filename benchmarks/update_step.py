@@ -399,7 +399,7 @@ def flop_rates(medians: dict[str, dict[str, float]], threads: int, repeats: int)
     import torch  # pylint: disable=import-outside-toplevel
     from torch.utils.flop_counter import FlopCounterMode  # pylint: disable=import-outside-toplevel
 
-    sys.path.insert(0, str(REPO))
+    threads_before = torch.get_num_threads()
     for name, shape in SHAPES.items():
         learner = _learner(shape)
         tasks = np.ones(shape['n_tasks'], bool)
@@ -424,7 +424,7 @@ def flop_rates(medians: dict[str, dict[str, float]], threads: int, repeats: int)
             f'{shape["hidden"]} @ {shape["hidden"]}x{shape["hidden"]} addmm alone: '
             f'{" and ".join(reference)} on {" and ".join(map(str, counts))} thread(s)'
         )
-    torch.set_num_threads(1)
+    torch.set_num_threads(threads_before)
 
 
 def replay_sizes(rows_per_task: int) -> None:
