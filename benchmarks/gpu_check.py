@@ -9,7 +9,8 @@ script is the prepared check, short enough for a few minutes of device time:
    stepped under ``torch.cuda.set_sync_debug_mode``: once in ``'warn'`` mode to count the
    synchronising calls of 5 steps, once in ``'error'`` mode to print where the first one
    happens (the innermost frame of this repository). The loop is meant to have none
-   (docs/speed.md, "Update step and replay").
+   (docs/speed.md, "Update step and replay"). The same for the parameter-sharing learner
+   with PCGrad (``mtsac --use_pc_grad``, ``benchmarks/mtsac_step.py``'s point-world setting).
 2. **Seconds per gradient step** on the device (median of 5 timings of 10 steps, each ended by
    ``torch.cuda.synchronize``) against one CPU timing of the same learner.
 3. **End to end** (skipped by ``--quick``): ``run.py qmp_dnc`` and ``run.py qmp_sac`` with
@@ -38,6 +39,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from machine import describe_machine
+from mtsac_step import _learner as _mtsac_learner
 from update_step import REPO, SHAPES, _learner
 
 sys.path.insert(0, str(REPO))
@@ -55,6 +57,13 @@ def _step_function(shape_name: str, device: torch.device) -> Callable[[], None]:
 
     step()  # warm-up: lazily built state, kernels chosen
     return step
+
+
+def _pcgrad_step_function(device: torch.device) -> Callable[[], None]:
+    """One ``mtsac --use_pc_grad`` gradient step on the point world's preset shapes."""
+    learner = _mtsac_learner('pointwall+pcgrad').to(device)
+    learner._gradient_step()  # pylint: disable=protected-access  (warm-up)
+    return learner._gradient_step  # pylint: disable=protected-access
 
 
 def _synchronize(device: torch.device) -> None:
@@ -162,6 +171,10 @@ def main(argv: list[str] | None = None) -> int:
             on_cpu = seconds_per_step(cpu_step, torch.device('cpu'), trials=1, steps=steps)
             line += f', {on_cpu * 1e3:.1f} ms on the CPU ({on_cpu / on_device:.1f}x)'
         print(f'{line}; {syncs}', flush=True)
+    pcgrad_step = _pcgrad_step_function(device)
+    syncs = count_synchronisations(pcgrad_step, device, steps=3)
+    on_device = seconds_per_step(pcgrad_step, device, trials=3, steps=5)
+    print(f'mtsac+pcgrad: {on_device * 1e3:.1f} ms per gradient step on {device}; {syncs}')
     if not args.quick:
         for method in ('qmp_dnc', 'qmp_sac'):
             print(f'run.py {method}, 2 toy epochs on {device}: {end_to_end(method, device)}')

@@ -10,7 +10,11 @@ episodes in both versions. Settings:
   64×64 networks);
 * ``jaco``: ``JacoReachMT5-v1`` with the release README's parameter-sharing flags for the
   Reacher (``--lr 0.001 --hidden_sizes 512 512``; 32 transitions);
-* ``mt10`` (not in ``--quick``): ``MetaWorldMT10-v2``'s preset (2,560 transitions).
+* ``mt10`` (not in ``--quick``): ``MetaWorldMT10-v2``'s preset (2,560 transitions);
+* ``pointwall+pcgrad``, ``mt10+pcgrad`` (the latter not in ``--quick``): the same with
+  ``--use_pc_grad true``.
+
+``--settings`` picks some of them (default: all, or the quick ones).
 
 The baseline is ``--baseline-ref`` (default: the commit before the learner's two losses per
 optimizer pair shared one backward pass and its Adam became fused), checked out into a
@@ -44,8 +48,12 @@ SETTINGS: dict[str, tuple[str, dict[str, Any], int]] = {
     'pointwall': ('PointWallMT-v0', {}, 2000),
     'jaco': ('JacoReachMT5-v1', {'hidden_sizes': [512, 512], 'lr': 1e-3}, 2000),
     'mt10': ('MetaWorldMT10-v2', {}, 5000),
+    'pointwall+pcgrad': ('PointWallMT-v0', {'use_pc_grad': True}, 2000),
+    'mt10+pcgrad': ('MetaWorldMT10-v2', {'use_pc_grad': True}, 5000),
 }
-STEPS = {'pointwall': 200, 'jaco': 50, 'mt10': 5}  # gradient steps per trial (--quick: a tenth)
+QUICK_SETTINGS = ['pointwall', 'jaco', 'pointwall+pcgrad']
+# Gradient steps per trial (--quick: a tenth).
+STEPS = {'pointwall': 200, 'jaco': 50, 'mt10': 5, 'pointwall+pcgrad': 50, 'mt10+pcgrad': 3}
 
 
 # ---------------------------------------------------------------------- worker side
@@ -104,7 +112,7 @@ def time_steps(settings: list[str], trials: int, steps: dict[str, int], baseline
                     )
             medians = {name: float(np.median(values)) for name, values in times.items()}
             print(
-                f'{setting:9s} baseline {medians["baseline"] * 1e3:8.2f} ms  '
+                f'{setting:16s} baseline {medians["baseline"] * 1e3:8.2f} ms  '
                 f'new {medians["new"] * 1e3:8.2f} ms   '
                 f'baseline/new {medians["baseline"] / medians["new"]:.2f}x'
             )
@@ -119,12 +127,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         '--baseline-ref', default=BASELINE_REF, help='git commit timed as the baseline'
     )
+    parser.add_argument('--settings', nargs='+', choices=list(SETTINGS), help='what to time')
     parser.add_argument('--worker', help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
         worker(args.worker)
         return 0
-    settings = ['pointwall', 'jaco'] if args.quick else list(SETTINGS)
+    settings = args.settings or (QUICK_SETTINGS if args.quick else list(SETTINGS))
     trials = 3 if args.quick else 7
     steps = {name: max(count // 10, 1) if args.quick else count for name, count in STEPS.items()}
     print(

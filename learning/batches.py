@@ -33,7 +33,7 @@ class TransitionBatch:
     task_ids: torch.Tensor | None = None  # (...) for a mixed batch
 
 
-def to_device(array: np.ndarray, device: torch.device | str) -> torch.Tensor:
+def to_device(array: np.ndarray | torch.Tensor, device: torch.device | str) -> torch.Tensor:
     """``array`` as a tensor on ``device``, for the arrays the host hands every gradient step
     (minibatches, masks of the tasks that train).
 

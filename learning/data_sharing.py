@@ -97,8 +97,8 @@ class DataSharing:
             pool_valid: (N,) bool, whether task j's buffer had data.
             own_q: (N, B) Q1_i on row i's own batch.
             pool_q: (N, N−1, m) Q1_i on the candidates of every other task j (``other_task_rows``).
-            pool_rewards: (N, N, m) task i's reward for pool row j's transitions (supervised
-                sharing); None relabels with ``min_reward``.
+            pool_rewards: (N, N, m) task i's reward for pool row j's transitions, on the
+                critics' device (supervised sharing); None relabels with ``min_reward``.
 
         Returns:
             The combined (N, B + (N−1)·m) batch with relabelled shared rewards, its (N, ·)
@@ -116,11 +116,7 @@ class DataSharing:
         if pool_rewards is None:
             shared_rewards = torch.full_like(pool_q, self.min_reward).flatten(1)
         else:
-            shared_rewards = (
-                pool_rewards.to(pool_q.device)
-                .gather(1, others[:, :, None].expand(-1, -1, m))
-                .flatten(1)
-            )
+            shared_rewards = pool_rewards.gather(1, others[:, :, None].expand(-1, -1, m)).flatten(1)
         combined = TransitionBatch(
             states=gather(own.states, pool.states),
             actions=gather(own.actions, pool.actions),

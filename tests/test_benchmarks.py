@@ -36,7 +36,7 @@ def test_collection_speed_quick_mode_runs():
 @pytest.mark.mujoco
 def test_mtsac_step_quick_mode_runs():
     lines = _quick_mode_output('mtsac_step.py', timeout=600).splitlines()
-    for setting in ('pointwall', 'jaco'):
+    for setting in ('pointwall ', 'jaco ', 'pointwall+pcgrad '):
         assert any(line.startswith(setting) and 'baseline/new' in line for line in lines), setting
 
 
@@ -131,3 +131,4 @@ def test_gpu_check_runs_on_the_cpu():
     """``--device cpu`` runs the GPU check's gradient steps on the CPU (no GPU in CI)."""
     stdout = _quick_mode_output('gpu_check.py', 300, '--device', 'cpu')
     assert 'jaco: ' in stdout and 'ms per gradient step on cpu' in stdout
+    assert 'mtsac+pcgrad: ' in stdout

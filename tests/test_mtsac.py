@@ -12,6 +12,7 @@ import torch
 from environments.registry import make_env
 from experiment_utils import resolve_config
 from garage_experiments import build_algorithm
+from learning.algorithms.mtsac import task_mean_losses
 
 LOG_ALPHAS = torch.tensor([0.5, -0.5, 1.0, -1.0])
 
@@ -103,6 +104,17 @@ def test_pcgrad_steps_run(skip_alpha):
     after = algorithm.policies.parameters()
     assert any(not torch.equal(a, b) for a, b in zip(before, after, strict=True))
     assert np.all(np.isfinite(algorithm.last_stats['PolicyLoss']))
+
+
+def test_pcgrad_task_losses_are_the_task_means_with_their_gradients():
+    per_sample = torch.tensor([1.0, 2.0, 3.0, 6.0], requires_grad=True)
+    losses, present = task_mean_losses(per_sample, torch.tensor([0, 2, 0, 2]), 3)
+    torch.testing.assert_close(losses, torch.tensor([2.0, 0.0, 4.0]))
+    assert present.tolist() == [True, False, True]
+    (gradient,) = torch.autograd.grad(losses[2], per_sample, retain_graph=True)
+    assert gradient.tolist() == [0.0, 0.5, 0.0, 0.5]  # 1/count, as from a masked mean
+    (gradient,) = torch.autograd.grad(losses[1], per_sample)
+    assert gradient.tolist() == [0.0, 0.0, 0.0, 0.0]  # the absent task reaches nothing
 
 
 def _one_backward_per_optimizer(algorithm):

@@ -44,6 +44,21 @@ def per_task_means(
     return sums / counts, counts > 0
 
 
+def task_mean_losses(
+    per_sample: torch.Tensor, task_ids: torch.Tensor, n_tasks: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(N,) each task's mean of the (B,) ``per_sample`` loss (0 for tasks absent from the
+    batch, with a zero gradient) and the (N,) mask of the tasks present: PCGrad's per-task
+    losses, without splitting the batch by ``torch.unique`` or a boolean mask (each reads a
+    size back from the device).
+
+    Each sample's gradient is 1/count of its task, as from a mean over the task's samples.
+    """
+    sums = per_sample.new_zeros(n_tasks).index_add(0, task_ids, per_sample)
+    counts = task_ids.new_zeros(n_tasks).index_add_(0, task_ids, torch.ones_like(task_ids))
+    return sums / counts.clamp(min=1), counts > 0
+
+
 class MultiTaskSAC(SACLearner):
     """Parameter-sharing SAC; see the module docstring.
 
@@ -142,9 +157,9 @@ class MultiTaskSAC(SACLearner):
         for per_sample, optimizer, pc_grad in terms:
             optimizer.zero_grad()
             if pc_grad:
-                losses = [per_sample[task_ids == t].mean() for t in torch.unique(task_ids)]
+                losses, present = task_mean_losses(per_sample, task_ids, self.n_tasks)
                 parameters = [p for group in optimizer.param_groups for p in group['params']]
-                pcgrad_backward(losses, parameters)
+                pcgrad_backward(list(losses), parameters, present=present)
             else:
                 plain.append(per_sample.mean())
         if plain:

@@ -24,6 +24,36 @@ from torch import nn
 from learning.algorithms.base import MultiTaskLearner
 from learning.optim import TaskAdam, move_optimizer_state
 
+# The losses every learner's step reports; NaN or ±inf in one means the networks diverged.
+DIVERGENCE_KEYS = ('Qf1Loss', 'Qf2Loss', 'PolicyLoss')
+
+
+class TrainingDivergedError(FloatingPointError):
+    """A gradient step produced a non-finite loss: the networks' weights are no longer finite
+    numbers, and every later step would only propagate them."""
+
+
+def check_finite_losses(stats: Mapping[str, np.ndarray], trained: np.ndarray) -> None:
+    """Raises ``TrainingDivergedError`` naming the losses and tasks that are not finite among
+    the (N,) per-task ``stats`` of the tasks that ``trained``.
+
+    This replaces torch's distribution argument checks, which stopped a diverged run at its
+    first gradient step but read a value back from the device four times a step; here the
+    check costs nothing, at the one copy of a round's statistics, a round later at most.
+    """
+    bad = {
+        key: np.flatnonzero(trained & ~np.isfinite(stats[key])).tolist()
+        for key in DIVERGENCE_KEYS
+        if key in stats
+    }
+    bad = {key: tasks for key, tasks in bad.items() if tasks}
+    if bad:
+        found = '; '.join(f'{key} of tasks {tasks}' for key, tasks in bad.items())
+        raise TrainingDivergedError(
+            f'training diverged: a gradient step gave a non-finite {found} (try a smaller '
+            '--lr or --reward_scale)'
+        )
+
 
 @dataclass(frozen=True)
 class SACSettings:
@@ -156,7 +186,10 @@ class SACLearner(MultiTaskLearner):
         self._pending_stats = None
         host = torch.cat([kept.flatten(), rows.double()]).cpu().numpy()
         values = host[: kept.numel()].reshape(kept.shape)
-        self._record_stats(dict(zip(keys, values, strict=True)), host[kept.numel() :] > 0)
+        trained = host[kept.numel() :] > 0
+        stats = dict(zip(keys, values, strict=True))
+        check_finite_losses(stats, trained)
+        self._record_stats(stats, trained)
 
     def _record_stats(self, stats: Mapping[str, np.ndarray], rows: np.ndarray) -> None:
         """Keeps ``stats[key][rows]`` (per-task (N,) values of a gradient step) for the epoch's

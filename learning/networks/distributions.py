@@ -36,7 +36,12 @@ class TanhNormal(GarageTanhNormal):
 
     @cached_property
     def _normal(self) -> Independent:
-        return Independent(Normal(self._loc, self._scale), 1)
+        # Without torch's argument validation: it checks the parameters and every sample with
+        # an ``if`` on a tensor, which on a GPU waits for the device (four times a gradient
+        # step). A diverged run is caught where the step statistics reach the host instead
+        # (``SACLearner.flush_step_stats``).
+        normal = Normal(self._loc, self._scale, validate_args=False)
+        return Independent(normal, 1, validate_args=False)
 
     @classmethod
     def _from_distribution(cls, new_normal: Independent) -> TanhNormal:
