@@ -523,3 +523,28 @@ def test_large_batch_per_task_matmuls_compute_what_the_batched_path_does(
     moved = mlp(x).detach()
     assert torch.equal(moved[[0, 2]], results['per task'][0][[0, 2]])
     assert not torch.allclose(moved[1], results['per task'][0][1])
+
+
+def test_large_batch_actor_heads_run_as_one_layer_with_the_same_results(monkeypatch):
+    """Task by task the actors' mean and log-std heads run as one (hidden, 2A) matmul: the
+    same mean and log-std to the bit, and the same parameter gradients to float rounding,
+    as the two batched heads."""
+    from learning.networks import separate
+
+    torch.manual_seed(22)
+    actors = TaskTanhGaussianPolicies(N_TASKS, IN, OUT, HIDDEN)
+    states = torch.randn(N_TASKS, 40, IN)
+    results = {}
+    for path, threshold in (('batched', 10**9), ('per task', 40)):
+        monkeypatch.setattr(separate, 'PER_TASK_MATMUL_MIN_ROWS', threshold)
+        actors.zero_grad(set_to_none=True)
+        mean, log_std = actors.gaussian_parameters(states)
+        weights = torch.arange(mean.numel()).view_as(mean)
+        (mean * weights.sin() + log_std * weights.cos()).sum().backward()
+        results[path] = (mean.detach(), log_std.detach(), [p.grad for p in actors.parameters()])
+    assert torch.equal(results['per task'][0], results['batched'][0])
+    assert torch.equal(results['per task'][1], results['batched'][1])
+    for per_task_grad, batched_grad in zip(
+        results['per task'][2], results['batched'][2], strict=True
+    ):
+        torch.testing.assert_close(per_task_grad, batched_grad)
