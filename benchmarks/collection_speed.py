@@ -209,7 +209,12 @@ def benchmark_evaluation(env_id: str, trials: int, horizon: int | None) -> dict[
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--envs', nargs='+', default=['PointReachMT-v0', 'MetaWorldMT10-v2'])
+    parser.add_argument(
+        '--envs',
+        nargs='*',
+        default=['PointReachMT-v0', 'MetaWorldMT10-v2'],
+        help='collection envs (none: evaluation only)',
+    )
     parser.add_argument('--eval_env', default='JacoReachMT5-v1')
     parser.add_argument('--trials', type=int, default=3)
     parser.add_argument(
