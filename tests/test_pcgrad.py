@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from learning.pcgrad import pcgrad_backward, project_conflicting
@@ -22,36 +23,25 @@ def test_agreeing_gradients_are_left_alone():
         torch.testing.assert_close(projected, original)
 
 
-def test_backward_averages_shared_parameters_and_sums_the_others():
+@pytest.mark.parametrize('absent_third_task', [False, True])
+def test_backward_averages_shared_parameters_and_sums_the_others(absent_third_task):
     shared = torch.nn.Parameter(torch.zeros(2))
     head_a = torch.nn.Parameter(torch.zeros(1))
     head_b = torch.nn.Parameter(torch.zeros(1))
     # Task a's gradient on `shared` is (1, 0), task b's is (-1, 1); heads are task-specific.
-    loss_a = shared @ torch.tensor([1.0, 0.0]) + 3.0 * head_a.sum()
-    loss_b = shared @ torch.tensor([-1.0, 1.0]) + 5.0 * head_b.sum()
-    pcgrad_backward([loss_a, loss_b], [shared, head_a, head_b])
-    # Full gradients: a = (1, 0, 3, 0), b = (-1, 1, 0, 5); a.b = -1 < 0, |a|^2 = 10, |b|^2 = 27.
-    a, b = torch.tensor([1.0, 0.0, 3.0, 0.0]), torch.tensor([-1.0, 1.0, 0.0, 5.0])
-    a_projected, b_projected = a + b / 27, b + a / 10
-    torch.testing.assert_close(shared.grad, ((a_projected + b_projected) / 2)[:2])
-    torch.testing.assert_close(head_a.grad, (a_projected + b_projected)[2:3])
-    torch.testing.assert_close(head_b.grad, (a_projected + b_projected)[3:4])
-
-
-def test_an_absent_task_changes_nothing_when_marked_absent():
-    shared = torch.nn.Parameter(torch.zeros(2))
-    head_a = torch.nn.Parameter(torch.zeros(1))
-    head_b = torch.nn.Parameter(torch.zeros(1))
-    # As above, plus a third task with no samples: its loss is 0 · (the shared weights).
     losses = [
         shared @ torch.tensor([1.0, 0.0]) + 3.0 * head_a.sum(),
         shared @ torch.tensor([-1.0, 1.0]) + 5.0 * head_b.sum(),
-        0.0 * shared.sum(),
     ]
-    pcgrad_backward(losses, [shared, head_a, head_b], present=torch.tensor([True, True, False]))
+    present = None
+    if absent_third_task:  # a task with no samples: its loss is 0 · (the shared weights)
+        losses.append(0.0 * shared.sum())
+        present = torch.tensor([True, True, False])
+    pcgrad_backward(losses, [shared, head_a, head_b], present=present)
+    # Full gradients: a = (1, 0, 3, 0), b = (-1, 1, 0, 5); a.b = -1 < 0, |a|^2 = 10, |b|^2 = 27.
     a, b = torch.tensor([1.0, 0.0, 3.0, 0.0]), torch.tensor([-1.0, 1.0, 0.0, 5.0])
     a_projected, b_projected = a + b / 27, b + a / 10
-    # The mean over the shared weights is over the two present tasks, not three.
+    # The mean over the shared weights is over the present tasks (two, not three).
     torch.testing.assert_close(shared.grad, ((a_projected + b_projected) / 2)[:2])
     torch.testing.assert_close(head_a.grad, (a_projected + b_projected)[2:3])
     torch.testing.assert_close(head_b.grad, (a_projected + b_projected)[3:4])
