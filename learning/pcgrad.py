@@ -21,7 +21,7 @@ from learning.batches import to_device
 @functools.cache
 def _other_tasks(n_tasks: int) -> torch.Tensor:
     """(N, N−1) host tensor: row i lists the tasks j ≠ i in increasing order (never mutated)."""
-    positions = torch.arange(max(n_tasks - 1, 0))
+    positions = torch.arange(n_tasks - 1)
     return positions + (positions[None, :] >= torch.arange(n_tasks)[:, None])
 
 
@@ -35,10 +35,10 @@ def visiting_orders(n_tasks: int, generator: torch.Generator | None = None) -> t
 
 
 def project_conflicting(
-    gradients: Sequence[torch.Tensor] | torch.Tensor, generator: torch.Generator | None = None
+    gradients: Sequence[torch.Tensor], generator: torch.Generator | None = None
 ) -> torch.Tensor:
-    """(N, P) the PCGrad projection of flat per-task gradients ((P,) each, or stacked); the
-    inputs are not modified.
+    """(N, P) the PCGrad projection of flat per-task gradients ((P,) each); the inputs are not
+    modified.
 
     Every projection subtracts a multiple of an original gradient, so each projected g_i is a
     combination Σ_m W_im g_m (W = I at first), and the dot product a visit needs is
@@ -50,7 +50,7 @@ def project_conflicting(
     coefficient min(g_i'·g_j / ‖g_j‖², 0) is zero unless they conflict. A zero gradient (a task
     absent from the batch) conflicts with nothing and stays zero. W's small sums run in float64.
     """
-    original = torch.stack(list(gradients)) if not torch.is_tensor(gradients) else gradients
+    original = torch.stack(list(gradients))
     n_tasks = len(original)
     orders = to_device(visiting_orders(n_tasks, generator), original.device)  # (N, N-1)
     gram = (original @ original.T).double()

@@ -41,6 +41,21 @@ def filled(method: str, **flags):
     return algorithm
 
 
+def recorded_reads(monkeypatch, names: tuple[str, ...]) -> list[str]:
+    """The list that every later call of the ``torch.Tensor`` methods ``names`` appends its
+    name to (the calls still run)."""
+    reads: list[str] = []
+    for name in names:
+        original = getattr(torch.Tensor, name)
+
+        def counted(tensor, *args, _original=original, _name=name, **kwargs):
+            reads.append(_name)
+            return _original(tensor, *args, **kwargs)
+
+        monkeypatch.setattr(torch.Tensor, name, counted)
+    return reads
+
+
 def gradient_step(algorithm, method: str) -> None:
     if method in ('mtsac', 'qmp_sac'):
         algorithm._gradient_step()
@@ -51,15 +66,7 @@ def gradient_step(algorithm, method: str) -> None:
 @pytest.mark.parametrize('method', ['qmp_dnc', 'uds_dnc', 'mcal', 'mtsac', 'qmp_sac'])
 def test_gradient_steps_copy_nothing_to_the_host_until_the_round_ends(monkeypatch, method):
     algorithm = filled(method)
-    copies = []
-    for name in HOST_READS:
-        original = getattr(torch.Tensor, name)
-
-        def counted(tensor, *args, _original=original, _name=name, **kwargs):
-            copies.append(_name)
-            return _original(tensor, *args, **kwargs)
-
-        monkeypatch.setattr(torch.Tensor, name, counted)
+    copies = recorded_reads(monkeypatch, HOST_READS)
     for _ in range(3):
         gradient_step(algorithm, method)
     assert copies == []
@@ -72,15 +79,7 @@ def test_pcgrad_steps_wait_for_nothing_on_the_device(monkeypatch):
     """PCGrad decides conflicts and splits the batch by task on the device: no ``if`` on a
     tensor, no ``item``, no ``torch.unique`` (each reads a value back)."""
     algorithm = filled('mtsac', use_pc_grad=True, skip_alpha_pc_grad=False)
-    reads = []
-    for name in ('item', *HOST_READS):
-        original = getattr(torch.Tensor, name)
-
-        def counted(tensor, *args, _original=original, _name=name, **kwargs):
-            reads.append(_name)
-            return _original(tensor, *args, **kwargs)
-
-        monkeypatch.setattr(torch.Tensor, name, counted)
+    reads = recorded_reads(monkeypatch, ('item', *HOST_READS))
     monkeypatch.setattr(torch, 'unique', lambda *args, **kwargs: reads.append('unique'))
     for _ in range(2):
         algorithm._gradient_step()

@@ -30,17 +30,23 @@ from learning.pcgrad import pcgrad_backward
 from learning.replay import SharedReplayBuffer
 
 
+def _task_sums_and_counts(
+    values: torch.Tensor, task_ids: torch.Tensor, n_tasks: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(..., N) sums of ``values`` (..., B) over each task's samples and the (N,) sample
+    counts. Counted by ``index_add``, not ``bincount``: on a GPU bincount reads the largest id
+    back to the host to size its output, a synchronisation in every gradient step."""
+    sums = values.new_zeros(values.shape[:-1] + (n_tasks,)).index_add(-1, task_ids, values)
+    counts = task_ids.new_zeros(n_tasks).index_add_(0, task_ids, torch.ones_like(task_ids))
+    return sums, counts
+
+
 def per_task_means(
     values: torch.Tensor, task_ids: torch.Tensor, n_tasks: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(..., N) float64 mean of ``values`` (..., B) over each task's samples (NaN for tasks
     absent from the batch) and the (N,) mask of the tasks present, both on ``values``' device."""
-    values = values.detach().double()
-    sums = values.new_zeros(values.shape[:-1] + (n_tasks,))
-    sums.index_add_(-1, task_ids, values)
-    # Counted by index_add_, not bincount: on a GPU bincount reads the largest id back to the
-    # host to size its output, a synchronisation in every gradient step.
-    counts = task_ids.new_zeros(n_tasks).index_add_(0, task_ids, torch.ones_like(task_ids))
+    sums, counts = _task_sums_and_counts(values.detach().double(), task_ids, n_tasks)
     return sums / counts, counts > 0
 
 
@@ -54,8 +60,7 @@ def task_mean_losses(
 
     Each sample's gradient is 1/count of its task, as from a mean over the task's samples.
     """
-    sums = per_sample.new_zeros(n_tasks).index_add(0, task_ids, per_sample)
-    counts = task_ids.new_zeros(n_tasks).index_add_(0, task_ids, torch.ones_like(task_ids))
+    sums, counts = _task_sums_and_counts(per_sample, task_ids, n_tasks)
     return sums / counts.clamp(min=1), counts > 0
 
 

@@ -41,17 +41,15 @@ def check_finite_losses(stats: Mapping[str, np.ndarray], trained: np.ndarray) ->
     first gradient step but read a value back from the device four times a step; here the
     check costs nothing, at the one copy of a round's statistics, a round later at most.
     """
-    bad = {
-        key: np.flatnonzero(trained & ~np.isfinite(stats[key])).tolist()
-        for key in DIVERGENCE_KEYS
-        if key in stats
-    }
-    bad = {key: tasks for key, tasks in bad.items() if tasks}
-    if bad:
-        found = '; '.join(f'{key} of tasks {tasks}' for key, tasks in bad.items())
+    found = []
+    for key in DIVERGENCE_KEYS:
+        tasks = np.flatnonzero(trained & ~np.isfinite(stats.get(key, 0.0))).tolist()
+        if tasks:
+            found.append(f'{key} of tasks {tasks}')
+    if found:
         raise TrainingDivergedError(
-            f'training diverged: a gradient step gave a non-finite {found} (try a smaller '
-            '--lr or --reward_scale)'
+            f'training diverged: a gradient step gave a non-finite {"; ".join(found)} (try a '
+            'smaller --lr or --reward_scale)'
         )
 
 
